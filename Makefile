@@ -1,0 +1,36 @@
+# The two commands a newcomer types (see README.md): `make run` and `make test`.
+# Both set everything up first: Java 17 (apt-get, when `java` is missing), a virtual environment in
+# .venv with chainfeat and its pinned dependencies.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: run test setup java clean
+
+run: setup
+	$(BIN)/chainfeat run
+
+test: setup
+	$(BIN)/pytest
+
+setup: java $(VENV)/.installed
+
+java:
+	@command -v java >/dev/null 2>&1 || { \
+	  echo "java not found: installing OpenJDK 17 with apt-get"; \
+	  $(SUDO) apt-get update -q && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -q openjdk-17-jre-headless; }
+
+$(VENV)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "chainfeat needs Python 3.11 (PyFlink 2.3); set PYTHON=/path/to/python3.11")'
+	@$(PYTHON) -m venv --help >/dev/null 2>&1 && $(PYTHON) -c 'import ensurepip' 2>/dev/null || { \
+	  echo "python venv support missing: installing python3-venv with apt-get"; \
+	  $(SUDO) apt-get update -q && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-venv; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+clean:
+	rm -rf $(VENV) .chainfeat .pytest_cache

@@ -1,0 +1,1 @@
+"""Everything that talks to an outside system: poller, spool, Kinesis, feature store."""

@@ -1,0 +1,322 @@
+"""The one feature-store client (boto3) used by the Flink sink, the CLI and the notebook alike.
+
+It talks to Amazon SageMaker Feature Store, or to the local server when ``endpoint_url`` is set.
+Writes are batched (BatchWriteRecord) and retried with exponential backoff and full jitter on 5xx,
+throttling and connection errors, never on ValidationError, within a bounded total wait; when that runs
+out the error says what failed and where. botocore's own retries are off so that this policy is the
+only one (botocore's modes cannot bound the total wait nor re-send a batch's unprocessed entries).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError, ConnectionError as BotoConnectionError, HTTPClientError
+
+from connectors.featurestore.model import FeatureGroupDefinition, from_api_record, to_api_record
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+RETRYABLE_CODES = frozenset(
+    {
+        "InternalFailure",
+        "ServiceUnavailable",
+        "ThrottlingException",
+        "Throttling",
+        "ThrottledException",
+        "RequestThrottled",
+        "TooManyRequestsException",
+        "ProvisionedThroughputExceededException",
+        "RequestTimeout",
+        "RequestTimeoutException",
+    }
+)
+# Credentials for the local server only; it does not check them, but botocore will not sign without some.
+_LOCAL_CREDENTIALS = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
+
+
+class FeatureStoreError(RuntimeError):
+    """A feature-store call that failed for good (after retries, or on a non-retryable error)."""
+
+
+@dataclass(frozen=True)
+class FeatureStoreConfig:
+    """Where the feature store is and how hard to try. ``endpoint_url=None`` means Amazon SageMaker."""
+
+    endpoint_url: str | None = None
+    region: str = "us-east-1"
+    batch_size: int = 100
+    max_attempts: int = 10
+    base_delay_s: float = 0.05
+    max_delay_s: float = 5.0
+    total_timeout_s: float = 120.0
+    connect_timeout_s: float = 5.0
+    read_timeout_s: float = 30.0
+    extra_client_kwargs: Mapping[str, Any] = field(default_factory=dict)
+
+    def boto3_clients(self) -> tuple[Any, Any]:
+        """(runtime client, control-plane client), with botocore's retries off."""
+        config = Config(
+            retries={"total_max_attempts": 1, "mode": "standard"},
+            connect_timeout=self.connect_timeout_s,
+            read_timeout=self.read_timeout_s,
+            max_pool_connections=32,
+        )
+        kwargs: dict[str, Any] = {"region_name": self.region, "config": config, **self.extra_client_kwargs}
+        if self.endpoint_url:
+            kwargs["endpoint_url"] = self.endpoint_url
+            session = boto3.Session()
+            if session.get_credentials() is None:
+                kwargs.update(_LOCAL_CREDENTIALS)
+        return (
+            boto3.client("sagemaker-featurestore-runtime", **kwargs),
+            boto3.client("sagemaker", **kwargs),
+        )
+
+
+def is_retryable(error: BaseException) -> bool:
+    if isinstance(error, (BotoConnectionError, HTTPClientError)):
+        return True
+    if isinstance(error, ClientError):
+        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        return error.response.get("Error", {}).get("Code") in RETRYABLE_CODES or status >= 500 or status == 429
+    return False
+
+
+class FeatureStoreClient:
+    def __init__(self, config: FeatureStoreConfig | None = None, sleep: Callable[[float], None] = time.sleep):
+        self.config = config or FeatureStoreConfig()
+        self.runtime, self.control = self.config.boto3_clients()
+        self._sleep = sleep
+        self._definitions: dict[str, FeatureGroupDefinition] = {}
+        self.retries = 0  # how many calls were retried, for progress displays and tests
+
+    @property
+    def where(self) -> str:
+        return self.config.endpoint_url or f"Amazon SageMaker Feature Store ({self.config.region})"
+
+    # ---- retry policy ------------------------------------------------------------------------------
+
+    def call(self, what: str, operation: Callable[[], T]) -> T:
+        """Run ``operation`` with the retry policy; ``what`` names it in the final error."""
+        started = time.monotonic()
+        deadline = started + self.config.total_timeout_s
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return operation()
+            except Exception as error:  # noqa: BLE001 - classified just below
+                if not is_retryable(error):
+                    if isinstance(error, ClientError):
+                        raise FeatureStoreError(f"{what} was rejected by {self.where}: {error}") from error
+                    raise
+                delay = min(self.config.max_delay_s, self.config.base_delay_s * 2 ** (attempt - 1)) * random.random()
+                if attempt >= self.config.max_attempts or time.monotonic() + delay > deadline:
+                    raise FeatureStoreError(
+                        f"{what} failed after {attempt} attempts over {time.monotonic() - started:.1f}s "
+                        f"against {self.where}: {error}. Check that the feature store is running and reachable "
+                        "(`chainfeat featurestore serve` locally), then retry."
+                    ) from error
+                self.retries += 1
+                log.warning("%s failed (%s); retry %d in %.2fs", what, error, attempt, delay)
+                self._sleep(delay)
+
+    # ---- control plane -----------------------------------------------------------------------------
+
+    def describe(self, group: str) -> FeatureGroupDefinition:
+        if group not in self._definitions:
+            response = self.call(
+                f"DescribeFeatureGroup {group}", lambda: self.control.describe_feature_group(FeatureGroupName=group)
+            )
+            self._definitions[group] = FeatureGroupDefinition.from_api(response)
+        return self._definitions[group]
+
+    def exists(self, group: str) -> bool:
+        try:
+            self.describe(group)
+        except FeatureStoreError as error:
+            if _code(error.__cause__) == "ResourceNotFound":
+                return False
+            raise
+        return True
+
+    def ensure_feature_group(self, definition: FeatureGroupDefinition, **create_kwargs: Any) -> bool:
+        """Create the group if it does not exist; True when created. An existing group must match."""
+        if self.exists(definition.name):
+            existing = self.describe(definition.name)
+            if (existing.record_identifier, existing.event_time_feature, dict(existing.features)) != (
+                definition.record_identifier,
+                definition.event_time_feature,
+                dict(definition.features),
+            ):
+                raise FeatureStoreError(
+                    f"feature group {definition.name} exists with another schema "
+                    f"({existing.feature_definitions()}) than the job's ({definition.feature_definitions()}); "
+                    "delete it or give the job another feature-group name"
+                )
+            return False
+        request = {
+            "FeatureGroupName": definition.name,
+            "RecordIdentifierFeatureName": definition.record_identifier,
+            "EventTimeFeatureName": definition.event_time_feature,
+            "FeatureDefinitions": definition.feature_definitions(),
+            "OnlineStoreConfig": {"EnableOnlineStore": True},
+            **create_kwargs,
+        }
+        if definition.description:
+            request["Description"] = definition.description
+        self.call(f"CreateFeatureGroup {definition.name}", lambda: self.control.create_feature_group(**request))
+        self._definitions[definition.name] = definition
+        return True
+
+    # ---- writes ------------------------------------------------------------------------------------
+
+    def put_record(self, group: str, values: Mapping[str, Any]) -> None:
+        record = to_api_record(values)
+        self.call(f"PutRecord {group}", lambda: self.runtime.put_record(FeatureGroupName=group, Record=record))
+
+    def put_records(self, group: str, rows: Iterable[Mapping[str, Any]]) -> int:
+        """Write rows in BatchWriteRecord batches; re-sends unprocessed or retryable entries. Returns count."""
+        written = 0
+        batch: list[dict[str, Any]] = []
+        for row in rows:
+            batch.append({"FeatureGroupName": group, "Record": to_api_record(row)})
+            if len(batch) >= self.config.batch_size:
+                written += self._write_batch(group, batch)
+                batch = []
+        if batch:
+            written += self._write_batch(group, batch)
+        return written
+
+    def _write_batch(self, group: str, entries: list[dict[str, Any]]) -> int:
+        remaining = entries
+        rejected: list[str] = []
+
+        def attempt() -> None:
+            nonlocal remaining
+            response = self.runtime.batch_write_record(Entries=remaining)
+            retry = list(response.get("UnprocessedEntries") or [])
+            for error in response.get("Errors") or []:
+                if error.get("ErrorCode") in RETRYABLE_CODES:
+                    retry.append(error["Entry"])
+                else:
+                    rejected.append(f"{_identifier(error['Entry'])}: {error['ErrorCode']}: {error['ErrorMessage']}")
+            remaining = retry
+            if retry:
+                # Surface as a retryable error so the shared backoff policy re-sends just these entries.
+                raise ClientError(
+                    {"Error": {"Code": "ServiceUnavailable", "Message": f"{len(retry)} entries not written yet"}},
+                    "BatchWriteRecord",
+                )
+
+        self.call(f"BatchWriteRecord of {len(entries)} records to {group}", attempt)
+        if rejected:
+            raise FeatureStoreError(
+                f"{len(rejected)} of {len(entries)} records were rejected by {self.where} "
+                f"(feature group {group}): " + "; ".join(rejected[:5])
+            )
+        return len(entries)
+
+    def delete_record(self, group: str, record_id: str, event_time: str, hard: bool = False) -> None:
+        self.call(
+            f"DeleteRecord {group}/{record_id}",
+            lambda: self.runtime.delete_record(
+                FeatureGroupName=group,
+                RecordIdentifierValueAsString=record_id,
+                EventTime=event_time,
+                DeletionMode="HardDelete" if hard else "SoftDelete",
+            ),
+        )
+
+    # ---- reads -------------------------------------------------------------------------------------
+
+    def get_record(self, group: str, record_id: str) -> dict[str, Any] | None:
+        response = self.call(
+            f"GetRecord {group}/{record_id}",
+            lambda: self.runtime.get_record(FeatureGroupName=group, RecordIdentifierValueAsString=record_id),
+        )
+        if "Record" not in response:
+            return None
+        return from_api_record(response["Record"], self.describe(group))
+
+    def get_records(self, group: str, record_ids: Sequence[str]) -> list[dict[str, Any]]:
+        """BatchGetRecord in chunks of 100; missing records are left out."""
+        definition = self.describe(group)
+        found: list[dict[str, Any]] = []
+        for start in range(0, len(record_ids), 100):
+            chunk = list(record_ids[start : start + 100])
+            pending = [{"FeatureGroupName": group, "RecordIdentifiersValueAsString": chunk}]
+            while pending:
+                response = self.call(
+                    f"BatchGetRecord {group}", lambda: self.runtime.batch_get_record(Identifiers=pending)
+                )
+                errors = response.get("Errors") or []
+                if errors:
+                    first = errors[0]
+                    raise FeatureStoreError(
+                        f"BatchGetRecord {group}: {first['ErrorCode']}: {first['ErrorMessage']}"
+                        f" ({len(errors)} errors)"
+                    )
+                found += [from_api_record(item["Record"], definition) for item in response.get("Records") or []]
+                pending = response.get("UnprocessedIdentifiers") or []
+        return found
+
+    def list_record_identifiers(self, group: str) -> list[str]:
+        identifiers: list[str] = []
+        token: str | None = None
+        while True:
+            kwargs: dict[str, Any] = {"FeatureGroupName": group, "MaxResults": 1000}
+            if token:
+                kwargs["NextToken"] = token
+            response = self.call(f"ListRecords {group}", lambda: self.runtime.list_records(**kwargs))
+            identifiers += response.get("RecordIdentifiers") or []
+            token = response.get("NextToken")
+            if not token:
+                return identifiers
+
+    def latest_minute_record(
+        self, group: str, now: datetime | None = None, lookback_minutes: int = 100
+    ) -> dict[str, Any] | None:
+        """The online record with the newest minute key, for a group keyed by ``YYYY-MM-DD HH:MM:SS`` minutes.
+
+        Exact, not guessed: first one BatchGetRecord over the ``lookback_minutes`` minute keys ending at
+        ``now`` (a live job's newest window is there); if none is online there (a replay of older data),
+        the identifiers are listed and the greatest one (minute keys sort as time does) is read.
+        """
+        definition = self.describe(group)
+        end = (now or datetime.now(timezone.utc)).replace(second=0, microsecond=0, tzinfo=None)
+        keys = [minute_key(end - timedelta(minutes=offset)) for offset in range(lookback_minutes)]
+        records = self.get_records(group, keys)
+        if not records:
+            identifiers = self.list_record_identifiers(group)
+            if not identifiers:
+                return None
+            record = self.get_record(group, max(identifiers))
+            records = [record] if record else []
+        if not records:
+            return None
+        return max(records, key=lambda row: str(row[definition.record_identifier]))
+
+
+def minute_key(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _code(error: BaseException | None) -> str:
+    if isinstance(error, ClientError):
+        return error.response.get("Error", {}).get("Code", "")
+    return ""
+
+
+def _identifier(entry: Mapping[str, Any]) -> str:
+    record = entry.get("Record") or []
+    return str(record[0].get("ValueAsString")) if record else "?"

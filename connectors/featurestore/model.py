@@ -1,0 +1,200 @@
+"""Feature-group definitions and value rules shared by the local server and the client.
+
+The rules mirror Amazon SageMaker Feature Store: values travel as strings (``ValueAsString``),
+each feature has one of three types, and the event-time feature is either Fractional (Unix epoch
+seconds) or String (ISO-8601 ``yyyy-MM-dd'T'HH:mm:ssZ`` or ``yyyy-MM-dd'T'HH:mm:ss.SSSZ``).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from enum import Enum
+from typing import Any, Mapping
+
+FEATURE_GROUP_NAME = re.compile(r"^[a-zA-Z0-9]([-_]*[a-zA-Z0-9]){0,63}$")
+FEATURE_NAME = re.compile(r"^[a-zA-Z0-9]([-_]*[a-zA-Z0-9]){0,63}$")
+_INTEGRAL = re.compile(r"^[+-]?\d+$")
+_ISO_EVENT_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{3})?Z$")
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
+class FeatureValueError(ValueError):
+    """A value that does not satisfy its feature's declared type (the message names the feature)."""
+
+
+class FeatureType(str, Enum):
+    INTEGRAL = "Integral"
+    FRACTIONAL = "Fractional"
+    STRING = "String"
+
+
+def parse_value(feature: str, feature_type: FeatureType, text: str) -> int | float | str:
+    """Parse a ``ValueAsString`` into its Python value, or raise FeatureValueError naming the feature."""
+    if feature_type is FeatureType.INTEGRAL:
+        if not _INTEGRAL.match(text):
+            raise FeatureValueError(f"Feature '{feature}' is Integral but its value {text!r} is not an integer")
+        value = int(text)
+        if not _INT64_MIN <= value <= _INT64_MAX:
+            raise FeatureValueError(f"Feature '{feature}' value {text!r} is out of the 64-bit Integral range")
+        return value
+    if feature_type is FeatureType.FRACTIONAL:
+        try:
+            value = float(text)
+        except ValueError:
+            raise FeatureValueError(
+                f"Feature '{feature}' is Fractional but its value {text!r} is not a number"
+            ) from None
+        if not math.isfinite(value):
+            raise FeatureValueError(f"Feature '{feature}' value {text!r} is not a finite number")
+        return value
+    return text
+
+
+def format_value(value: Any) -> str:
+    """The ``ValueAsString`` form of a Python value (floats keep full precision)."""
+    if isinstance(value, bool):
+        raise TypeError("booleans have no Feature Store type; store them as Integral 0/1 or String")
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, datetime):
+        return format_iso_event_time(value)
+    return str(value)
+
+
+def format_iso_event_time(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+@dataclass(frozen=True)
+class FeatureGroupDefinition:
+    """What CreateFeatureGroup declares: a name, the identifier and event-time features, and types."""
+
+    name: str
+    record_identifier: str
+    event_time_feature: str
+    features: Mapping[str, FeatureType] = field(default_factory=dict)
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if not FEATURE_GROUP_NAME.match(self.name):
+            raise FeatureValueError(
+                f"FeatureGroupName '{self.name}' must match {FEATURE_GROUP_NAME.pattern} (letters, digits, - and _)"
+            )
+        for feature in self.features:
+            if not FEATURE_NAME.match(feature):
+                raise FeatureValueError(f"FeatureName '{feature}' must match {FEATURE_NAME.pattern}")
+        if self.record_identifier not in self.features:
+            raise FeatureValueError(
+                f"RecordIdentifierFeatureName '{self.record_identifier}' is not among the FeatureDefinitions"
+            )
+        if self.event_time_feature not in self.features:
+            raise FeatureValueError(
+                f"EventTimeFeatureName '{self.event_time_feature}' is not among the FeatureDefinitions"
+            )
+        if self.features[self.event_time_feature] is FeatureType.INTEGRAL:
+            raise FeatureValueError(
+                f"EventTimeFeatureName '{self.event_time_feature}' must be of type Fractional or String, not Integral"
+            )
+        if self.features[self.record_identifier] is FeatureType.FRACTIONAL:
+            raise FeatureValueError(
+                f"RecordIdentifierFeatureName '{self.record_identifier}' must be of type Integral or String"
+            )
+
+    @classmethod
+    def from_api(cls, request: Mapping[str, Any]) -> "FeatureGroupDefinition":
+        """From a CreateFeatureGroup request or a DescribeFeatureGroup response."""
+        features: dict[str, FeatureType] = {}
+        for definition in request.get("FeatureDefinitions") or []:
+            name = definition.get("FeatureName", "")
+            if name in features:
+                raise FeatureValueError(f"FeatureName '{name}' is defined twice")
+            try:
+                features[name] = FeatureType(definition.get("FeatureType"))
+            except ValueError:
+                raise FeatureValueError(
+                    f"FeatureType of '{name}' must be one of Integral, Fractional, String"
+                ) from None
+        return cls(
+            name=request.get("FeatureGroupName", ""),
+            record_identifier=request.get("RecordIdentifierFeatureName", ""),
+            event_time_feature=request.get("EventTimeFeatureName", ""),
+            features=features,
+            description=request.get("Description", ""),
+        )
+
+    def feature_definitions(self) -> list[dict[str, str]]:
+        return [{"FeatureName": name, "FeatureType": kind.value} for name, kind in self.features.items()]
+
+    def parse_event_time(self, text: str) -> float:
+        """Event time as epoch seconds; ValidationError-worthy messages name the feature."""
+        name = self.event_time_feature
+        if self.features[name] is FeatureType.FRACTIONAL:
+            seconds = parse_value(name, FeatureType.FRACTIONAL, text)
+            if seconds < 0:
+                raise FeatureValueError(f"Event time feature '{name}' must not be negative, got {text!r}")
+            return float(seconds)
+        if not _ISO_EVENT_TIME.match(text):
+            raise FeatureValueError(
+                f"Event time feature '{name}' value {text!r} must be ISO-8601 "
+                "yyyy-MM-dd'T'HH:mm:ssZ or yyyy-MM-dd'T'HH:mm:ss.SSSZ"
+            )
+        try:
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            raise FeatureValueError(f"Event time feature '{name}' value {text!r} is not a valid date") from None
+        return moment.timestamp()
+
+    def parse_record(self, record: list[Mapping[str, Any]]) -> tuple[dict[str, Any], str, float]:
+        """Validate a ``Record`` (list of FeatureName/ValueAsString) against this definition.
+
+        Returns the typed values, the record identifier as a string, and the event time in epoch seconds.
+        """
+        values: dict[str, Any] = {}
+        for entry in record:
+            name = entry.get("FeatureName")
+            if name not in self.features:
+                raise FeatureValueError(f"Feature '{name}' is not defined in feature group '{self.name}'")
+            if name in values:
+                raise FeatureValueError(f"Feature '{name}' appears more than once in the record")
+            if "ValueAsStringList" in entry:
+                raise FeatureValueError(
+                    f"Feature '{name}': collection types (ValueAsStringList) are not supported by this feature group"
+                )
+            text = entry.get("ValueAsString")
+            if text is None:
+                raise FeatureValueError(f"Feature '{name}' has no ValueAsString")
+            values[name] = parse_value(name, self.features[name], text)
+        if values.get(self.record_identifier) in (None, ""):
+            raise FeatureValueError(
+                f"Record identifier feature '{self.record_identifier}' is missing from the record"
+            )
+        if self.event_time_feature not in values:
+            raise FeatureValueError(f"Event time feature '{self.event_time_feature}' is missing from the record")
+        event_time = self.parse_event_time(_raw(record, self.event_time_feature))
+        return values, str(values[self.record_identifier]), event_time
+
+
+def _raw(record: list[Mapping[str, Any]], feature: str) -> str:
+    return next(entry["ValueAsString"] for entry in record if entry.get("FeatureName") == feature)
+
+
+def to_api_record(values: Mapping[str, Any]) -> list[dict[str, str]]:
+    """A Python mapping as a Feature Store ``Record``; None values are left out (Feature Store has no null)."""
+    return [
+        {"FeatureName": name, "ValueAsString": format_value(value)}
+        for name, value in values.items()
+        if value is not None
+    ]
+
+
+def from_api_record(record: list[Mapping[str, Any]], definition: FeatureGroupDefinition | None) -> dict[str, Any]:
+    """A ``Record`` as a Python dict, typed when the definition is known."""
+    values: dict[str, Any] = {}
+    for entry in record:
+        name, text = entry["FeatureName"], entry.get("ValueAsString")
+        kind = definition.features.get(name) if definition else None
+        values[name] = parse_value(name, kind, text) if kind and text is not None else text
+    return values

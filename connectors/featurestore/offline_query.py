@@ -1,0 +1,71 @@
+"""SQL over the local offline store with DuckDB: each feature group is a view named after it.
+
+The views read the Parquet files the local server writes (hive partitions year/month/day/hour become
+columns, as in the Athena tables SageMaker creates). A group with no files yet is an empty view with
+the group's columns, so queries written before the first flush still run.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from connectors.featurestore.local_server import store_root
+from connectors.featurestore.local_store import offline_schema
+from connectors.featurestore.model import FeatureGroupDefinition
+
+class OfflineQueryError(RuntimeError):
+    pass
+
+
+def feature_groups(data_dir: Path) -> list[FeatureGroupDefinition]:
+    """The groups registered in a data dir, read without a running server (SQLite read-only)."""
+    database = store_root(data_dir) / "online.sqlite3"
+    if not database.exists():
+        return []
+    connection = sqlite3.connect(f"{database.resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        rows = connection.execute("SELECT request FROM feature_groups ORDER BY name").fetchall()
+    finally:
+        connection.close()
+    return [FeatureGroupDefinition.from_api(json.loads(request)) for (request,) in rows]
+
+
+def connect(data_dir: Path) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection with one view per feature group of ``data_dir``."""
+    connection = duckdb.connect()
+    offline_root = store_root(data_dir) / "offline"
+    for definition in feature_groups(data_dir):
+        files = offline_root / definition.name
+        name = _quote(definition.name)
+        if any(files.rglob("*.parquet")):
+            pattern = str(files / "**" / "*.parquet").replace("'", "''")
+            connection.execute(
+                f"CREATE VIEW {name} AS SELECT * FROM read_parquet('{pattern}', "
+                "hive_partitioning = true, union_by_name = true)"
+            )
+        else:
+            connection.from_arrow(offline_schema(definition).empty_table()).create_view(definition.name)
+    return connection
+
+
+def run_query(data_dir: Path, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """(column names, rows) of ``sql`` over the offline store of ``data_dir``."""
+    connection = connect(data_dir)
+    try:
+        result = connection.execute(sql)
+    except duckdb.Error as error:
+        tables = ", ".join(d.name for d in feature_groups(data_dir)) or "none yet"
+        raise OfflineQueryError(f"{error}\nfeature groups you can query: {tables}") from None
+    if result.description is None:
+        return [], []
+    columns = [column[0] for column in result.description]
+    return columns, result.fetchall()
+
+
+def _quote(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'

@@ -1,0 +1,1 @@
+"""The Flink job and the chainfeat command line."""

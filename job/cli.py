@@ -1,0 +1,189 @@
+"""The ``chainfeat`` command line.
+
+Exit codes scripts can trust: 0 done, 1 failed (the message says what and what to do next),
+2 wrong usage, 3 nothing to show yet (e.g. ``latest`` before the first feature row).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Iterator, Optional
+
+import typer
+
+from connectors.featurestore.client import FeatureStoreClient, FeatureStoreConfig, FeatureStoreError
+from connectors.featurestore.local_server import (
+    DEFAULT_PORT,
+    FeatureStoreLocked,
+    LocalFeatureStoreServer,
+    read_server_info,
+)
+from connectors.featurestore.offline_query import OfflineQueryError, run_query
+from job.output import OutputFormat, render_record, render_rows
+from job.settings import DEFAULT_DATA_DIR, DEFAULT_FEATURE_GROUP
+
+EXIT_FAILED, EXIT_USAGE, EXIT_NOTHING_YET = 1, 2, 3
+
+app = typer.Typer(
+    help="chainfeat: blockchain transactions in, per-minute ML features out (Apache Flink, Python).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+featurestore_app = typer.Typer(help="The local SageMaker-compatible feature store.", no_args_is_help=True)
+app.add_typer(featurestore_app, name="featurestore")
+
+DataDir = typer.Option(
+    DEFAULT_DATA_DIR, "--data-dir", envvar="CHAINFEAT_DATA_DIR", help="Where chainfeat keeps its data.",
+    file_okay=False, resolve_path=True,
+)
+Format = typer.Option(OutputFormat.table, "--format", help="Output format: table, json or csv.")
+EndpointUrl = typer.Option(
+    None, "--endpoint-url", envvar="CHAINFEAT_FEATURESTORE_URL",
+    help="Feature store endpoint (default: the local server of --data-dir, started for the call if needed).",
+)
+
+
+def fail(message: str, code: int = EXIT_FAILED) -> typer.Exit:
+    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
+    return typer.Exit(code)
+
+
+@app.callback()
+def main_options(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug details.")) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+@featurestore_app.command("serve")
+def featurestore_serve(
+    data_dir: Path = DataDir,
+    host: str = typer.Option("127.0.0.1", help="Interface to bind; keep 127.0.0.1 unless you mean to share it."),
+    port: int = typer.Option(DEFAULT_PORT, help="Port to listen on (0 picks a free one)."),
+    flush_interval: float = typer.Option(2.0, help="Seconds between offline (Parquet) flushes."),
+) -> None:
+    """Serve the SageMaker Feature Store API on --host:--port until Ctrl-C or SIGTERM.
+
+    Example: chainfeat featurestore serve --port 8766, then
+    boto3.client("sagemaker-featurestore-runtime", endpoint_url="http://127.0.0.1:8766")
+    """
+    try:
+        server = LocalFeatureStoreServer(data_dir, host=host, port=port, flush_interval_s=flush_interval).start()
+    except (FeatureStoreLocked, OSError) as error:
+        raise fail(str(error)) from None
+    typer.echo(f"feature store listening on {server.url} (data in {server.root}); Ctrl-C to stop", err=True)
+    with _stop_on_signals() as stop:
+        while not stop.wait(0.5):
+            pass
+    server.stop()
+    typer.echo("feature store stopped; every accepted record is on disk", err=True)
+
+
+@app.command()
+def query(
+    sql: str = typer.Argument(..., help="SQL over the offline store; each feature group is a table."),
+    data_dir: Path = DataDir,
+    fmt: OutputFormat = Format,
+) -> None:
+    """Run SQL (DuckDB) over the offline feature store.
+
+    Example: chainfeat query "SELECT tx_minute, total_nb_trx_1min FROM tx_minute_features ORDER BY 1 DESC LIMIT 5"
+    """
+    try:
+        columns, rows = run_query(data_dir, sql)
+    except OfflineQueryError as error:
+        raise fail(f"query failed: {error}") from None
+    typer.echo(render_rows(columns, rows, fmt))
+
+
+@app.command()
+def latest(
+    data_dir: Path = DataDir,
+    fmt: OutputFormat = Format,
+    group: str = typer.Option(DEFAULT_FEATURE_GROUP, help="Feature group keyed by minute (YYYY-MM-DD HH:MM:SS)."),
+    endpoint_url: Optional[str] = EndpointUrl,
+) -> None:
+    """Show the newest online feature row (exact: looked up by its minute key).
+
+    Example: chainfeat latest --format json
+    """
+    try:
+        with feature_store_client(data_dir, endpoint_url) as client:
+            if not client.exists(group):
+                raise fail(f"feature group {group} does not exist at {client.where}; run `chainfeat run` first",
+                           EXIT_NOTHING_YET)
+            record = client.latest_minute_record(group)
+    except FeatureStoreError as error:
+        raise fail(str(error)) from None
+    if record is None:
+        if fmt is OutputFormat.json:
+            typer.echo("null")
+        raise fail(f"no online record in {group} yet", EXIT_NOTHING_YET)
+    typer.echo(render_record(record, fmt, title=f"{group}: newest record"))
+
+
+@app.command()
+def run(
+    data_dir: Path = DataDir,
+    port: int = typer.Option(DEFAULT_PORT, "--featurestore-port", help="Port of the local feature store."),
+) -> None:
+    """Run chainfeat locally. For now this serves the local feature store; the Flink job comes next.
+
+    Example: chainfeat run --data-dir ./.chainfeat
+    """
+    try:
+        server = LocalFeatureStoreServer(data_dir, port=port).start()
+    except (FeatureStoreLocked, OSError) as error:
+        raise fail(str(error)) from None
+    typer.echo(
+        f"local feature store: {server.url} (data in {server.root})\n"
+        "The Flink job is not part of this build yet: only the feature store runs. Ctrl-C to stop."
+    )
+    with _stop_on_signals() as stop:
+        while not stop.wait(0.5):
+            pass
+    server.stop()
+
+
+@contextlib.contextmanager
+def feature_store_client(data_dir: Path, endpoint_url: str | None) -> Iterator[FeatureStoreClient]:
+    """A client for ``endpoint_url``, else the server running on ``data_dir``, else one started for the call."""
+    if endpoint_url:
+        yield FeatureStoreClient(FeatureStoreConfig(endpoint_url=endpoint_url))
+        return
+    running = read_server_info(data_dir)
+    if running:
+        yield FeatureStoreClient(FeatureStoreConfig(endpoint_url=running["url"]))
+        return
+    with LocalFeatureStoreServer(data_dir, port=0).start() as server:
+        yield FeatureStoreClient(FeatureStoreConfig(endpoint_url=server.url, total_timeout_s=10))
+
+
+@contextlib.contextmanager
+def _stop_on_signals() -> Iterator[threading.Event]:
+    """An event set by SIGINT/SIGTERM, so servers shut down (and flush) instead of dying mid-write."""
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,56 @@
+"""Shared fixtures: a real local feature-store server on a free port, and boto3 clients for it."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Iterator
+
+import boto3
+import pytest
+
+from connectors.featurestore.local_server import LocalFeatureStoreServer
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+CHAINFEAT = [sys.executable, "-m", "job.cli"]
+
+
+def boto3_kwargs(url: str) -> dict[str, str]:
+    return {
+        "endpoint_url": url,
+        "region_name": "us-east-1",
+        "aws_access_key_id": "test",
+        "aws_secret_access_key": "test",
+    }
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "data"
+
+
+@pytest.fixture
+def server(data_dir: Path) -> Iterator[LocalFeatureStoreServer]:
+    with LocalFeatureStoreServer(data_dir, port=0, flush_interval_s=0.2).start() as running:
+        yield running
+
+
+@pytest.fixture
+def runtime(server: LocalFeatureStoreServer):
+    return boto3.client("sagemaker-featurestore-runtime", **boto3_kwargs(server.url))
+
+
+@pytest.fixture
+def control(server: LocalFeatureStoreServer):
+    return boto3.client("sagemaker", **boto3_kwargs(server.url))
+
+
+@pytest.fixture
+def cli_env(data_dir: Path) -> dict[str, str]:
+    """Environment for running the real CLI in a subprocess against ``data_dir``."""
+    env = dict(os.environ)
+    env["CHAINFEAT_DATA_DIR"] = str(data_dir)
+    env["PYTHONPATH"] = str(REPO_ROOT)
+    env.pop("CHAINFEAT_FEATURESTORE_URL", None)
+    return env

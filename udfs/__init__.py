@@ -1,0 +1,1 @@
+"""Python functions used inside Flink, only where SQL cannot express them."""
