@@ -1,7 +1,7 @@
 """SQL over the local offline store with DuckDB: each feature group is a view named after it.
 
 The views read the Parquet files the local server writes (hive partitions year/month/day/hour become
-columns, as in the Athena tables SageMaker creates). A group with no files yet is an empty view with
+string columns, as in the Glue tables SageMaker creates). A group with no files yet is an empty view with
 the group's columns, so queries written before the first flush still run.
 """
 
@@ -46,7 +46,8 @@ def connect(data_dir: Path) -> duckdb.DuckDBPyConnection:
             pattern = str(files / "**" / "*.parquet").replace("'", "''")
             connection.execute(
                 f"CREATE VIEW {name} AS SELECT * FROM read_parquet('{pattern}', "
-                "hive_partitioning = true, union_by_name = true)"
+                "hive_partitioning = true, union_by_name = true, "
+                "hive_types = {'year': VARCHAR, 'month': VARCHAR, 'day': VARCHAR, 'hour': VARCHAR})"
             )
         else:
             connection.from_arrow(offline_schema(definition).empty_table()).create_view(definition.name)

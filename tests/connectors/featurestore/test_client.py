@@ -1,0 +1,193 @@
+"""The feature-store client against the real local server, with faults injected by the server."""
+
+from __future__ import annotations
+
+import json
+import socket
+import urllib.request
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from connectors.featurestore.client import FeatureStoreClient, FeatureStoreConfig, FeatureStoreError, minute_key
+from connectors.featurestore.model import FeatureGroupDefinition, FeatureType
+from tests.connectors.featurestore.test_local_server import offline_rows
+
+GROUP = "tx_minute_features"
+DEFINITION = FeatureGroupDefinition(
+    name=GROUP,
+    record_identifier="tx_minute",
+    event_time_feature="event_time",
+    features={
+        "tx_minute": FeatureType.STRING,
+        "event_time": FeatureType.FRACTIONAL,
+        "total_nb_trx_1min": FeatureType.INTEGRAL,
+        "total_fee_1min": FeatureType.INTEGRAL,
+        "avg_fee_1min": FeatureType.FRACTIONAL,
+    },
+)
+START = datetime(2024, 5, 1, tzinfo=timezone.utc)
+
+
+def feature_rows(count: int, start: datetime = START) -> list[dict]:
+    rows = []
+    for minute in range(count):
+        window_start = start + timedelta(minutes=minute)
+        rows.append(
+            {
+                "tx_minute": minute_key(window_start),
+                "event_time": (window_start + timedelta(minutes=1)).timestamp(),
+                "total_nb_trx_1min": minute + 1,
+                "total_fee_1min": 1000 * (minute + 1),
+                "avg_fee_1min": 1000.0,
+            }
+        )
+    return rows
+
+
+class RecordingSleep:
+    """Records the backoff delays the client asks for (and sleeps them, so deadlines stay real)."""
+
+    def __init__(self) -> None:
+        self.delays: list[float] = []
+
+    def __call__(self, seconds: float) -> None:
+        import time
+
+        self.delays.append(seconds)
+        time.sleep(seconds)
+
+
+def arm_faults(url: str, **fault) -> dict:
+    request = urllib.request.Request(
+        f"{url}/_chainfeat/faults", data=json.dumps(fault).encode(), method="POST",
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request) as response:
+        return json.load(response)
+
+
+def fault_state(url: str) -> dict:
+    with urllib.request.urlopen(f"{url}/_chainfeat/faults") as response:
+        return json.load(response)
+
+
+@pytest.fixture
+def client(server) -> FeatureStoreClient:
+    client = FeatureStoreClient(FeatureStoreConfig(endpoint_url=server.url, batch_size=40, max_delay_s=0.05))
+    assert client.ensure_feature_group(DEFINITION) is True
+    return client
+
+
+def assert_online_exactly(client: FeatureStoreClient, rows: list[dict]) -> None:
+    stored = client.get_records(GROUP, [row["tx_minute"] for row in rows])
+    assert sorted(stored, key=lambda r: r["tx_minute"]) == rows
+    assert client.list_record_identifiers(GROUP) == sorted(row["tx_minute"] for row in rows)
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        {"kind": "error", "status": 503, "code": "ServiceUnavailable"},
+        {"kind": "error", "status": 500, "code": "InternalFailure"},
+        {"kind": "error", "status": 400, "code": "ThrottlingException"},
+        {"kind": "drop"},
+        {"kind": "unprocessed"},
+    ],
+    ids=["503", "500", "throttling", "connection-dropped", "unprocessed-entries"],
+)
+def test_retries_write_everything_exactly_once(client, server, data_dir, fault) -> None:
+    rows = feature_rows(250)
+    arm_faults(server.url, count=4, **fault)
+    assert client.put_records(GROUP, rows) == 250
+    assert fault_state(server.url)["injected"] == 4
+    assert client.retries >= 4
+    assert_online_exactly(client, rows)
+    server.store.flush_offline()
+    offline = sorted(row["tx_minute"] for row in offline_rows(data_dir, GROUP))
+    assert offline == sorted(row["tx_minute"] for row in rows)  # no batch was written twice
+
+
+def test_single_put_retries_too(client, server) -> None:
+    arm_faults(server.url, count=2, kind="error", status=503, code="ServiceUnavailable")
+    (row,) = feature_rows(1)
+    client.put_record(GROUP, row)
+    assert client.get_record(GROUP, row["tx_minute"]) == row
+    assert client.retries == 2
+
+
+def test_validation_error_is_not_retried(client, server) -> None:
+    bad = {**feature_rows(1)[0], "total_nb_trx_1min": "lots"}
+    with pytest.raises(FeatureStoreError, match="total_nb_trx_1min") as raised:
+        client.put_record(GROUP, bad)
+    assert "rejected" in str(raised.value)
+    assert client.retries == 0
+
+
+def test_batch_with_a_bad_row_writes_the_good_ones_and_names_the_bad(client) -> None:
+    rows = feature_rows(3)
+    rows[1] = {**rows[1], "avg_fee_1min": "n/a"}
+    with pytest.raises(FeatureStoreError, match=r"1 of 3 records were rejected.*avg_fee_1min"):
+        client.put_records(GROUP, rows)
+    assert client.retries == 0
+    assert [r["tx_minute"] for r in client.get_records(GROUP, [r["tx_minute"] for r in rows])] == [
+        rows[0]["tx_minute"],
+        rows[2]["tx_minute"],
+    ]
+
+
+def test_total_wait_is_bounded_and_the_error_says_what_failed(server) -> None:
+    sleep = RecordingSleep()
+    client = FeatureStoreClient(
+        FeatureStoreConfig(endpoint_url=server.url, max_attempts=1000, base_delay_s=0.05, max_delay_s=0.2,
+                           total_timeout_s=1.0),
+        sleep=sleep,
+    )
+    client.ensure_feature_group(DEFINITION)
+    arm_faults(server.url, count=10_000, kind="error", status=503, code="ServiceUnavailable")
+    with pytest.raises(FeatureStoreError) as raised:
+        client.put_records(GROUP, feature_rows(5))
+    message = str(raised.value)
+    assert "BatchWriteRecord of 5 records to tx_minute_features failed after" in message
+    assert server.url in message and "ServiceUnavailable" in message
+    assert sum(sleep.delays) <= 1.0
+    assert all(delay <= 0.2 for delay in sleep.delays)
+    assert len(sleep.delays) >= 3  # it did back off and retry before giving up
+
+
+def test_unreachable_endpoint_fails_clearly() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # nothing listens here once the socket closes
+    client = FeatureStoreClient(
+        FeatureStoreConfig(endpoint_url=f"http://127.0.0.1:{port}", max_attempts=3, base_delay_s=0.01),
+    )
+    with pytest.raises(FeatureStoreError, match=r"failed after 3 attempts.*chainfeat featurestore serve"):
+        client.put_record(GROUP, feature_rows(1)[0])
+
+
+def test_ensure_feature_group_is_idempotent_and_checks_schema(client, server) -> None:
+    assert client.ensure_feature_group(DEFINITION) is False
+    other = FeatureStoreClient(FeatureStoreConfig(endpoint_url=server.url))
+    changed = FeatureGroupDefinition(
+        GROUP, "tx_minute", "event_time", {**DEFINITION.features, "extra": FeatureType.STRING}
+    )
+    with pytest.raises(FeatureStoreError, match="exists with another schema"):
+        other.ensure_feature_group(changed)
+
+
+def test_latest_minute_record_live_window(client) -> None:
+    now = datetime.now(timezone.utc).replace(second=0, microsecond=0)
+    rows = feature_rows(30, start=now - timedelta(minutes=40))
+    client.put_records(GROUP, rows)
+    assert client.latest_minute_record(GROUP) == rows[-1]
+
+
+def test_latest_minute_record_historic_data_is_exact(client) -> None:
+    rows = feature_rows(500)  # 2024: far outside the live look-back window
+    client.put_records(GROUP, list(reversed(rows)))
+    assert client.latest_minute_record(GROUP) == rows[-1]
+
+
+def test_latest_minute_record_empty_group(client) -> None:
+    assert client.latest_minute_record(GROUP) is None

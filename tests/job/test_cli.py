@@ -1,0 +1,83 @@
+"""The chainfeat CLI run as a user runs it (a subprocess), over a real feature store data dir."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+
+import pytest
+
+from connectors.featurestore.client import FeatureStoreClient, FeatureStoreConfig
+from connectors.featurestore.local_server import LocalFeatureStoreServer
+from tests.conftest import CHAINFEAT
+from tests.connectors.featurestore.test_client import DEFINITION, GROUP, feature_rows
+
+pytestmark = pytest.mark.slow
+
+
+def chainfeat(env: dict, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([*CHAINFEAT, *args], env=env, capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture
+def written_rows(data_dir) -> list[dict]:
+    rows = feature_rows(7)
+    with LocalFeatureStoreServer(data_dir, port=0).start() as server:
+        client = FeatureStoreClient(FeatureStoreConfig(endpoint_url=server.url))
+        client.ensure_feature_group(DEFINITION)
+        client.put_records(GROUP, rows)
+    return rows
+
+
+def test_query_json_csv_and_table(cli_env, written_rows) -> None:
+    sql = f"SELECT tx_minute, total_nb_trx_1min, avg_fee_1min FROM {GROUP} ORDER BY tx_minute"
+    result = chainfeat(cli_env, "query", "--format", "json", sql)
+    assert result.returncode == 0, result.stderr
+    expected = [{k: row[k] for k in ("tx_minute", "total_nb_trx_1min", "avg_fee_1min")} for row in written_rows]
+    assert json.loads(result.stdout) == expected
+
+    result = chainfeat(cli_env, "query", "--format", "csv", sql)
+    assert result.returncode == 0, result.stderr
+    parsed = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert [row["tx_minute"] for row in parsed] == [row["tx_minute"] for row in written_rows]
+    assert [int(row["total_nb_trx_1min"]) for row in parsed] == list(range(1, 8))
+
+    result = chainfeat(cli_env, "query", sql)
+    assert result.returncode == 0, result.stderr
+    assert written_rows[-1]["tx_minute"] in result.stdout and "total_nb_trx_1min" in result.stdout
+
+
+def test_query_sees_offline_extra_columns_and_partitions(cli_env, written_rows) -> None:
+    result = chainfeat(
+        cli_env, "query", "--format", "json",
+        f"SELECT count(*) AS n, bool_or(is_deleted) AS any_deleted, min(year) AS year FROM {GROUP}",
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == [{"n": 7, "any_deleted": False, "year": "2024"}]
+
+
+def test_query_error_names_the_tables(cli_env, written_rows) -> None:
+    result = chainfeat(cli_env, "query", "SELECT * FROM no_such_table")
+    assert result.returncode == 1
+    assert "no_such_table" in result.stderr and f"feature groups you can query: {GROUP}" in result.stderr
+
+
+def test_latest_starts_a_server_for_the_call(cli_env, written_rows) -> None:
+    result = chainfeat(cli_env, "latest", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == written_rows[-1]
+
+
+def test_latest_uses_the_running_server(cli_env, data_dir, written_rows) -> None:
+    with LocalFeatureStoreServer(data_dir, port=0).start():  # holds the data dir's lock
+        result = chainfeat(cli_env, "latest")
+    assert result.returncode == 0, result.stderr
+    assert written_rows[-1]["tx_minute"] in result.stdout and "avg_fee_1min" in result.stdout
+
+
+def test_latest_before_any_feature_exits_3(cli_env) -> None:
+    result = chainfeat(cli_env, "latest", "--format", "json")
+    assert result.returncode == 3
+    assert "chainfeat run" in result.stderr
