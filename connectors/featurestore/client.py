@@ -209,7 +209,9 @@ class FeatureStoreClient:
                 if error.get("ErrorCode") in RETRYABLE_CODES:
                     retry.append(error["Entry"])
                 else:
-                    rejected.append(f"{_identifier(error['Entry'])}: {error['ErrorCode']}: {error['ErrorMessage']}")
+                    rejected.append(
+                        f"{self._identifier(group, error['Entry'])}: {error['ErrorCode']}: {error['ErrorMessage']}"
+                    )
             remaining = retry
             if retry:
                 # Surface as a retryable error so the shared backoff policy re-sends just these entries.
@@ -225,6 +227,12 @@ class FeatureStoreClient:
                 f"(feature group {group}): " + "; ".join(rejected[:5])
             )
         return len(entries)
+
+    def _identifier(self, group: str, entry: Mapping[str, Any]) -> str:
+        """The record identifier of a batch entry, for error messages."""
+        name = self._definitions[group].record_identifier if group in self._definitions else None
+        values = {item["FeatureName"]: item.get("ValueAsString") for item in entry.get("Record") or []}
+        return f"{name}={values.get(name)}" if name else str(values)
 
     def delete_record(self, group: str, record_id: str, event_time: str, hard: bool = False) -> None:
         self.call(
@@ -315,8 +323,3 @@ def _code(error: BaseException | None) -> str:
     if isinstance(error, ClientError):
         return error.response.get("Error", {}).get("Code", "")
     return ""
-
-
-def _identifier(entry: Mapping[str, Any]) -> str:
-    record = entry.get("Record") or []
-    return str(record[0].get("ValueAsString")) if record else "?"
