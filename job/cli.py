@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import shutil
 import signal
 import sys
 import threading
@@ -24,7 +25,10 @@ from connectors.featurestore.local_server import (
     read_server_info,
 )
 from connectors.featurestore.offline_query import OfflineQueryError, run_query
+from job.config import ConfigError
+from job.local_run import BUNDLED_RECORDING, LocalRun, RunError, RunOptions
 from job.output import OutputFormat, render_record, render_rows
+from job.progress import ProgressView
 from job.settings import DEFAULT_DATA_DIR, DEFAULT_FEATURE_GROUP
 
 EXIT_FAILED, EXIT_USAGE, EXIT_NOTHING_YET = 1, 2, 3
@@ -129,27 +133,68 @@ def latest(
     typer.echo(render_record(record, fmt, title=f"{group}: newest record"))
 
 
+STATE_DIRS = ("spool", "feed", "checkpoints", "savepoints", "dead_letter", "late", "poller", "featurestore", "logs")
+
+
 @app.command()
 def run(
     data_dir: Path = DataDir,
-    port: int = typer.Option(DEFAULT_PORT, "--featurestore-port", help="Port of the local feature store."),
+    source: str = typer.Option("replay", help="replay (a recording) or live (blockchain.com)."),
+    recording: Path = typer.Option(BUNDLED_RECORDING, help="Recording to replay (one JSON line per poll)."),
+    speed: float = typer.Option(1.0, min=0, help="Replay pace: 1 = as recorded, 10 = 10x faster, 0 = as fast as possible."),
+    exit_when_done: bool = typer.Option(False, "--exit-when-done", help="Replay to the end, flush every window, print a summary, exit."),
+    fmt: OutputFormat = Format,
+    dashboard_port: int = typer.Option(8081, help="Port of the Flink dashboard (binds 127.0.0.1)."),
+    featurestore_port: int = typer.Option(DEFAULT_PORT, help="Port of the local feature store (0: any free port)."),
+    properties: Optional[Path] = typer.Option(None, help="Managed Flink properties file (default: job/application_properties.json)."),
+    reset: bool = typer.Option(False, "--reset", help="Delete this data dir's previous run (spool, job state, features) first."),
 ) -> None:
-    """Run chainfeat locally. For now this serves the local feature store; the Flink job comes next.
+    """Run the whole pipeline locally: feature store, poller, and the Flink job in a MiniCluster.
 
-    Example: chainfeat run --data-dir ./.chainfeat
+    Example: chainfeat run --speed 0 --exit-when-done --format json
     """
-    try:
-        server = LocalFeatureStoreServer(data_dir, port=port).start()
-    except (FeatureStoreLocked, OSError) as error:
-        raise fail(str(error)) from None
-    typer.echo(
-        f"local feature store: {server.url} (data in {server.root})\n"
-        "The Flink job is not part of this build yet: only the feature store runs. Ctrl-C to stop."
+    if reset:
+        for name in STATE_DIRS:
+            shutil.rmtree(data_dir / name, ignore_errors=True)
+    options = RunOptions(
+        data_dir=data_dir, source=source, recording=recording, speed=speed, exit_when_done=exit_when_done,
+        dashboard_port=dashboard_port, featurestore_port=featurestore_port, properties=properties,
     )
-    with _stop_on_signals() as stop:
-        while not stop.wait(0.5):
-            pass
-    server.stop()
+    try:
+        local = LocalRun(options)
+    except (RunError, ConfigError, ValueError) as error:
+        raise fail(str(error)) from None
+    typer.echo(f"starting chainfeat on {data_dir} (source: {source}"
+               f"{f', {recording.name} at speed {speed:g}' if source == 'replay' else ''})...", err=True)
+    try:
+        local.start()
+    except (FeatureStoreLocked, OSError, RunError) as error:
+        local.stop()
+        raise fail(str(error)) from None
+    typer.echo(f"Flink dashboard: {local.dashboard_url}", err=True)
+    if local.restored_from:
+        typer.echo(f"resumed from {local.restored_from}", err=True)
+    view = ProgressView(local)
+    try:
+        with _stop_on_signals() as stop:
+            if exit_when_done:
+                view.run(lambda: local.wait_until_done(interrupted=stop), stop)
+            else:
+                view.run(stop.wait, stop)
+    except RunError as error:
+        local.stop()
+        raise fail(str(error)) from None
+    finally:
+        final = local.counters()
+        latest_row = local.latest_row()
+        savepoint = local.stop()
+    summary = {**final, "latest_feature_row": latest_row, "savepoint": savepoint, "data_dir": str(data_dir)}
+    if fmt is OutputFormat.table:
+        typer.echo(render_record({k: v for k, v in summary.items() if k != "latest_feature_row"}, fmt, "chainfeat run"))
+        if latest_row:
+            typer.echo(render_record(latest_row, fmt, "newest feature row"))
+    else:
+        typer.echo(render_record(summary, fmt))
 
 
 @contextlib.contextmanager

@@ -51,7 +51,7 @@ def _seconds(value: str, name: str) -> float:
 class JobConfig:
     data_dir: Path
     source_type: str = "spool"
-    spool_uri: str = ""
+    feed_uri: str = ""
     monitor_interval_s: float | None = 1.0  # None: bounded (read what is there, then finish)
     watermark_delay_s: int = 60
     future_tolerance_s: int = 600
@@ -75,7 +75,7 @@ class JobConfig:
         config = cls(
             data_dir=data_dir,
             source_type=source.get("type", "spool"),
-            spool_uri=_uri(source.get("spool.path", "spool"), data_dir),
+            feed_uri=_uri(source.get("feed.path", "feed"), data_dir),
             monitor_interval_s=_seconds(monitor, "Source monitor.interval.s") if monitor else None,
             watermark_delay_s=int(_seconds(job.get("watermark.delay.s", "60"), "Job watermark.delay.s")),
             future_tolerance_s=int(_seconds(job.get("future.tolerance.s", "600"), "Job future.tolerance.s")),
@@ -100,7 +100,7 @@ class JobConfig:
             else ""
         )
         return {
-            "spool_uri": self.spool_uri,
+            "feed_uri": self.feed_uri,
             "monitor_option": monitor,
             "watermark_delay_s": self.watermark_delay_s,
             "future_tolerance_s": self.future_tolerance_s,

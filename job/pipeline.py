@@ -13,10 +13,11 @@ from pathlib import Path
 
 from pyflink.common import Configuration
 from pyflink.datastream import StreamExecutionEnvironment
-from pyflink.table import StreamTableEnvironment
+from pyflink.table import StatementSet, StreamTableEnvironment
+from pyflink.table.expressions import col
 
 from connectors.featurestore.client import FeatureStoreConfig
-from connectors.featurestore.flink_sink import FeatureStoreSink
+from connectors.featurestore.flink_sink import feature_store_writer
 from connectors.featurestore.model import FeatureGroupDefinition, FeatureType
 from job import sql_files
 from job.config import JobConfig
@@ -90,13 +91,14 @@ def feature_group_definition(table_env: StreamTableEnvironment, view: str) -> Fe
 
 @dataclass
 class Pipeline:
-    env: StreamExecutionEnvironment
     table_env: StreamTableEnvironment
+    statement_set: StatementSet
     feature_groups: list[FeatureGroupDefinition]
 
     def execute_async(self, job_name: str = "chainfeat"):
         """Submit the job; returns pyflink's JobClient."""
-        return self.env.execute_async(job_name)
+        self.table_env.get_config().set("pipeline.name", job_name)
+        return self.statement_set.execute().get_job_client()
 
 
 def build_pipeline(config: JobConfig, rest_port: int | None = None) -> Pipeline:
@@ -105,14 +107,14 @@ def build_pipeline(config: JobConfig, rest_port: int | None = None) -> Pipeline:
     params = config.sql_params
     source_file = sql_files.SQL_DIR / "sources" / f"{config.source_type}.sql"
     for path in [source_file, *(sql_files.SQL_DIR / name for name in _PIPELINE_FILES),
-                 sql_files.SQL_DIR / "sinks" / "files.sql"]:
+                 sql_files.SQL_DIR / "sinks" / "files.sql", sql_files.SQL_DIR / "sinks" / "feature_store.sql"]:
         for statement in sql_files.statements(path, params):
             table_env.execute_sql(statement)
 
+    # One statement set: one plan, so the source and the dedup state serve every output.
     statement_set = table_env.create_statement_set()
     for statement in sql_files.statements(sql_files.SQL_DIR / "sinks" / "side_outputs.sql", params):
         statement_set.add_insert_sql(statement)
-    statement_set.attach_as_datastream()
 
     store = FeatureStoreConfig(endpoint_url=config.featurestore_endpoint_url, region=config.featurestore_region)
     groups = []
@@ -121,6 +123,8 @@ def build_pipeline(config: JobConfig, rest_port: int | None = None) -> Pipeline:
             table_env.execute_sql(statement)
         definition = feature_group_definition(table_env, path.stem)
         groups.append(definition)
-        rows = table_env.to_data_stream(table_env.from_path(path.stem))
-        rows.process(FeatureStoreSink(definition.name, store)).name(f"feature store: {definition.name}")
-    return Pipeline(env, table_env, groups)
+        columns = list(definition.features)
+        write = feature_store_writer(definition.name, columns, store)
+        rows_written = table_env.from_path(path.stem).select(write(*[col(name) for name in columns]).alias("written"))
+        statement_set.add_insert("feature_store_writes", rows_written)
+    return Pipeline(table_env, statement_set, groups)

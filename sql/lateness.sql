@@ -6,6 +6,6 @@ FROM unique_transactions
 WHERE CURRENT_WATERMARK(ts) IS NULL OR ts > CURRENT_WATERMARK(ts);
 
 CREATE TEMPORARY VIEW late_transactions AS
-SELECT tx_hash, fee, ts, CURRENT_WATERMARK(ts) AS watermark_at, line
+SELECT tx_hash, fee, ts, CURRENT_WATERMARK(ts) AS watermark_at
 FROM unique_transactions
 WHERE ts <= CURRENT_WATERMARK(ts);

@@ -22,6 +22,6 @@ SELECT
 FROM source_lines;
 
 CREATE TEMPORARY VIEW transactions AS
-SELECT tx_hash, fee, ts, proc_time, line
+SELECT tx_hash, fee, ts, proc_time
 FROM parsed_lines
 WHERE reason IS NULL AND NOT is_heartbeat;

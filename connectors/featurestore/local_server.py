@@ -340,7 +340,7 @@ class LocalFeatureStoreServer:
         except OSError as error:
             self.store.close()
             self._release_lock()
-            raise OSError(f"cannot listen on {host}:{port}: {error.strerror}; choose another --port") from error
+            raise OSError(f"cannot listen on {host}:{port}: {error.strerror}; choose another port (or 0 for any free one)") from error
         self._http.app = self.app
         self.flush_interval_s = flush_interval_s
         self._stopping = threading.Event()

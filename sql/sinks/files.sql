@@ -14,8 +14,7 @@ CREATE TEMPORARY TABLE late_sink (
     tx_hash STRING,
     fee BIGINT,
     ts TIMESTAMP_LTZ(3),
-    watermark_at TIMESTAMP_LTZ(3),
-    line STRING
+    watermark_at TIMESTAMP_LTZ(3)
 ) WITH (
     'connector' = 'filesystem',
     'path' = '${late_uri}',

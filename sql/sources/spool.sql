@@ -1,5 +1,6 @@
--- Local source: the spool directory of JSON-lines files the poller writes atomically.
--- One line per transaction (all API fields + polled_at) or per poll heartbeat ({"heartbeat": true, ...}).
+-- Local source: the feed directory, JSON-lines files published in poll order from the spool
+-- (connectors/spool.py). One line per transaction (all API fields + polled_at) or per poll heartbeat
+-- ({"heartbeat": true, "time": <poll time>, ...}).
 -- ts is the event time: the transaction's `time` (unix seconds), or 0 when it is missing, not a number,
 -- or further in the future than ${future_tolerance_s} s after the poll: such lines go to the dead letter
 -- (see parse.sql) and must not move the watermark.
@@ -17,7 +18,7 @@ CREATE TEMPORARY TABLE source_lines (
     WATERMARK FOR ts AS ts - INTERVAL '${watermark_delay_s}' SECOND
 ) WITH (
     'connector' = 'filesystem',
-    'path' = '${spool_uri}',
+    'path' = '${feed_uri}',
     'format' = 'raw',
     'raw.charset' = 'UTF-8'${monitor_option}
 );

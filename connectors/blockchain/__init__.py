@@ -1,0 +1,1 @@
+"""blockchain.com: the poller, its live and replay sources, and synthetic recordings."""

@@ -1,0 +1,126 @@
+"""The local stream: the spool (raw archive the poller writes) and the feed (what the Flink job reads).
+
+spool/date=YYYY-MM-DD/hour=HH/poll-<ms>-<seq>.jsonl — one file per poll, written atomically (a hidden temp
+name, then a rename): one JSON line per transaction (all API fields plus ``polled_at``) and a heartbeat
+line that carries the event-time clock forward when a poll brings nothing new.
+
+feed/feed-<n>.jsonl — the spool published in order. Flink's file source reads the files it discovers in
+one scan in no particular order, so a backlog read straight from the spool would put transactions behind
+the watermark. The publisher therefore hands Flink at most one file per interval, each holding every
+spool file not yet published, concatenated in poll order: the job's results do not depend on discovery
+order or replay speed. A publication's range is recorded before its file is written and the file's name
+derives from it, so a crash at any point is redone identically, never duplicated.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from connectors.blockchain.source import Poll
+
+log = logging.getLogger(__name__)
+
+_STATE_FILE = "_publisher.json"  # underscore: Flink's file source skips it
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so readers see all of it or nothing (hidden temp file, fsync, rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.parent / f".{path.name}.tmp"
+    with open(temporary, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+
+
+def poll_lines(poll: Poll) -> list[str]:
+    """The spool lines of a poll: each transaction with polled_at, then the heartbeat."""
+    lines = []
+    for tx in poll.txs:
+        record = {**tx, "polled_at": poll.polled_at} if isinstance(tx, dict) else tx
+        lines.append(json.dumps(record, separators=(",", ":")))
+    lines.append(json.dumps({"heartbeat": True, "time": int(poll.polled_at), "polled_at": poll.polled_at}))
+    return lines
+
+
+class SpoolWriter:
+    def __init__(self, spool_dir: Path) -> None:
+        self.spool_dir = Path(spool_dir)
+        self._sequence = 0
+
+    def write(self, poll: Poll) -> Path:
+        moment = datetime.fromtimestamp(poll.polled_at, tz=timezone.utc)
+        self._sequence += 1
+        name = f"poll-{int(poll.polled_at * 1000):015d}-{os.getpid()}-{self._sequence:06d}.jsonl"
+        path = self.spool_dir / f"date={moment:%Y-%m-%d}" / f"hour={moment:%H}" / name
+        atomic_write(path, ("\n".join(poll_lines(poll)) + "\n").encode())
+        return path
+
+
+def spool_files(spool_dir: Path) -> list[str]:
+    """Published-or-not spool files as relative paths; sorting them sorts by poll time."""
+    if not spool_dir.exists():
+        return []
+    return sorted(
+        str(path.relative_to(spool_dir))
+        for path in spool_dir.rglob("poll-*.jsonl")
+    )
+
+
+class FeedPublisher:
+    """Publishes the spool to the feed directory in poll order (see the module docstring)."""
+
+    def __init__(self, spool_dir: Path, feed_dir: Path) -> None:
+        self.spool_dir = Path(spool_dir)
+        self.feed_dir = Path(feed_dir)
+        self.feed_dir.mkdir(parents=True, exist_ok=True)
+        self.published_files = 0
+
+    def _state(self) -> dict[str, Any]:
+        try:
+            return json.loads((self.feed_dir / _STATE_FILE).read_text())
+        except FileNotFoundError:
+            return {"through": "", "next": 1}
+
+    def _save(self, state: dict[str, Any]) -> None:
+        atomic_write(self.feed_dir / _STATE_FILE, json.dumps(state).encode())
+
+    def backlog(self) -> list[str]:
+        through = self._state()["through"]
+        return [name for name in spool_files(self.spool_dir) if name > through]
+
+    def publish(self) -> Path | None:
+        """Publish every spool file not yet in the feed as one feed file; None when there is nothing new."""
+        state = self._state()
+        pending = state.get("pending")
+        if pending is None:
+            names = [name for name in spool_files(self.spool_dir) if name > state["through"]]
+            if not names:
+                return None
+            pending = {"from": state["through"], "through": names[-1], "number": state["next"]}
+            self._save({**state, "pending": pending})
+        names = [name for name in spool_files(self.spool_dir) if pending["from"] < name <= pending["through"]]
+        content = b"".join((self.spool_dir / name).read_bytes() for name in names)
+        target = self.feed_dir / f"feed-{pending['number']:09d}.jsonl"
+        atomic_write(target, content)
+        self._save({"through": pending["through"], "next": pending["number"] + 1})
+        self.published_files += len(names)
+        return target
+
+    def run(self, stop: threading.Event, interval_s: float = 2.0) -> None:
+        """Publish every ``interval_s`` (keep it above the job's source monitor interval) until ``stop``."""
+        while True:
+            try:
+                self.publish()
+            except OSError:
+                log.exception("publishing the spool to the feed failed; retrying")
+            if stop.wait(interval_s):
+                self.publish()  # what was spooled before the stop still reaches the feed
+                return
