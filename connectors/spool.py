@@ -20,7 +20,7 @@ import os
 import threading
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from connectors.blockchain.source import Poll
 
@@ -75,12 +75,18 @@ def spool_files(spool_dir: Path) -> list[str]:
 
 
 class FeedPublisher:
-    """Publishes the spool to the feed directory in poll order (see the module docstring)."""
+    """Publishes the spool to the feed directory in poll order (see the module docstring).
 
-    def __init__(self, spool_dir: Path, feed_dir: Path) -> None:
+    ``ready(heartbeat_time)`` is flow control: a new file is published only once the job has read the
+    previous one (its watermark has reached that file's last heartbeat), so Flink never has two unread
+    feed files to read in the wrong order.
+    """
+
+    def __init__(self, spool_dir: Path, feed_dir: Path, ready: Callable[[int], bool] | None = None) -> None:
         self.spool_dir = Path(spool_dir)
         self.feed_dir = Path(feed_dir)
         self.feed_dir.mkdir(parents=True, exist_ok=True)
+        self.ready = ready
         self.published_files = 0
 
     def _state(self) -> dict[str, Any]:
@@ -96,13 +102,22 @@ class FeedPublisher:
         through = self._state()["through"]
         return [name for name in spool_files(self.spool_dir) if name > through]
 
+    @property
+    def last_heartbeat(self) -> int | None:
+        """Heartbeat time of the newest published poll (its file name carries the poll time in ms)."""
+        through = self._state()["through"]
+        return poll_time_of(through) if through else None
+
     def publish(self) -> Path | None:
-        """Publish every spool file not yet in the feed as one feed file; None when there is nothing new."""
+        """Publish every spool file not yet in the feed as one feed file; None when there is nothing new
+        or the job has not read the previous file yet."""
         state = self._state()
         pending = state.get("pending")
         if pending is None:
             names = [name for name in spool_files(self.spool_dir) if name > state["through"]]
             if not names:
+                return None
+            if self.ready and state["through"] and not self.ready(poll_time_of(state["through"])):
                 return None
             pending = {"from": state["through"], "through": names[-1], "number": state["next"]}
             self._save({**state, "pending": pending})
@@ -114,13 +129,33 @@ class FeedPublisher:
         self.published_files += len(names)
         return target
 
+    def consolidate(self, published_after: float) -> Path | None:
+        """Merge the feed files published after ``published_after`` (mtime) into one, in order.
+
+        Used before a job restores from a checkpoint: the files published after it will be read again,
+        all at once, and must be one ordered file. Files the checkpoint had already read may be merged
+        too; their transactions are then dropped as duplicates by the restored dedup state.
+        """
+        files = sorted(path for path in self.feed_dir.glob("feed-*.jsonl") if path.stat().st_mtime >= published_after)
+        if len(files) < 2:
+            return None
+        state = self._state()
+        target = self.feed_dir / f"feed-{state['next']:09d}.jsonl"
+        atomic_write(target, b"".join(path.read_bytes() for path in files))
+        self._save({**state, "next": state["next"] + 1})
+        for path in files:
+            path.unlink()
+        return target
+
     def run(self, stop: threading.Event, interval_s: float = 2.0) -> None:
         """Publish every ``interval_s`` (keep it above the job's source monitor interval) until ``stop``."""
-        while True:
+        while not stop.wait(interval_s):
             try:
                 self.publish()
             except OSError:
                 log.exception("publishing the spool to the feed failed; retrying")
-            if stop.wait(interval_s):
-                self.publish()  # what was spooled before the stop still reaches the feed
-                return
+
+
+def poll_time_of(spool_name: str) -> int:
+    """Poll time (unix seconds) from a spool file name ``.../poll-<ms>-<pid>-<seq>.jsonl``."""
+    return int(Path(spool_name).name.split("-")[1]) // 1000

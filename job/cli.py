@@ -17,6 +17,8 @@ from typing import Iterator, Optional
 
 import typer
 
+from connectors.blockchain.poller import Poller
+from connectors.blockchain.source import LIVE_URL, LiveSource, RecordingWriter, ReplaySource
 from connectors.featurestore.client import FeatureStoreClient, FeatureStoreConfig, FeatureStoreError
 from connectors.featurestore.local_server import (
     DEFAULT_PORT,
@@ -25,6 +27,7 @@ from connectors.featurestore.local_server import (
     read_server_info,
 )
 from connectors.featurestore.offline_query import OfflineQueryError, run_query
+from connectors.spool import SpoolWriter
 from job.config import ConfigError
 from job.local_run import BUNDLED_RECORDING, LocalRun, RunError, RunOptions
 from job.output import OutputFormat, render_record, render_rows
@@ -64,6 +67,8 @@ def main_options(verbose: bool = typer.Option(False, "--verbose", "-v", help="Lo
         level=logging.DEBUG if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # urllib3 logs every retry; the poller reports the outcome once, with what to do next.
+    logging.getLogger("urllib3").setLevel(logging.DEBUG if verbose else logging.ERROR)
 
 
 @featurestore_app.command("serve")
@@ -195,6 +200,58 @@ def run(
             typer.echo(render_record(latest_row, fmt, "newest feature row"))
     else:
         typer.echo(render_record(summary, fmt))
+
+
+@app.command()
+def record(
+    output: Path = typer.Option(..., "--output", "-o", help="Recording file to append to (.jsonl or .jsonl.gz)."),
+    polls: int = typer.Option(0, min=0, help="Stop after this many polls (0: until Ctrl-C)."),
+    interval: float = typer.Option(15.0, help="Seconds between polls (shortened on gaps)."),
+    min_interval: float = typer.Option(5.0, help="Shortest interval when polls stop overlapping."),
+    url: str = typer.Option(LIVE_URL, help="The unconfirmed-transactions API."),
+) -> None:
+    """Record the live API: one JSON line per poll, {"polled_at": ..., "txs": [...]}.
+
+    Example: chainfeat record --output capture.jsonl.gz --polls 240
+    """
+    poller = Poller(LiveSource(url), RecordingWriter(output), interval, min(min_interval, interval))
+    typer.echo(f"recording {url} into {output} every {interval:g}s; Ctrl-C to stop", err=True)
+    with _stop_on_signals() as stop:
+        while not stop.is_set() and (polls == 0 or poller.stats.polls < polls):
+            if poller.poll_once() is None and poller.stats.polls == 0 and poller.stats.errors >= 3:
+                raise fail(f"{poller.stats.last_error}; nothing recorded")
+            if polls and poller.stats.polls >= polls:
+                break
+            stop.wait(poller.stats.interval_s)
+    stats = poller.stats.snapshot()
+    typer.echo(f"recorded {stats['polls']} polls, {stats['transactions']} transactions, {stats['gaps']} gaps, "
+               f"{stats['errors']} failed polls into {output}", err=True)
+
+
+@app.command()
+def poll(
+    data_dir: Path = DataDir,
+    source: str = typer.Option("live", help="live (blockchain.com) or replay (a recording)."),
+    recording: Path = typer.Option(BUNDLED_RECORDING, help="Recording to replay with --source replay."),
+    speed: float = typer.Option(1.0, min=0, help="Replay pace (0: as fast as possible)."),
+    interval: float = typer.Option(15.0, help="Seconds between live polls (shortened on gaps)."),
+) -> None:
+    """Poll into the data dir's spool without running the job (a running `chainfeat run` picks it up).
+
+    Example: chainfeat poll --source live --data-dir ./.chainfeat
+    """
+    writer = SpoolWriter(data_dir / "spool")
+    if source == "live":
+        poller = Poller(LiveSource(), writer, interval, min(interval, 5.0))
+    elif source == "replay":
+        poller = Poller(ReplaySource(recording, speed), writer)
+    else:
+        raise fail(f"--source must be live or replay, not {source!r}", EXIT_USAGE)
+    typer.echo(f"polling ({source}) into {data_dir / 'spool'}; Ctrl-C to stop", err=True)
+    with _stop_on_signals() as stop:
+        poller.run(stop)
+    stats = poller.stats.snapshot()
+    typer.echo(f"{stats['polls']} polls, {stats['transactions']} transactions, {stats['gaps']} gaps", err=True)
 
 
 @contextlib.contextmanager

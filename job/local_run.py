@@ -118,7 +118,7 @@ class LocalRun:
         self.config = JobConfig.from_properties(groups, self.data_dir, **options.overrides)
         self.spool_dir = self.data_dir / "spool"
         self.feed_dir = Path(self.config.feed_uri.removeprefix("file://"))
-        self.publisher = FeedPublisher(self.spool_dir, self.feed_dir)
+        self.publisher = FeedPublisher(self.spool_dir, self.feed_dir, ready=self._job_has_read)
         self.poller = self._make_poller()
 
     # ---- wiring ------------------------------------------------------------------------------------
@@ -151,6 +151,9 @@ class LocalRun:
             endpoint = self.server.url
         self.client = FeatureStoreClient(FeatureStoreConfig(endpoint_url=endpoint, region=self.config.featurestore_region))
         self.restored_from = latest_restore_point(self.data_dir)
+        # Whatever the job will (re)read at start must be one ordered file (see connectors/spool.py).
+        restored_at = Path(self.restored_from.removeprefix("file://")).stat().st_mtime if self.restored_from else 0
+        self.publisher.consolidate(published_after=restored_at - 120 if restored_at else 0)
 
         from job.pipeline import build_pipeline  # imports pyflink: keep it off the CLI's start-up path
 
@@ -162,11 +165,10 @@ class LocalRun:
             self.client.ensure_feature_group(definition)
         self.feature_group = self.pipeline.feature_groups[0].name
 
-        self._spawn(self.poller.run, self.stop_event, name="poller")
-        self._publisher_stop = threading.Event()
-        self._spawn(self.publisher.run, self._publisher_stop, self.options.publish_interval_s, name="publisher")
         self.job_client = self.pipeline.execute_async("chainfeat")
         self.job_id = str(self.job_client.get_job_id())
+        self._spawn(self.poller.run, self.stop_event, name="poller")
+        self._spawn(self.publisher.run, self.stop_event, self.options.publish_interval_s, name="publisher")
 
     def _spawn(self, target: Any, *args: Any, name: str) -> None:
         thread = threading.Thread(target=target, args=args, name=name, daemon=True)
@@ -228,22 +230,20 @@ class LocalRun:
         """For exit_when_done: wait for the replay to end and the job to read all of it, then drain."""
         deadline = time.monotonic() + timeout_s
         interrupted = interrupted or threading.Event()
-        while not self.poller.stats.finished:
+        while not self.poller.stats.finished or self.publisher.backlog():
             self._tick(deadline, interrupted)
-        self._publisher_stop.set()
-        last = self.poller.stats.last_polled_at
-        if last is not None:
-            # The last poll's heartbeat has time int(last); once the dedup input watermark reaches
-            # int(last) - delay, every published line has gone through the dedup.
-            target_ms = (int(last) - self.config.watermark_delay_s) * 1000
-            while True:
-                watermark = self._dedup_watermark()
-                if watermark is not None and watermark >= target_ms:
-                    break
-                self._tick(deadline, interrupted)
+        last = self.publisher.last_heartbeat
+        while last is not None and not self._job_has_read(last):
+            self._tick(deadline, interrupted)
         self.counters()  # keep the dedup counters from before the job finishes
         self.rest.stop_with_savepoint(self.job_id, (self.data_dir / "savepoints").resolve().as_uri(), drain=True)
         self._wait_for_terminal_state(deadline)
+
+    def _job_has_read(self, heartbeat_time: int) -> bool:
+        """Whether every line up to a poll's heartbeat has gone through the dedup: its input watermark
+        reached that heartbeat's time minus the watermark delay (watermarks follow the records in order)."""
+        watermark = self._dedup_watermark()
+        return watermark is not None and watermark >= (heartbeat_time - self.config.watermark_delay_s) * 1000
 
     def _dedup_watermark(self) -> int | None:
         try:
@@ -270,8 +270,6 @@ class LocalRun:
     def stop(self) -> str | None:
         """Stop polling, publish what was spooled, stop the job with a savepoint (resumable). Idempotent."""
         self.stop_event.set()
-        if hasattr(self, "_publisher_stop"):
-            self._publisher_stop.set()
         for thread in self._threads:
             thread.join(timeout=30)
         savepoint = None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import json
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,6 +71,23 @@ class LiveSource:
 def _root_cause(error: BaseException) -> str:
     reason = getattr(error, "reason", None)
     return str(reason or error)
+
+
+class RecordingWriter:
+    """Appends polls to a recording, one JSON line each, flushed per poll (.gz: one gzip member per poll)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(self, poll: Poll) -> None:
+        data = (poll.to_json() + "\n").encode()
+        if str(self.path).endswith(".gz"):
+            data = gzip.compress(data, mtime=0)
+        with open(self.path, "ab") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
 
 
 def read_recording(path: Path) -> Iterator[Poll]:
