@@ -95,7 +95,7 @@ class JobConfig:
     @property
     def sql_params(self) -> dict[str, object]:
         monitor = (
-            f",\n    'source.monitor-interval' = '{self.monitor_interval_s:g} s'"
+            f",\n    'source.monitor-interval' = '{round(self.monitor_interval_s * 1000)} ms'"
             if self.monitor_interval_s
             else ""
         )

@@ -51,8 +51,8 @@ def flink_configuration(config: JobConfig, rest_port: int | None = None) -> Conf
         "python.client.executable": sys.executable,
         **config.extra_flink_config,
     }
-    if rest_port is not None:
-        settings.update({"rest.port": str(rest_port), "rest.bind-address": "127.0.0.1", "rest.address": "127.0.0.1"})
+    # The dashboard/REST API binds loopback only; port 0 picks a free one.
+    settings.update({"rest.port": str(rest_port or 0), "rest.bind-address": "127.0.0.1", "rest.address": "127.0.0.1"})
     if config.restore_from:
         settings["execution.savepoint.path"] = config.restore_from
     for key, value in settings.items():

@@ -15,7 +15,8 @@ SELECT
         WHEN JSON_VALUE(line, '$.hash') IS NULL OR JSON_VALUE(line, '$.hash') = '' THEN 'missing hash'
         WHEN JSON_VALUE(line, '$.time') IS NULL THEN 'missing time'
         WHEN JSON_VALUE(line, '$.fee') IS NULL THEN 'missing fee'
-        WHEN TRY_CAST(JSON_VALUE(line, '$.fee') AS BIGINT) IS NULL THEN 'fee is not an integer'
+        -- A regex, not TRY_CAST alone: Flink casts '1.5' to 1.
+        WHEN NOT REGEXP(JSON_VALUE(line, '$.fee'), '^-?[0-9]{1,18}$') THEN 'fee is not an integer'
         WHEN TRY_CAST(JSON_VALUE(line, '$.fee') AS BIGINT) < 0 THEN 'negative fee'
         WHEN ts = TO_TIMESTAMP_LTZ(0, 3) THEN 'time is not a unix time up to ${future_tolerance_s} s after the poll'
     END AS reason

@@ -13,6 +13,8 @@ import pytest
 from connectors.featurestore.local_server import LocalFeatureStoreServer
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# Flink writes its logs next to pyflink unless told otherwise; keep them out of the venv.
+os.environ.setdefault("FLINK_LOG_DIR", str(REPO_ROOT / ".pytest_cache" / "flink-logs"))
 CHAINFEAT = [sys.executable, "-m", "job.cli"]
 
 
