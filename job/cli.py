@@ -50,6 +50,8 @@ DataDir = typer.Option(
     file_okay=False, resolve_path=True,
 )
 Format = typer.Option(OutputFormat.table, "--format", help="Output format: table, json or csv.")
+RecordingPath = typer.Option(BUNDLED_RECORDING, "--recording", help="Recording to replay (one JSON line per poll).")
+Speed = typer.Option(1.0, "--speed", min=0, help="Replay pace: 1 = as recorded, 10 = 10x faster, 0 = as fast as possible.")
 EndpointUrl = typer.Option(
     None, "--endpoint-url", envvar="CHAINFEAT_FEATURESTORE_URL",
     help="Feature store endpoint (default: the local server of --data-dir, started for the call if needed).",
@@ -145,8 +147,8 @@ STATE_DIRS = ("spool", "feed", "checkpoints", "savepoints", "dead_letter", "late
 def run(
     data_dir: Path = DataDir,
     source: str = typer.Option("replay", help="replay (a recording) or live (blockchain.com)."),
-    recording: Path = typer.Option(BUNDLED_RECORDING, help="Recording to replay (one JSON line per poll)."),
-    speed: float = typer.Option(1.0, min=0, help="Replay pace: 1 = as recorded, 10 = 10x faster, 0 = as fast as possible."),
+    recording: Path = RecordingPath,
+    speed: float = Speed,
     exit_when_done: bool = typer.Option(False, "--exit-when-done", help="Replay to the end, flush every window, print a summary, exit."),
     fmt: OutputFormat = Format,
     dashboard_port: int = typer.Option(8081, help="Port of the Flink dashboard (binds 127.0.0.1)."),
@@ -232,8 +234,8 @@ def record(
 def poll(
     data_dir: Path = DataDir,
     source: str = typer.Option("live", help="live (blockchain.com) or replay (a recording)."),
-    recording: Path = typer.Option(BUNDLED_RECORDING, help="Recording to replay with --source replay."),
-    speed: float = typer.Option(1.0, min=0, help="Replay pace (0: as fast as possible)."),
+    recording: Path = RecordingPath,
+    speed: float = Speed,
     interval: float = typer.Option(15.0, help="Seconds between live polls (shortened on gaps)."),
 ) -> None:
     """Poll into the data dir's spool without running the job (a running `chainfeat run` picks it up).
