@@ -51,7 +51,9 @@ def control(server: LocalFeatureStoreServer):
 @pytest.fixture
 def cli_env(data_dir: Path) -> dict[str, str]:
     """Environment for running the real CLI in a subprocess against ``data_dir``."""
-    env = dict(os.environ)
+    # PyFlink runs Python UDF workers inside this process ("loopback") and marks the environment so
+    # that they do not start a gateway; a CLI subprocess must not inherit that mark.
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PYFLINK_")}
     env["CHAINFEAT_DATA_DIR"] = str(data_dir)
     env["PYTHONPATH"] = str(REPO_ROOT)
     env.pop("CHAINFEAT_FEATURESTORE_URL", None)
