@@ -62,9 +62,9 @@ def flink_configuration(config: JobConfig, rest_port: int | None = None) -> Conf
 
 def feature_group_definition(table_env: StreamTableEnvironment, view: str) -> FeatureGroupDefinition:
     """The feature group a features/*.sql view defines, derived from its output schema."""
-    schema = table_env.from_path(view).get_schema()
+    schema = table_env.from_path(view).get_resolved_schema()
     features: dict[str, FeatureType] = {}
-    for name, data_type in zip(schema.get_field_names(), schema.get_field_data_types()):
+    for name, data_type in zip(schema.get_column_names(), schema.get_column_data_types()):
         type_name = str(data_type).upper()
         if type_name.startswith(("VARCHAR", "STRING", "CHAR")):
             features[name] = FeatureType.STRING
