@@ -195,6 +195,7 @@ def run(
         final = local.counters()
         latest_row = local.latest_row()
         savepoint = local.stop()
+    final["job_state"] = local.job_state()  # after the stop: what a script should know
     summary = {**final, "latest_feature_row": latest_row, "savepoint": savepoint, "data_dir": str(data_dir)}
     if fmt is OutputFormat.table:
         typer.echo(render_record({k: v for k, v in summary.items() if k != "latest_feature_row"}, fmt, "chainfeat run"))

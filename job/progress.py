@@ -44,7 +44,8 @@ class ProgressView:
 
     def render(self) -> Group:
         counters, latest = self.snapshot()
-        table = Table(title=f"chainfeat — dashboard {self.local.dashboard_url}", show_header=False)
+        table = Table(title=f"chainfeat run — Flink dashboard http://127.0.0.1:{self.local.options.dashboard_port}",
+                      show_header=False)
         table.add_column("counter", style="bold")
         table.add_column("value", justify="right")
         for key, label in _COUNTERS:
