@@ -66,9 +66,6 @@ class FlinkRest:
                 lowest = value if lowest is None else min(lowest, value)
         return lowest
 
-    def checkpoint_counts(self, job_id: str) -> dict[str, Any]:
-        return self.get(f"/jobs/{job_id}/checkpoints")
-
     def stop_with_savepoint(self, job_id: str, directory: str, drain: bool, timeout_s: float = 300) -> str:
         """Stop the job with a savepoint (drain: flush every window first); returns the savepoint path."""
         trigger = self._request("POST", f"/jobs/{job_id}/stop", {"targetDirectory": directory, "drain": drain})

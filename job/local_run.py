@@ -138,7 +138,6 @@ class LocalRun:
         start, origin = state.load()
         source = ReplaySource(options.recording, options.speed, start_index=start, origin=origin,
                               sleep=self.stop_event.wait)
-        self.replay = source
         return Poller(source, writer, options.poll_interval_s, options.min_poll_interval_s,
                       on_poll=lambda _poll: state.save(source))
 

@@ -2,5 +2,8 @@
 
 from pathlib import Path
 
+from job.sql_files import feature_files
+
 DEFAULT_DATA_DIR = Path(".chainfeat")
-DEFAULT_FEATURE_GROUP = "tx_minute_features"
+# The default feature group is the first features/*.sql view: rename the file and the default follows.
+DEFAULT_FEATURE_GROUP = feature_files()[0].stem if feature_files() else "tx_minute_features"
