@@ -27,6 +27,7 @@ from connectors.featurestore.local_server import (
     read_server_info,
 )
 from connectors.featurestore.offline_query import OfflineQueryError, run_query
+from connectors.kinesis.producer import KinesisConfig, KinesisWriteError, KinesisWriter
 from connectors.spool import SpoolWriter
 from job.config import ConfigError
 from job.local_run import BUNDLED_RECORDING, LocalRun, RunError, RunOptions
@@ -238,21 +239,37 @@ def poll(
     recording: Path = RecordingPath,
     speed: float = Speed,
     interval: float = typer.Option(15.0, help="Seconds between live polls (shortened on gaps)."),
+    sink: str = typer.Option("spool", help="spool (the data dir's) or kinesis."),
+    stream: Optional[str] = typer.Option(None, help="Kinesis stream name (with --sink kinesis)."),
+    region: str = typer.Option("us-east-1", envvar="AWS_REGION", help="AWS region of the stream."),
+    kinesis_endpoint_url: Optional[str] = typer.Option(None, help="Kinesis endpoint (tests, LocalStack, moto)."),
 ) -> None:
-    """Poll into the data dir's spool without running the job (a running `chainfeat run` picks it up).
+    """Poll into the data dir's spool (a running `chainfeat run` picks it up) or onto a Kinesis stream.
 
-    Example: chainfeat poll --source live --data-dir ./.chainfeat
+    Example: chainfeat poll --source live --sink kinesis --stream chainfeat-ingest
     """
-    writer = SpoolWriter(data_dir / "spool")
+    if sink == "kinesis":
+        if not stream:
+            raise fail("--sink kinesis needs --stream NAME", EXIT_USAGE)
+        writer = KinesisWriter(KinesisConfig(stream, region=region, endpoint_url=kinesis_endpoint_url))
+        where = f"Kinesis stream {stream} ({region})"
+    elif sink == "spool":
+        writer = SpoolWriter(data_dir / "spool")
+        where = str(data_dir / "spool")
+    else:
+        raise fail(f"--sink must be spool or kinesis, not {sink!r}", EXIT_USAGE)
     if source == "live":
         poller = Poller(LiveSource(), writer, interval, min(interval, 5.0))
     elif source == "replay":
         poller = Poller(ReplaySource(recording, speed), writer)
     else:
         raise fail(f"--source must be live or replay, not {source!r}", EXIT_USAGE)
-    typer.echo(f"polling ({source}) into {data_dir / 'spool'}; Ctrl-C to stop", err=True)
-    with _stop_on_signals() as stop:
-        poller.run(stop)
+    typer.echo(f"polling ({source}) into {where}; Ctrl-C to stop", err=True)
+    try:
+        with _stop_on_signals() as stop:
+            poller.run(stop)
+    except KinesisWriteError as error:
+        raise fail(str(error)) from None
     stats = poller.stats.snapshot()
     typer.echo(f"{stats['polls']} polls, {stats['transactions']} transactions, {stats['gaps']} gaps", err=True)
 

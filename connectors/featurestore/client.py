@@ -10,7 +10,6 @@ only one (botocore's modes cannot bound the total wait nor re-send a batch's unp
 from __future__ import annotations
 
 import logging
-import random
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -18,27 +17,14 @@ from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import ClientError, ConnectionError as BotoConnectionError, HTTPClientError
+from botocore.exceptions import ClientError
 
+from connectors.retry import RETRYABLE_AWS_CODES, RetriesExhausted, RetryPolicy
 from connectors.featurestore.model import FeatureGroupDefinition, from_api_record, to_api_record
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-RETRYABLE_CODES = frozenset(
-    {
-        "InternalFailure",
-        "ServiceUnavailable",
-        "ThrottlingException",
-        "Throttling",
-        "ThrottledException",
-        "RequestThrottled",
-        "TooManyRequestsException",
-        "ProvisionedThroughputExceededException",
-        "RequestTimeout",
-        "RequestTimeoutException",
-    }
-)
 # Credentials for the local server only; it does not check them, but botocore will not sign without some.
 _LOCAL_CREDENTIALS = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
 
@@ -82,15 +68,6 @@ class FeatureStoreConfig:
         )
 
 
-def is_retryable(error: BaseException) -> bool:
-    if isinstance(error, (BotoConnectionError, HTTPClientError)):
-        return True
-    if isinstance(error, ClientError):
-        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        return error.response.get("Error", {}).get("Code") in RETRYABLE_CODES or status >= 500 or status == 429
-    return False
-
-
 class FeatureStoreClient:
     def __init__(self, config: FeatureStoreConfig | None = None, sleep: Callable[[float], None] = time.sleep):
         self.config = config or FeatureStoreConfig()
@@ -107,28 +84,20 @@ class FeatureStoreClient:
 
     def call(self, what: str, operation: Callable[[], T]) -> T:
         """Run ``operation`` with the retry policy; ``what`` names it in the final error."""
-        started = time.monotonic()
-        deadline = started + self.config.total_timeout_s
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                return operation()
-            except Exception as error:  # noqa: BLE001 - classified just below
-                if not is_retryable(error):
-                    if isinstance(error, ClientError):
-                        raise FeatureStoreError(f"{what} was rejected by {self.where}: {error}") from error
-                    raise
-                delay = min(self.config.max_delay_s, self.config.base_delay_s * 2 ** (attempt - 1)) * random.random()
-                if attempt >= self.config.max_attempts or time.monotonic() + delay > deadline:
-                    raise FeatureStoreError(
-                        f"{what} failed after {attempt} attempts over {time.monotonic() - started:.1f}s "
-                        f"against {self.where}: {error}. Check that the feature store is running and reachable "
-                        "(`chainfeat featurestore serve` locally), then retry."
-                    ) from error
-                self.retries += 1
-                log.warning("%s failed (%s); retry %d in %.2fs", what, error, attempt, delay)
-                self._sleep(delay)
+        policy = RetryPolicy(self.config.max_attempts, self.config.base_delay_s, self.config.max_delay_s,
+                             self.config.total_timeout_s)
+        try:
+            return policy.call(what, operation, sleep=self._sleep, on_retry=self._count_retry)
+        except RetriesExhausted as error:
+            raise FeatureStoreError(
+                f"{error} (against {self.where}). Check that the feature store is running and reachable "
+                "(`chainfeat featurestore serve` locally), then retry."
+            ) from error.__cause__
+        except ClientError as error:
+            raise FeatureStoreError(f"{what} was rejected by {self.where}: {error}") from error
+
+    def _count_retry(self) -> None:
+        self.retries += 1
 
     # ---- control plane -----------------------------------------------------------------------------
 
@@ -206,7 +175,7 @@ class FeatureStoreClient:
             response = self.runtime.batch_write_record(Entries=remaining)
             retry = list(response.get("UnprocessedEntries") or [])
             for error in response.get("Errors") or []:
-                if error.get("ErrorCode") in RETRYABLE_CODES:
+                if error.get("ErrorCode") in RETRYABLE_AWS_CODES:
                     retry.append(error["Entry"])
                 else:
                     rejected.append(

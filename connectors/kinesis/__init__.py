@@ -1,0 +1,1 @@
+"""Amazon Kinesis Data Streams: the poller's output on AWS."""

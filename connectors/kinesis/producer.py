@@ -1,0 +1,134 @@
+"""The poller's Kinesis output: each poll's lines (transactions + heartbeat) as Kinesis records.
+
+PutRecords in batches within Kinesis limits (500 records, 5 MiB per call, 1 MiB per record including
+its partition key); partition key = transaction hash. Records a response reports as failed
+(FailedRecordCount > 0) are re-sent, alone, with backoff, until none is left: nothing is lost, and
+nothing is sent twice except when Kinesis itself asks for a retry of a call it may have half-applied
+(the job's dedup absorbs those).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Iterator
+
+import boto3
+from botocore.config import Config
+
+from connectors.blockchain.source import Poll
+from connectors.retry import RetriesExhausted, RetryPolicy, is_retryable_aws_error
+from connectors.spool import poll_lines
+
+log = logging.getLogger(__name__)
+
+MAX_RECORDS_PER_CALL = 500
+MAX_BYTES_PER_CALL = 5 * 1024 * 1024
+MAX_BYTES_PER_RECORD = 1024 * 1024
+HEARTBEAT_PARTITION_KEY = "heartbeat"
+
+
+class KinesisWriteError(RuntimeError):
+    pass
+
+
+class _SomeRecordsFailed(Exception):
+    """Raised inside a PutRecords attempt so the shared retry policy re-sends only the failed records."""
+
+
+@dataclass(frozen=True)
+class KinesisConfig:
+    stream_name: str
+    region: str = "us-east-1"
+    endpoint_url: str | None = None
+    retry: RetryPolicy = RetryPolicy(max_attempts=12, base_delay_s=0.1, max_delay_s=5.0, total_timeout_s=300.0)
+
+    def client(self) -> Any:
+        kwargs: dict[str, Any] = {
+            "region_name": self.region,
+            "config": Config(retries={"total_max_attempts": 1, "mode": "standard"}),
+        }
+        if self.endpoint_url:
+            kwargs["endpoint_url"] = self.endpoint_url
+        return boto3.client("kinesis", **kwargs)
+
+
+def record_for(line: str) -> dict[str, Any]:
+    """A Kinesis record for a spool line; a line over 1 MiB loses its inputs/out lists (the job needs
+    hash, time and fee) and says so with "truncated": true."""
+    data = line.encode()
+    try:
+        parsed = json.loads(line)
+    except ValueError:
+        parsed = None
+    key = parsed.get("hash") if isinstance(parsed, dict) and parsed.get("hash") else HEARTBEAT_PARTITION_KEY
+    key = str(key)[:256]
+    if len(data) + len(key.encode()) > MAX_BYTES_PER_RECORD and isinstance(parsed, dict):
+        slim = {k: v for k, v in parsed.items() if k not in ("inputs", "out")}
+        slim["truncated"] = True
+        log.warning("transaction %s is over 1 MiB; sent without its inputs/out", key)
+        data = json.dumps(slim, separators=(",", ":")).encode()
+    return {"Data": data, "PartitionKey": key}
+
+
+def batches(records: Iterable[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
+    """Groups of at most 500 records and 5 MiB (data + partition keys)."""
+    batch: list[dict[str, Any]] = []
+    size = 0
+    for record in records:
+        record_size = len(record["Data"]) + len(record["PartitionKey"].encode())
+        if batch and (len(batch) == MAX_RECORDS_PER_CALL or size + record_size > MAX_BYTES_PER_CALL):
+            yield batch
+            batch, size = [], 0
+        batch.append(record)
+        size += record_size
+    if batch:
+        yield batch
+
+
+class KinesisWriter:
+    """A poll writer (see connectors/blockchain/poller.py) that puts polls on a Kinesis stream."""
+
+    def __init__(self, config: KinesisConfig, client: Any = None, sleep: Callable[[float], None] = time.sleep):
+        self.config = config
+        self.client = client or config.client()
+        self._sleep = sleep
+        self.records_sent = 0
+        self.records_resent = 0
+
+    def write(self, poll: Poll) -> int:
+        return self.put([record_for(line) for line in poll_lines(poll)])
+
+    def put(self, records: list[dict[str, Any]]) -> int:
+        for batch in batches(records):
+            self._put_batch(batch)
+        return len(records)
+
+    def _put_batch(self, batch: list[dict[str, Any]]) -> None:
+        pending = batch
+
+        def attempt() -> None:
+            nonlocal pending
+            response = self.client.put_records(StreamName=self.config.stream_name, Records=pending)
+            if not response.get("FailedRecordCount"):
+                self.records_sent += len(pending)
+                return
+            failed = [record for record, result in zip(pending, response["Records"]) if "ErrorCode" in result]
+            self.records_sent += len(pending) - len(failed)
+            self.records_resent += len(failed)
+            codes = sorted({result["ErrorCode"] for result in response["Records"] if "ErrorCode" in result})
+            pending = failed
+            raise _SomeRecordsFailed(f"{len(failed)} of the records failed ({', '.join(codes)})")
+
+        def retryable(error: BaseException) -> bool:
+            return isinstance(error, _SomeRecordsFailed) or is_retryable_aws_error(error)
+
+        try:
+            self.config.retry.call(f"PutRecords to {self.config.stream_name}", attempt, retryable, sleep=self._sleep)
+        except RetriesExhausted as error:
+            raise KinesisWriteError(
+                f"{error}; {len(pending)} records not written. Check the stream's capacity and the "
+                "credentials' kinesis:PutRecords permission, then poll again."
+            ) from None
