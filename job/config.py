@@ -11,6 +11,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
+from job.sql_files import SQL_DIR, render
+
+SOURCE_TYPES = ("spool", "kinesis")
 DEFAULT_PROPERTIES = Path(__file__).resolve().parent / "application_properties.json"
 MANAGED_FLINK_PROPERTIES = Path("/etc/flink/application_properties.json")
 
@@ -61,6 +64,10 @@ class JobConfig:
     checkpoint_uri: str = ""
     dead_letter_uri: str = ""
     late_uri: str = ""
+    kinesis_stream_arn: str = ""
+    kinesis_init_position: str = "TRIM_HORIZON"
+    kinesis_endpoint_url: str | None = None
+    aws_region: str = "us-east-1"
     featurestore_endpoint_url: str | None = None
     featurestore_region: str = "us-east-1"
     restore_from: str | None = None
@@ -85,12 +92,19 @@ class JobConfig:
             checkpoint_uri=_uri(job.get("checkpoint.path", "checkpoints"), data_dir),
             dead_letter_uri=_uri(outputs.get("dead.letter.path", "dead_letter"), data_dir),
             late_uri=_uri(outputs.get("late.path", "late"), data_dir),
+            kinesis_stream_arn=source.get("stream.arn", ""),
+            kinesis_init_position=source.get("init.position", "TRIM_HORIZON"),
+            kinesis_endpoint_url=source.get("endpoint") or None,
+            aws_region=source.get("aws.region", store.get("region", "us-east-1")),
             featurestore_endpoint_url=store.get("endpoint.url") or None,
             featurestore_region=store.get("region", "us-east-1"),
         )
-        if config.source_type != "spool":
-            raise ConfigError(f"Source type {config.source_type!r} is not supported by this build (use 'spool')")
-        return replace(config, **overrides)
+        config = replace(config, **overrides)
+        if config.source_type not in SOURCE_TYPES:
+            raise ConfigError(f"Source type {config.source_type!r} is not one of {', '.join(SOURCE_TYPES)}")
+        if config.source_type == "kinesis" and not config.kinesis_stream_arn.startswith("arn:"):
+            raise ConfigError("Source type 'kinesis' needs 'stream.arn' (arn:aws:kinesis:REGION:ACCOUNT:stream/NAME)")
+        return config
 
     @property
     def sql_params(self) -> dict[str, object]:
@@ -99,11 +113,19 @@ class JobConfig:
             if self.monitor_interval_s
             else ""
         )
-        return {
+        params: dict[str, object] = {
             "feed_uri": self.feed_uri,
             "monitor_option": monitor,
+            "kinesis_stream_arn": self.kinesis_stream_arn,
+            "kinesis_init_position": self.kinesis_init_position,
+            "kinesis_endpoint_option": (
+                f",\n    'aws.endpoint' = '{self.kinesis_endpoint_url}'" if self.kinesis_endpoint_url else ""
+            ),
+            "aws_region": self.aws_region,
             "watermark_delay_s": self.watermark_delay_s,
             "future_tolerance_s": self.future_tolerance_s,
             "dead_letter_uri": self.dead_letter_uri,
             "late_uri": self.late_uri,
         }
+        params["event_time_columns"] = render(SQL_DIR / "sources" / "event_time_columns.sql", params).rstrip()
+        return params

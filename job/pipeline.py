@@ -6,10 +6,12 @@ source lines → parse/validate (dead letter) → dedup (keyed state, TTL) → l
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 from pyflink.common import Configuration
 from pyflink.datastream import StreamExecutionEnvironment
@@ -29,6 +31,10 @@ _PIPELINE_FILES = ("parse.sql", "dedup.sql", "lateness.sql")
 
 
 class FeatureSchemaError(ValueError):
+    pass
+
+
+class ConnectorMissing(RuntimeError):
     pass
 
 
@@ -101,6 +107,20 @@ class Pipeline:
         return self.statement_set.execute().get_job_client()
 
 
+@contextlib.contextmanager
+def _connector_hint(config: JobConfig) -> Iterator[None]:
+    """Turns the one error users hit without a connector jar into one that says what to add."""
+    try:
+        yield
+    except Exception as error:  # py4j wraps the Java exception; its text is what tells
+        if f"Could not find any factory for identifier '{config.source_type}'" in str(error):
+            raise ConnectorMissing(
+                f"the Flink connector for source type {config.source_type!r} is not on the job's classpath; "
+                "pass its jar (chainfeat package downloads it into lib/) in pipeline.jars"
+            ) from None
+        raise
+
+
 def build_pipeline(config: JobConfig, rest_port: int | None = None) -> Pipeline:
     env = StreamExecutionEnvironment.get_execution_environment(flink_configuration(config, rest_port))
     table_env = StreamTableEnvironment.create(env)
@@ -109,12 +129,14 @@ def build_pipeline(config: JobConfig, rest_port: int | None = None) -> Pipeline:
     for path in [source_file, *(sql_files.SQL_DIR / name for name in _PIPELINE_FILES),
                  sql_files.SQL_DIR / "sinks" / "files.sql", sql_files.SQL_DIR / "sinks" / "feature_store.sql"]:
         for statement in sql_files.statements(path, params):
-            table_env.execute_sql(statement)
+            with _connector_hint(config):
+                table_env.execute_sql(statement)
 
     # One statement set: one plan, so the source and the dedup state serve every output.
     statement_set = table_env.create_statement_set()
     for statement in sql_files.statements(sql_files.SQL_DIR / "sinks" / "side_outputs.sql", params):
-        statement_set.add_insert_sql(statement)
+        with _connector_hint(config):
+            statement_set.add_insert_sql(statement)
 
     store = FeatureStoreConfig(endpoint_url=config.featurestore_endpoint_url, region=config.featurestore_region)
     groups = []

@@ -1,0 +1,44 @@
+"""The source is chosen by configuration; everything after it is the same SQL for every deployment."""
+
+from __future__ import annotations
+
+import pytest
+
+from job import sql_files
+from job.config import ConfigError, JobConfig, load_property_groups
+from job.pipeline import ConnectorMissing, build_pipeline
+
+ARN = "arn:aws:kinesis:eu-west-1:123456789012:stream/chainfeat-ingest"
+
+
+def kinesis_groups(**source) -> dict:
+    groups = load_property_groups()
+    groups["Source"] = {"type": "kinesis", "stream.arn": ARN, "aws.region": "eu-west-1", **source}
+    return groups
+
+
+def test_kinesis_source_sql_carries_the_stream_and_the_shared_event_time(tmp_path) -> None:
+    config = JobConfig.from_properties(kinesis_groups(endpoint="http://127.0.0.1:4567"), tmp_path)
+    (statement,) = sql_files.statements(sql_files.SQL_DIR / "sources" / "kinesis.sql", config.sql_params)
+    for option in ("'connector' = 'kinesis'", f"'stream.arn' = '{ARN}'", "'aws.region' = 'eu-west-1'",
+                   "'source.init.position' = 'TRIM_HORIZON'", "'format' = 'raw'",
+                   "'aws.endpoint' = 'http://127.0.0.1:4567'"):
+        assert option in statement
+    (spool,) = sql_files.statements(sql_files.SQL_DIR / "sources" / "spool.sql", config.sql_params)
+    shared = config.sql_params["event_time_columns"]
+    assert shared in statement and shared in spool
+    assert "WATERMARK FOR ts AS ts - INTERVAL '60' SECOND" in shared
+
+
+def test_kinesis_needs_a_stream_arn(tmp_path) -> None:
+    with pytest.raises(ConfigError, match="stream.arn"):
+        JobConfig.from_properties(kinesis_groups(**{"stream.arn": ""}), tmp_path)
+    with pytest.raises(ConfigError, match="not one of spool, kinesis"):
+        JobConfig.from_properties({"Source": {"type": "kafka"}}, tmp_path)
+
+
+@pytest.mark.slow
+def test_without_the_connector_jar_the_error_says_what_to_add(tmp_path) -> None:
+    config = JobConfig.from_properties(kinesis_groups(), tmp_path, featurestore_endpoint_url="http://127.0.0.1:9")
+    with pytest.raises(ConnectorMissing, match="source type 'kinesis' is not on the job's classpath"):
+        build_pipeline(config)
