@@ -274,6 +274,28 @@ def poll(
     typer.echo(f"{stats['polls']} polls, {stats['transactions']} transactions, {stats['gaps']} gaps", err=True)
 
 
+@app.command()
+def package(
+    jar: list[Path] = typer.Option([], "--jar", help="Connector jar to bundle instead of downloading it (repeatable)."),
+    output: Path = typer.Option(Path("dist/chainfeat-flink-app.zip"), "--output", "-o", help="Zip to write."),
+    cache: Path = typer.Option(Path.home() / ".cache" / "chainfeat" / "jars", help="Where downloaded jars are kept."),
+    fmt: OutputFormat = Format,
+) -> None:
+    """Build the application zip for Managed Service for Apache Flink (or any Flink cluster).
+
+    Example: chainfeat package --jar ~/Downloads/flink-sql-connector-aws-kinesis-streams-6.0.0-2.0.jar
+    """
+    from job.package import KINESIS_CONNECTOR, RUN_OPTIONS_GROUP, PackageError, build_zip, fetch_jar
+
+    try:
+        jars = list(jar) or [fetch_jar(KINESIS_CONNECTOR, cache)]
+        options = build_zip(output, jars)
+    except PackageError as error:
+        raise fail(str(error)) from None
+    summary = {"zip": str(output), "bytes": output.stat().st_size, "property_group": RUN_OPTIONS_GROUP, **options}
+    typer.echo(render_record(summary, fmt, "application zip"))
+
+
 @contextlib.contextmanager
 def feature_store_client(data_dir: Path, endpoint_url: str | None) -> Iterator[FeatureStoreClient]:
     """A client for ``endpoint_url``, else the server running on ``data_dir``, else one started for the call."""

@@ -1,0 +1,66 @@
+"""The job's entry point on a Flink cluster: Amazon Managed Service for Apache Flink or self-managed.
+
+The application zip's main.py calls main(). It reads the one properties file (on Managed Flink
+/etc/flink/application_properties.json, else the zip's job/application_properties.json, or the file in
+CHAINFEAT_PROPERTIES), builds the same pipeline `chainfeat run` builds, makes sure the feature group
+exists, ships the job's Python packages to the Python UDF workers, and submits the job.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from connectors.featurestore.client import FeatureStoreClient, FeatureStoreConfig, FeatureStoreError
+from job.config import MANAGED_FLINK_PROPERTIES, JobConfig, load_property_groups
+from job.pipeline import build_pipeline
+
+log = logging.getLogger(__name__)
+
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+# What the Python UDF workers import: our packages and the vendored pure-Python dependencies.
+WORKER_PACKAGES = ("job", "connectors", "udfs")
+
+
+def worker_python_files(root: Path = PACKAGE_ROOT) -> list[str]:
+    """Folders for python.files. Flink puts each folder itself on the workers' PYTHONPATH, so the code
+    goes into one folder that holds the packages (job/, connectors/, udfs/), beside site-packages/."""
+    code = Path(tempfile.mkdtemp(prefix="chainfeat-code-"))
+    for name in WORKER_PACKAGES:
+        shutil.copytree(root / name, code / name, ignore=shutil.ignore_patterns("__pycache__"))
+    files = [str(code)]
+    if (root / "site-packages").is_dir():
+        files.append(str(root / "site-packages"))
+    return files
+
+
+def main(wait: bool | None = None) -> str:
+    """Build and submit the job; returns the job id. Waits for the job's end unless on Managed Flink
+    (there the service runs the job; elsewhere a local MiniCluster would die with this process)."""
+    if wait is None:
+        wait = not MANAGED_FLINK_PROPERTIES.exists()
+    logging.basicConfig(level=logging.INFO)
+    properties = os.environ.get("CHAINFEAT_PROPERTIES")
+    groups = load_property_groups(Path(properties) if properties else None)
+    data_dir = Path(os.environ.get("CHAINFEAT_DATA_DIR") or groups.get("Job", {}).get("data.dir") or os.getcwd())
+    config = JobConfig.from_properties(groups, data_dir)
+    pipeline = build_pipeline(config)
+    for path in worker_python_files():
+        pipeline.table_env.add_python_file(path)
+    client = FeatureStoreClient(FeatureStoreConfig(endpoint_url=config.featurestore_endpoint_url,
+                                                   region=config.featurestore_region))
+    for definition in pipeline.feature_groups:
+        try:
+            if client.ensure_feature_group(definition):
+                log.info("created feature group %s", definition.name)
+        except FeatureStoreError as error:  # the group may be managed by infrastructure code instead
+            log.warning("could not ensure feature group %s: %s", definition.name, error)
+    job = pipeline.execute_async("chainfeat")
+    job_id = str(job.get_job_id())
+    log.info("submitted chainfeat job %s (code from %s)", job_id, PACKAGE_ROOT)
+    if wait:
+        job.get_job_execution_result().result()
+    return job_id

@@ -1,0 +1,147 @@
+"""`chainfeat package`: the application zip for Amazon Managed Service for Apache Flink (and any cluster).
+
+Layout (what the service requires: a zip with the Python entry point, the code, every dependency, and
+the connector jar; the run options point into it):
+
+    main.py                      entry point (job/zip_main.py)
+    job/ connectors/ udfs/       the code, as in the repo
+    sql/                         every SQL file
+    site-packages/               pure-Python runtime dependencies (boto3 & co.), copied from this venv
+    lib/<connector>.jar          the Kinesis SQL connector (uber jar)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import os
+import shutil
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import urllib3
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+RUN_OPTIONS_GROUP = "kinesis.analytics.flink.run.options"
+CODE_PACKAGES = ("job", "connectors", "udfs")
+# What the job imports at run time beyond PyFlink (which the service provides). All pure Python, so the
+# copies installed here are valid on the service's manylinux x86_64 hosts.
+RUNTIME_DISTRIBUTIONS = ("boto3", "botocore", "s3transfer", "jmespath", "python-dateutil", "six", "urllib3")
+MAVEN_CENTRAL = os.environ.get("CHAINFEAT_MAVEN_URL", "https://repo1.maven.org/maven2")  # a mirror, if you have one
+
+
+class PackageError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class MavenJar:
+    group: str
+    artifact: str
+    version: str
+    sha256: str | None = None  # pinned once known; without it the download is checked against Maven's .sha1
+
+    @property
+    def file_name(self) -> str:
+        return f"{self.artifact}-{self.version}.jar"
+
+    @property
+    def url(self) -> str:
+        return f"{MAVEN_CENTRAL}/{self.group.replace('.', '/')}/{self.artifact}/{self.version}/{self.file_name}"
+
+
+# The Kinesis source/sink for Flink 2.x (apache/flink-connector-aws, connector line 6.0.0-2.0).
+KINESIS_CONNECTOR = MavenJar("org.apache.flink", "flink-sql-connector-aws-kinesis-streams", "6.0.0-2.0")
+
+
+def fetch_jar(jar: MavenJar, cache: Path, http: urllib3.PoolManager | None = None) -> Path:
+    """The jar from the cache, else downloaded from Maven Central and verified; offline: a clear error."""
+    target = cache / jar.file_name
+    if target.exists() and (jar.sha256 is None or _sha256(target) == jar.sha256):
+        return target
+    http = http or urllib3.PoolManager(timeout=urllib3.Timeout(connect=10, read=120), retries=urllib3.Retry(2))
+    try:
+        response = http.request("GET", jar.url, preload_content=True)
+        checksum = http.request("GET", jar.url + ".sha1") if jar.sha256 is None else None
+    except urllib3.exceptions.HTTPError as error:
+        raise PackageError(
+            f"cannot download {jar.file_name} ({error.__class__.__name__}). Download {jar.url} yourself "
+            f"and run: chainfeat package --jar /path/to/{jar.file_name}"
+        ) from None
+    if response.status != 200:
+        raise PackageError(f"{jar.url} answered HTTP {response.status}; download it and pass --jar PATH")
+    data = response.data
+    if jar.sha256 is not None and hashlib.sha256(data).hexdigest() != jar.sha256:
+        raise PackageError(f"{jar.file_name} does not match its pinned sha256; not using it")
+    if checksum is not None and checksum.data.decode().split()[0] != hashlib.sha1(data).hexdigest():
+        raise PackageError(f"{jar.file_name} does not match Maven Central's .sha1; not using it")
+    cache.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_suffix(".part")
+    temporary.write_bytes(data)
+    temporary.replace(target)
+    return target
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def run_options(jar_names: list[str]) -> dict[str, str]:
+    """The `kinesis.analytics.flink.run.options` property group for the zip's layout."""
+    # pyFiles folders go on the workers' PYTHONPATH as they are; main.py ships the code itself.
+    options = {"python": "main.py", "pyFiles": "site-packages/"}
+    if jar_names:
+        options["jarfile"] = f"lib/{jar_names[0]}"
+    return options
+
+
+def _code_files() -> list[tuple[Path, str]]:
+    files = [(REPO_ROOT / "job" / "zip_main.py", "main.py")]
+    for package in CODE_PACKAGES:
+        for path in sorted((REPO_ROOT / package).rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts and path.suffix in (".py", ".json"):
+                files.append((path, str(path.relative_to(REPO_ROOT))))
+    for path in sorted((REPO_ROOT / "sql").rglob("*.sql")):
+        files.append((path, str(path.relative_to(REPO_ROOT))))
+    return files
+
+
+def _dependency_files() -> list[tuple[Path, str]]:
+    files = []
+    for name in RUNTIME_DISTRIBUTIONS:
+        distribution = importlib.metadata.distribution(name)
+        for entry in distribution.files or []:
+            if entry.parts[0] in ("..", "__pycache__") or "__pycache__" in entry.parts or entry.parts[0].endswith(".dist-info"):
+                continue
+            files.append((Path(distribution.locate_file(entry)), f"site-packages/{entry.as_posix()}"))
+    return files
+
+
+def build_zip(output: Path, jars: list[Path]) -> dict[str, str]:
+    """Write the application zip; returns its run options."""
+    if len(jars) > 1:
+        raise PackageError("Managed Flink loads a single jarfile: pass one (uber) jar")
+    for jar in jars:
+        if not jar.is_file() or jar.suffix != ".jar":
+            raise PackageError(f"{jar} is not a .jar file")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    temporary = output.with_suffix(".zip.part")
+    with zipfile.ZipFile(temporary, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for source, name in _code_files() + _dependency_files():
+            archive.write(source, name)
+        for jar in jars:
+            archive.write(jar, f"lib/{jar.name}")
+    temporary.replace(output)
+    return run_options([jar.name for jar in jars])
+
+
+def unpack(zip_path: Path, target: Path) -> Path:
+    shutil.rmtree(target, ignore_errors=True)
+    with zipfile.ZipFile(zip_path) as archive:
+        archive.extractall(target)
+    return target

@@ -1,0 +1,87 @@
+"""`chainfeat package`: the zip's layout and run options, the offline error, and the job run from the zip."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from job.package import RUN_OPTIONS_GROUP, unpack
+from tests.conftest import CHAINFEAT
+from tests.job.test_pipeline import online_features, scenario_lines
+from tests.reference import expected_results
+
+
+def stand_in_jar(path: Path) -> Path:
+    with zipfile.ZipFile(path, "w") as jar:
+        jar.writestr("META-INF/MANIFEST.MF", "Manifest-Version: 1.0\n")
+    return path
+
+
+@pytest.fixture
+def app_zip(tmp_path, cli_env) -> tuple[Path, dict]:
+    output = tmp_path / "dist" / "app.zip"
+    result = subprocess.run(
+        [*CHAINFEAT, "package", "--jar", str(stand_in_jar(tmp_path / "connector.jar")), "--output", str(output),
+         "--format", "json"], env=cli_env, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    return output, json.loads(result.stdout)
+
+
+def test_zip_layout_and_run_options_match_what_managed_flink_needs(app_zip) -> None:
+    output, summary = app_zip
+    names = set(zipfile.ZipFile(output).namelist())
+    assert summary["property_group"] == RUN_OPTIONS_GROUP == "kinesis.analytics.flink.run.options"
+    # The run options point at files and folders inside the zip, relative to its root.
+    assert summary["python"] == "main.py" and "main.py" in names
+    assert summary["jarfile"] == "lib/connector.jar" and "lib/connector.jar" in names
+    for folder in summary["pyFiles"].split(","):
+        assert folder.endswith("/") and any(name.startswith(folder) for name in names)
+    for required in ("job/entrypoint.py", "job/application_properties.json", "connectors/featurestore/flink_sink.py",
+                     "sql/features/tx_minute_features.sql", "sql/sources/kinesis.sql",
+                     "site-packages/boto3/__init__.py", "site-packages/botocore/data/endpoints.json",
+                     "site-packages/urllib3/__init__.py", "site-packages/six.py"):
+        assert required in names, required
+    assert not [name for name in names if "__pycache__" in name or name.startswith("tests/")]
+
+
+def test_offline_package_names_the_file_to_download(tmp_path, cli_env) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    env = {**cli_env, "CHAINFEAT_MAVEN_URL": f"http://127.0.0.1:{closed}/maven2"}
+    result = subprocess.run([*CHAINFEAT, "package", "--output", str(tmp_path / "app.zip"), "--cache", str(tmp_path)],
+                            env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert "flink-sql-connector-aws-kinesis-streams-6.0.0-2.0.jar" in result.stderr
+    assert "/org/apache/flink/flink-sql-connector-aws-kinesis-streams/6.0.0-2.0/" in result.stderr
+    assert "--jar" in result.stderr and not (tmp_path / "app.zip").exists()
+
+
+@pytest.mark.slow
+def test_the_job_runs_from_the_unpacked_zip(app_zip, tmp_path, server, cli_env) -> None:
+    root = unpack(app_zip[0], tmp_path / "unpacked")
+    data_dir = tmp_path / "zip-data"
+    (data_dir / "feed").mkdir(parents=True)
+    lines = scenario_lines()
+    (data_dir / "feed" / "feed-000000001.jsonl").write_text("\n".join(lines) + "\n")
+    groups = json.loads((root / "job" / "application_properties.json").read_text())
+    for group in groups:
+        if group["PropertyGroupId"] == "Source":
+            group["PropertyMap"]["monitor.interval.s"] = ""  # bounded: read the feed, then finish
+        if group["PropertyGroupId"] == "FeatureStore":
+            group["PropertyMap"]["endpoint.url"] = server.url
+    properties = tmp_path / "properties.json"
+    properties.write_text(json.dumps(groups))
+    env = {**cli_env, "CHAINFEAT_PROPERTIES": str(properties), "CHAINFEAT_DATA_DIR": str(data_dir),
+           "PYTHONPATH": "", "FLINK_LOG_DIR": str(tmp_path / "logs")}
+    result = subprocess.run([sys.executable, "main.py"], cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"code from {root}" in result.stderr  # the zip's code ran, not the repo's
+    assert online_features(server.url) == expected_results(lines).features
