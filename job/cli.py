@@ -296,6 +296,55 @@ def package(
     typer.echo(render_record(summary, fmt, "application zip"))
 
 
+@app.command()
+def submit(
+    flink_url: str = typer.Option(..., "--flink-url", help="REST address of a running Flink cluster (http://HOST:8081)."),
+    zip_path: Path = typer.Option(Path("dist/chainfeat-flink-app.zip"), "--zip", help="Zip from `chainfeat package`."),
+    properties: Optional[Path] = typer.Option(None, help="Properties file (default: the zip's job/application_properties.json)."),
+    data_dir: Path = DataDir,
+    fmt: OutputFormat = Format,
+) -> None:
+    """Run the packaged job on a self-managed Flink cluster.
+
+    Example: chainfeat submit --flink-url http://127.0.0.1:8081 --zip dist/chainfeat-flink-app.zip
+    """
+    from job.submit import SubmitError, submit_to_cluster
+
+    typer.echo(f"submitting {zip_path} to {flink_url}...", err=True)
+    try:
+        job_id = submit_to_cluster(zip_path, flink_url, properties, data_dir)
+    except SubmitError as error:
+        raise fail(str(error)) from None
+    typer.echo(render_record({"job_id": job_id, "dashboard": f"{flink_url.rstrip('/')}/#/job/running/{job_id}/overview"},
+                             fmt, "submitted"))
+
+
+@app.command()
+def status(
+    flink_url: str = typer.Option("http://127.0.0.1:8081", "--flink-url", help="REST address of the Flink cluster."),
+    job: Optional[str] = typer.Option(None, "--job", help="Job id (default: the newest job)."),
+    fmt: OutputFormat = Format,
+) -> None:
+    """Job state, uptime, last checkpoint and records in/out per operator, from Flink's REST API.
+
+    Example: chainfeat status --flink-url http://127.0.0.1:8081 --format json
+    """
+    from job.flink_rest import FlinkRestError
+    from job.submit import SubmitError, job_status
+
+    try:
+        report = job_status(flink_url, job)
+    except (FlinkRestError, SubmitError) as error:
+        raise fail(str(error)) from None
+    if fmt is OutputFormat.table:
+        operators = report.pop("operators")
+        typer.echo(render_record({**report, "last_checkpoint": report["last_checkpoint"] or "none yet"}, fmt, "job"))
+        typer.echo(render_rows(["name", "records_in", "records_out", "status"],
+                               [list(op.values()) for op in operators], fmt, "operators"))
+    else:
+        typer.echo(render_record(report, fmt))
+
+
 @contextlib.contextmanager
 def feature_store_client(data_dir: Path, endpoint_url: str | None) -> Iterator[FeatureStoreClient]:
     """A client for ``endpoint_url``, else the server running on ``data_dir``, else one started for the call."""

@@ -14,6 +14,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from botocore.exceptions import BotoCoreError
+
 from connectors.featurestore.client import FeatureStoreClient, FeatureStoreConfig, FeatureStoreError
 from job.config import MANAGED_FLINK_PROPERTIES, JobConfig, load_property_groups
 from job.pipeline import build_pipeline
@@ -40,23 +42,26 @@ def worker_python_files(root: Path = PACKAGE_ROOT) -> list[str]:
 def main(wait: bool | None = None) -> str:
     """Build and submit the job; returns the job id. Waits for the job's end unless on Managed Flink
     (there the service runs the job; elsewhere a local MiniCluster would die with this process)."""
-    if wait is None:
-        wait = not MANAGED_FLINK_PROPERTIES.exists()
     logging.basicConfig(level=logging.INFO)
     properties = os.environ.get("CHAINFEAT_PROPERTIES")
     groups = load_property_groups(Path(properties) if properties else None)
     data_dir = Path(os.environ.get("CHAINFEAT_DATA_DIR") or groups.get("Job", {}).get("data.dir") or os.getcwd())
     config = JobConfig.from_properties(groups, data_dir)
-    pipeline = build_pipeline(config)
+    on_cluster = MANAGED_FLINK_PROPERTIES.exists() or os.environ.get("CHAINFEAT_DETACHED") == "1"
+    if wait is None:
+        wait = not on_cluster  # on Managed Flink or after `flink run -d` the cluster runs the job
+    pipeline = build_pipeline(config, local=not on_cluster)
+    already = pipeline.table_env.get_config().get("python.files", "") or ""  # run options / flink run -pyfs
     for path in worker_python_files():
-        pipeline.table_env.add_python_file(path)
+        if Path(path).name not in already:
+            pipeline.table_env.add_python_file(path)
     client = FeatureStoreClient(FeatureStoreConfig(endpoint_url=config.featurestore_endpoint_url,
                                                    region=config.featurestore_region))
     for definition in pipeline.feature_groups:
         try:
             if client.ensure_feature_group(definition):
                 log.info("created feature group %s", definition.name)
-        except FeatureStoreError as error:  # the group may be managed by infrastructure code instead
+        except (FeatureStoreError, BotoCoreError) as error:  # the group may be managed by infrastructure code
             log.warning("could not ensure feature group %s: %s", definition.name, error)
     job = pipeline.execute_async("chainfeat")
     job_id = str(job.get_job_id())

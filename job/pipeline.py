@@ -38,7 +38,9 @@ class ConnectorMissing(RuntimeError):
     pass
 
 
-def flink_configuration(config: JobConfig, rest_port: int | None = None) -> Configuration:
+def flink_configuration(config: JobConfig, rest_port: int | None = None, local: bool = True) -> Configuration:
+    """The job's Flink settings. ``local``: this process runs the MiniCluster (chainfeat run, tests);
+    otherwise a cluster (Managed Flink, `flink run`) owns its REST endpoint and Python interpreter."""
     flink = Configuration()
     settings = {
         "parallelism.default": "1",  # parallelism 2 on the file source gave wrong windows (DESIGN.md)
@@ -53,12 +55,14 @@ def flink_configuration(config: JobConfig, rest_port: int | None = None) -> Conf
         "restart-strategy.type": "fixed-delay",
         "restart-strategy.fixed-delay.attempts": "3",
         "restart-strategy.fixed-delay.delay": "5 s",
-        "python.executable": sys.executable,
-        "python.client.executable": sys.executable,
         **config.extra_flink_config,
     }
-    # The dashboard/REST API binds loopback only; port 0 picks a free one.
-    settings.update({"rest.port": str(rest_port or 0), "rest.bind-address": "127.0.0.1", "rest.address": "127.0.0.1"})
+    if local:
+        # In-process MiniCluster: the workers use this interpreter, and its dashboard/REST API binds
+        # loopback only; port 0 picks a free one.
+        settings.setdefault("python.executable", sys.executable)
+        settings.setdefault("python.client.executable", sys.executable)
+        settings.update({"rest.port": str(rest_port or 0), "rest.bind-address": "127.0.0.1", "rest.address": "127.0.0.1"})
     if config.restore_from:
         settings["execution.savepoint.path"] = config.restore_from
     for key, value in settings.items():
@@ -121,8 +125,8 @@ def _connector_hint(config: JobConfig) -> Iterator[None]:
         raise
 
 
-def build_pipeline(config: JobConfig, rest_port: int | None = None) -> Pipeline:
-    env = StreamExecutionEnvironment.get_execution_environment(flink_configuration(config, rest_port))
+def build_pipeline(config: JobConfig, rest_port: int | None = None, local: bool = True) -> Pipeline:
+    env = StreamExecutionEnvironment.get_execution_environment(flink_configuration(config, rest_port, local))
     table_env = StreamTableEnvironment.create(env)
     params = config.sql_params
     source_file = sql_files.SQL_DIR / "sources" / f"{config.source_type}.sql"
