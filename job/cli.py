@@ -29,7 +29,7 @@ from connectors.featurestore.local_server import (
 from connectors.featurestore.offline_query import OfflineQueryError, run_query
 from connectors.kinesis.producer import KinesisConfig, KinesisWriteError, KinesisWriter
 from connectors.spool import SpoolWriter
-from job.config import ConfigError
+from job.config import ConfigError, load_property_groups
 from job.local_run import BUNDLED_RECORDING, LocalRun, RunError, RunOptions
 from job.output import OutputFormat, render_record, render_rows
 from job.progress import ProgressView
@@ -298,25 +298,59 @@ def package(
 
 @app.command()
 def submit(
-    flink_url: str = typer.Option(..., "--flink-url", help="REST address of a running Flink cluster (http://HOST:8081)."),
+    flink_url: Optional[str] = typer.Option(None, "--flink-url", help="Self-managed cluster: its REST address (http://HOST:8081)."),
+    application: Optional[str] = typer.Option(None, "--application", help="Managed Flink: the application's name."),
+    bucket: Optional[str] = typer.Option(None, "--bucket", help="Managed Flink: S3 bucket for the zip."),
+    key: str = typer.Option("chainfeat/chainfeat-flink-app.zip", "--key", help="Managed Flink: S3 key for the zip."),
+    role_arn: Optional[str] = typer.Option(None, "--role-arn", help="Managed Flink: the application's execution role."),
+    region: str = typer.Option("us-east-1", envvar="AWS_REGION", help="Managed Flink: AWS region."),
+    parallelism: int = typer.Option(1, min=1, help="Managed Flink: parallelism (KPUs)."),
     zip_path: Path = typer.Option(Path("dist/chainfeat-flink-app.zip"), "--zip", help="Zip from `chainfeat package`."),
-    properties: Optional[Path] = typer.Option(None, help="Properties file (default: the zip's job/application_properties.json)."),
+    properties: Optional[Path] = typer.Option(None, help="Properties file (default: job/application_properties.json)."),
     data_dir: Path = DataDir,
     fmt: OutputFormat = Format,
 ) -> None:
-    """Run the packaged job on a self-managed Flink cluster.
+    """Run the packaged job on a self-managed Flink cluster (--flink-url) or on Managed Flink (--application).
 
-    Example: chainfeat submit --flink-url http://127.0.0.1:8081 --zip dist/chainfeat-flink-app.zip
+    Example: chainfeat submit --application chainfeat --bucket my-artifacts --role-arn arn:aws:iam::123456789012:role/flink
     """
     from job.submit import SubmitError, submit_to_cluster
 
-    typer.echo(f"submitting {zip_path} to {flink_url}...", err=True)
+    if bool(flink_url) == bool(application):
+        raise fail("give either --flink-url (a Flink cluster) or --application (Managed Flink)", EXIT_USAGE)
+    if flink_url:
+        typer.echo(f"submitting {zip_path} to {flink_url}...", err=True)
+        try:
+            job_id = submit_to_cluster(zip_path, flink_url, properties, data_dir)
+        except SubmitError as error:
+            raise fail(str(error)) from None
+        typer.echo(render_record({"job_id": job_id, "dashboard": f"{flink_url.rstrip('/')}/#/job/running/{job_id}/overview"},
+                                 fmt, "submitted"))
+        return
+    if not (bucket and role_arn):
+        raise fail("--application needs --bucket and --role-arn", EXIT_USAGE)
+    if not zip_path.is_file():
+        raise fail(f"{zip_path} not found; build it with `chainfeat package`")
+    import zipfile
+
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from job.managed_flink import DeployError, ManagedFlinkTarget, deploy
+    from job.package import run_options
+
+    with zipfile.ZipFile(zip_path) as archive:
+        jars = sorted(Path(name).name for name in archive.namelist() if name.startswith("lib/") and name.endswith(".jar"))
+    target = ManagedFlinkTarget(application, bucket, key, role_arn, parallelism)
     try:
-        job_id = submit_to_cluster(zip_path, flink_url, properties, data_dir)
-    except SubmitError as error:
-        raise fail(str(error)) from None
-    typer.echo(render_record({"job_id": job_id, "dashboard": f"{flink_url.rstrip('/')}/#/job/running/{job_id}/overview"},
-                             fmt, "submitted"))
+        detail = deploy(zip_path, run_options(jars), load_property_groups(properties), target,
+                        boto3.client("s3", region_name=region), boto3.client("kinesisanalyticsv2", region_name=region),
+                        progress=lambda message: typer.echo(message, err=True))
+    except (DeployError, ClientError, BotoCoreError) as error:
+        raise fail(f"deploying to Managed Flink failed: {error}") from None
+    typer.echo(render_record({"application": application, "status": detail["ApplicationStatus"],
+                              "version": detail.get("ApplicationVersionId"), "arn": detail.get("ApplicationARN")},
+                             fmt, "Managed Flink"))
 
 
 @app.command()
