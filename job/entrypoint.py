@@ -47,10 +47,11 @@ def main(wait: bool | None = None) -> str:
     groups = load_property_groups(Path(properties) if properties else None)
     data_dir = Path(os.environ.get("CHAINFEAT_DATA_DIR") or groups.get("Job", {}).get("data.dir") or os.getcwd())
     config = JobConfig.from_properties(groups, data_dir)
-    on_cluster = MANAGED_FLINK_PROPERTIES.exists() or os.environ.get("CHAINFEAT_DETACHED") == "1"
+    managed = MANAGED_FLINK_PROPERTIES.exists()
+    on_cluster = managed or os.environ.get("CHAINFEAT_DETACHED") == "1"
     if wait is None:
         wait = not on_cluster  # on Managed Flink or after `flink run -d` the cluster runs the job
-    pipeline = build_pipeline(config, local=not on_cluster)
+    pipeline = build_pipeline(config, local=not on_cluster, managed=managed)
     already = pipeline.table_env.get_config().get("python.files", "") or ""  # run options / flink run -pyfs
     for path in worker_python_files():
         if Path(path).name not in already:

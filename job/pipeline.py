@@ -38,15 +38,19 @@ class ConnectorMissing(RuntimeError):
     pass
 
 
-def flink_configuration(config: JobConfig, rest_port: int | None = None, local: bool = True) -> Configuration:
+def flink_configuration(config: JobConfig, rest_port: int | None = None, local: bool = True,
+                        managed: bool = False) -> Configuration:
     """The job's Flink settings. ``local``: this process runs the MiniCluster (chainfeat run, tests);
-    otherwise a cluster (Managed Flink, `flink run`) owns its REST endpoint and Python interpreter."""
+    otherwise a cluster (Managed Flink, `flink run`) owns its REST endpoint and Python interpreter.
+    ``managed``: on Managed Flink the service owns checkpointing and restarts (set by the CDK app)."""
     flink = Configuration()
     settings = {
         "parallelism.default": "1",  # parallelism 2 on the file source gave wrong windows (DESIGN.md)
         "table.local-time-zone": "UTC",
         "table.exec.state.ttl": config.dedup_ttl,
         "table.exec.source.idle-timeout": config.idle_timeout,
+    }
+    operational = {
         "execution.checkpointing.interval": config.checkpoint_interval,
         "execution.checkpointing.dir": config.checkpoint_uri,
         "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
@@ -55,8 +59,10 @@ def flink_configuration(config: JobConfig, rest_port: int | None = None, local: 
         "restart-strategy.type": "fixed-delay",
         "restart-strategy.fixed-delay.attempts": "3",
         "restart-strategy.fixed-delay.delay": "5 s",
-        **config.extra_flink_config,
     }
+    if not managed:
+        settings.update(operational)
+    settings.update(config.extra_flink_config)
     if local:
         # In-process MiniCluster: the workers use this interpreter, and its dashboard/REST API binds
         # loopback only; port 0 picks a free one.
@@ -125,8 +131,9 @@ def _connector_hint(config: JobConfig) -> Iterator[None]:
         raise
 
 
-def build_pipeline(config: JobConfig, rest_port: int | None = None, local: bool = True) -> Pipeline:
-    env = StreamExecutionEnvironment.get_execution_environment(flink_configuration(config, rest_port, local))
+def build_pipeline(config: JobConfig, rest_port: int | None = None, local: bool = True,
+                   managed: bool = False) -> Pipeline:
+    env = StreamExecutionEnvironment.get_execution_environment(flink_configuration(config, rest_port, local, managed))
     table_env = StreamTableEnvironment.create(env)
     params = config.sql_params
     source_file = sql_files.SQL_DIR / "sources" / f"{config.source_type}.sql"

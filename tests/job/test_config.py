@@ -1,0 +1,30 @@
+"""Which Flink settings the job sets where: locally everything; on Managed Flink not what the service owns."""
+
+from __future__ import annotations
+
+from job.config import JobConfig, load_property_groups
+from job.pipeline import flink_configuration
+
+
+def settings(tmp_path, **kwargs) -> dict[str, str]:
+    config = JobConfig.from_properties(load_property_groups(), tmp_path)
+    return dict(flink_configuration(config, **kwargs).to_dict())
+
+
+def test_local_run_binds_loopback_and_checkpoints_under_the_data_dir(tmp_path) -> None:
+    local = settings(tmp_path, rest_port=8099)
+    assert (local["rest.port"], local["rest.bind-address"]) == ("8099", "127.0.0.1")
+    assert local["execution.checkpointing.dir"] == (tmp_path / "checkpoints").resolve().as_uri()
+    assert local["table.exec.state.ttl"] == "3 h" and local["table.local-time-zone"] == "UTC"
+
+
+def test_on_a_cluster_the_cluster_owns_rest_and_python(tmp_path) -> None:
+    remote = settings(tmp_path, local=False)
+    assert "rest.port" not in remote and "python.executable" not in remote
+    assert "execution.checkpointing.interval" in remote  # a self-managed cluster takes the job's checkpointing
+
+
+def test_on_managed_flink_the_service_owns_checkpoints_and_restarts(tmp_path) -> None:
+    managed = settings(tmp_path, local=False, managed=True)
+    assert not [key for key in managed if key.startswith(("execution.checkpointing", "restart-strategy"))]
+    assert managed["table.exec.state.ttl"] == "3 h"
