@@ -119,15 +119,22 @@ def polls(count: int, per_poll: int) -> list[Poll]:
     ]
 
 
-def test_failed_records_are_resent_until_none_is_lost(stream, moto_url) -> None:
-    proxy = FailingProxy(moto_url)
-    try:
-        proxy.failing_calls = 3
-        writer = KinesisWriter(KinesisConfig(STREAM, endpoint_url=proxy.url,
-                                             retry=RetryPolicy(max_attempts=10, base_delay_s=0.01, max_delay_s=0.05)))
-        sent = [writer.write(poll) for poll in polls(3, 400)]
-    finally:
-        proxy.close()
+@pytest.fixture
+def proxy(moto_url):
+    failing = FailingProxy(moto_url)
+    yield failing
+    failing.close()
+
+
+def writer_through(proxy: FailingProxy, attempts: int) -> KinesisWriter:
+    retry = RetryPolicy(max_attempts=attempts, base_delay_s=0.01, max_delay_s=0.05)
+    return KinesisWriter(KinesisConfig(STREAM, endpoint_url=proxy.url, retry=retry))
+
+
+def test_failed_records_are_resent_until_none_is_lost(stream, proxy) -> None:
+    proxy.failing_calls = 3
+    writer = writer_through(proxy, attempts=10)
+    sent = [writer.write(poll) for poll in polls(3, 400)]
     assert proxy.injected_failures > 0 and writer.records_resent == proxy.injected_failures
     expected = [(record_for(line)["PartitionKey"], line.encode()) for poll in polls(3, 400) for line in poll_lines(poll)]
     assert sum(sent) == len(expected) == 1203
@@ -135,16 +142,10 @@ def test_failed_records_are_resent_until_none_is_lost(stream, moto_url) -> None:
     assert {key for key, _ in expected} >= {"heartbeat", "0000" + "0" * 60}
 
 
-def test_gives_up_with_a_clear_error_when_records_keep_failing(stream, moto_url) -> None:
-    proxy = FailingProxy(moto_url)
-    try:
-        proxy.failing_calls = 1000
-        writer = KinesisWriter(KinesisConfig(STREAM, endpoint_url=proxy.url,
-                                             retry=RetryPolicy(max_attempts=3, base_delay_s=0.01, max_delay_s=0.02)))
-        with pytest.raises(KinesisWriteError, match=r"PutRecords to chainfeat-test failed after 3 attempts.*not written"):
-            writer.write(polls(1, 10)[0])
-    finally:
-        proxy.close()
+def test_gives_up_with_a_clear_error_when_records_keep_failing(stream, proxy) -> None:
+    proxy.failing_calls = 1000
+    with pytest.raises(KinesisWriteError, match=r"PutRecords to chainfeat-test failed after 3 attempts.*not written"):
+        writer_through(proxy, attempts=3).write(polls(1, 10)[0])
 
 
 def test_batches_respect_kinesis_limits() -> None:
