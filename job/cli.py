@@ -30,6 +30,7 @@ from connectors.featurestore.offline_query import OfflineQueryError, run_query
 from connectors.kinesis.producer import KinesisConfig, KinesisWriteError, KinesisWriter
 from connectors.spool import SpoolWriter
 from job.config import ConfigError, load_property_groups
+from job.flink_rest import FlinkRestError
 from job.local_run import BUNDLED_RECORDING, LocalRun, RunError, RunOptions
 from job.output import OutputFormat, render_record, render_rows
 from job.progress import ProgressView
@@ -183,19 +184,21 @@ def run(
     if local.restored_from:
         typer.echo(f"resumed from {local.restored_from}", err=True)
     view = ProgressView(local)
+    failure: Exception | None = None
     try:
         with _stop_on_signals() as stop:
             if exit_when_done:
                 view.run(lambda: local.wait_until_done(interrupted=stop), stop)
             else:
                 view.run(stop.wait, stop)
-    except RunError as error:
-        local.stop()
-        raise fail(str(error)) from None
-    finally:
         final = local.counters()
         latest_row = local.latest_row()
-        savepoint = local.stop()
+    except (RunError, FlinkRestError, FeatureStoreError) as error:
+        failure = error
+    savepoint = local.stop()
+    if failure is not None:
+        resume = f"; resume with the same command (savepoint {savepoint})" if savepoint else ""
+        raise fail(f"{failure}{resume}")
     final["job_state"] = local.job_state()  # after the stop: what a script should know
     summary = {**final, "latest_feature_row": latest_row, "savepoint": savepoint, "data_dir": str(data_dir)}
     if fmt is OutputFormat.table:
@@ -363,7 +366,6 @@ def status(
 
     Example: chainfeat status --flink-url http://127.0.0.1:8081 --format json
     """
-    from job.flink_rest import FlinkRestError
     from job.submit import SubmitError, job_status
 
     try:
