@@ -55,10 +55,8 @@ def deploy(
     s3.upload_file(str(zip_path), target.bucket, target.key)
     bucket_arn = f"arn:aws:s3:::{target.bucket}"
     groups_api = property_groups(groups, run_options)
-    try:
-        detail = flink.describe_application(ApplicationName=target.application)["ApplicationDetail"]
-    except flink.exceptions.ResourceNotFoundException:
-        detail = None
+    detail = (flink.describe_application(ApplicationName=target.application)["ApplicationDetail"]
+              if _exists(flink, target.application) else None)
     if detail is None:
         progress(f"creating application {target.application} ({RUNTIME})")
         flink.create_application(
@@ -112,6 +110,13 @@ def deploy(
         detail = _wait_for(flink, target.application, ("RUNNING",), ("STARTING", "READY"), timeout_s, poll_s,
                            sleep, progress, settle_on="READY")
     return detail
+
+
+def _exists(flink: Any, application: str) -> bool:
+    for page in flink.get_paginator("list_applications").paginate():
+        if any(summary["ApplicationName"] == application for summary in page["ApplicationSummaries"]):
+            return True
+    return False
 
 
 def _wait_for(flink: Any, application: str, wanted: tuple[str, ...], passing: tuple[str, ...], timeout_s: float,

@@ -25,6 +25,12 @@ def detail(status: str, version: int = 1) -> dict:
     }}
 
 
+def listed(status: str, version: int) -> dict:
+    return {"ApplicationSummaries": [{"ApplicationName": "chainfeat", "ApplicationARN": APP_ARN,
+                                      "ApplicationStatus": status, "ApplicationVersionId": version,
+                                      "RuntimeEnvironment": "FLINK-2_3"}]}
+
+
 @pytest.fixture
 def s3(moto_url, monkeypatch):
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
@@ -54,7 +60,7 @@ def flink():
 def test_creates_uploads_starts_and_waits_until_running(s3, flink, app_zip) -> None:
     client, stubber = flink
     groups = load_property_groups()
-    stubber.add_client_error("describe_application", "ResourceNotFoundException", http_status_code=400)
+    stubber.add_response("list_applications", {"ApplicationSummaries": []}, {})
     stubber.add_response("create_application", detail("READY"), {
         "ApplicationName": "chainfeat", "RuntimeEnvironment": "FLINK-2_3",
         "ServiceExecutionRole": TARGET.role_arn, "ApplicationConfiguration": ANY,
@@ -81,6 +87,7 @@ def test_creates_uploads_starts_and_waits_until_running(s3, flink, app_zip) -> N
 
 def test_updates_a_running_application_in_place(s3, flink, app_zip) -> None:
     client, stubber = flink
+    stubber.add_response("list_applications", listed("RUNNING", 7), {})
     stubber.add_response("describe_application", detail("RUNNING", version=7), {"ApplicationName": "chainfeat"})
     stubber.add_response("update_application", detail("UPDATING", version=8), {
         "ApplicationName": "chainfeat", "CurrentApplicationVersionId": 7, "ApplicationConfigurationUpdate": {
@@ -100,6 +107,7 @@ def test_updates_a_running_application_in_place(s3, flink, app_zip) -> None:
 
 def test_a_start_that_falls_back_to_ready_is_a_clear_failure(s3, flink, app_zip) -> None:
     client, stubber = flink
+    stubber.add_response("list_applications", listed("READY", 1), {})
     stubber.add_response("describe_application", detail("READY"), {"ApplicationName": "chainfeat"})
     stubber.add_response("update_application", detail("READY", 2), {
         "ApplicationName": "chainfeat", "CurrentApplicationVersionId": 1, "ApplicationConfigurationUpdate": ANY})
@@ -113,6 +121,26 @@ def test_a_start_that_falls_back_to_ready_is_a_clear_failure(s3, flink, app_zip)
 
 def test_refuses_to_update_an_application_in_transition(s3, flink, app_zip) -> None:
     client, stubber = flink
+    stubber.add_response("list_applications", listed("DELETING", 1), {})
     stubber.add_response("describe_application", detail("DELETING"), {"ApplicationName": "chainfeat"})
     with pytest.raises(DeployError, match="is DELETING"):
         deploy(app_zip, RUN_OPTIONS, {}, TARGET, s3, client, sleep=lambda s: None)
+
+
+def test_create_request_is_accepted_by_moto_with_the_property_groups(s3, moto_url, app_zip) -> None:
+    """moto implements CreateApplication and DescribeApplication (not Start): the create request must be
+    one its server accepts, and what it stores must be the zip's location and our property groups."""
+    client = boto3.client("kinesisanalyticsv2", region_name="us-east-1", endpoint_url=moto_url)
+    groups = {"Source": {"type": "spool", "feed.path": "feed", "monitor.interval.s": ""}}
+    # moto leaves a new application STARTING forever: give the wait no time and expect that report.
+    with pytest.raises(DeployError, match="still STARTING"):
+        deploy(app_zip, RUN_OPTIONS, groups, TARGET, s3, client, timeout_s=0, sleep=lambda s: None)
+    stored = client.describe_application(ApplicationName="chainfeat")["ApplicationDetail"]
+    assert stored["RuntimeEnvironment"] == "FLINK-2_3"
+    assert stored["ServiceExecutionRole"] == TARGET.role_arn
+    configuration = stored["ApplicationConfigurationDescription"]
+    location = configuration["ApplicationCodeConfigurationDescription"]["CodeContentDescription"]["S3ApplicationCodeLocationDescription"]
+    assert (location["BucketARN"], location["FileKey"]) == ("arn:aws:s3:::artifacts", "chainfeat/app.zip")
+    stored_groups = {g["PropertyGroupId"]: g["PropertyMap"]
+                     for g in configuration["EnvironmentPropertyDescriptions"]["PropertyGroupDescriptions"]}
+    assert stored_groups == {"Source": {"type": "spool", "feed.path": "feed"}, RUN_OPTIONS_GROUP: RUN_OPTIONS}
