@@ -1,13 +1,13 @@
 # The two commands a newcomer types (see README.md): `make run` and `make test`.
-# Both set everything up first: Java 17 (apt-get, when `java` is missing), a virtual environment in
-# .venv with chainfeat and its pinned dependencies.
+# Both set everything up first: Java 17 and Node.js (apt-get, when missing), a virtual environment in
+# .venv with chainfeat and its pinned dependencies (job, tests, CDK app).
 
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test setup java clean
+.PHONY: run test setup java node clean
 
 run: setup
 	$(BIN)/chainfeat run
@@ -15,12 +15,17 @@ run: setup
 test: setup
 	$(BIN)/pytest
 
-setup: java $(VENV)/.installed
+setup: java node $(VENV)/.installed
 
 java:
 	@command -v java >/dev/null 2>&1 || { \
 	  echo "java not found: installing OpenJDK 17 with apt-get"; \
 	  $(SUDO) apt-get update -q && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -q openjdk-17-jre-headless; }
+
+node:
+	@command -v node >/dev/null 2>&1 || { \
+	  echo "node not found (the CDK app needs it): installing nodejs with apt-get"; \
+	  $(SUDO) apt-get update -q && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -q nodejs; }
 
 $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "chainfeat needs Python 3.11 (PyFlink 2.3); set PYTHON=/path/to/python3.11")'
@@ -29,7 +34,7 @@ $(VENV)/.installed: pyproject.toml
 	  $(SUDO) apt-get update -q && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-venv; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,infra]'
 	touch $@
 
 clean:

@@ -1,0 +1,40 @@
+"""The CDK app: `cdk synth` (cdk.json at the repo root runs this module). Works offline, without AWS
+credentials and without Docker (the poller image asset is staged, built only at deploy)."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+os.environ.setdefault("JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION", "1")
+
+import aws_cdk as cdk  # noqa: E402 - after the jsii settings above
+from cdk_nag import AwsSolutionsChecks  # noqa: E402
+
+from infra.nag import acknowledge_findings  # noqa: E402
+from infra.settings import InfraSettings  # noqa: E402
+from infra.stacks.ingestion import IngestionStack  # noqa: E402
+
+
+def build_app(app: cdk.App | None = None) -> tuple[cdk.App, dict[str, cdk.Stack]]:
+    app = app or cdk.App()
+    settings = InfraSettings.from_context({key: app.node.try_get_context(key) for key in
+                                           ("prefix", "stream_name", "poll_interval_s", "flink_parallelism",
+                                            "flink_parallelism_per_kpu")})
+    env = cdk.Environment(account=os.environ.get("CDK_DEFAULT_ACCOUNT"), region=os.environ.get("CDK_DEFAULT_REGION"))
+    stacks: dict[str, cdk.Stack] = {
+        "ingestion": IngestionStack(app, f"{settings.prefix}-ingestion", settings, env=env),
+    }
+    for stack in stacks.values():
+        acknowledge_findings(stack)
+    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app, verbose=True))
+    return app, stacks
+
+
+def main() -> None:
+    app, _stacks = build_app()
+    app.synth()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,25 @@
+"""Deployment settings of the CDK app (names, sizes), with defaults; override with `cdk -c key=value`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class InfraSettings:
+    prefix: str = "chainfeat"
+    stream_name: str = "chainfeat-ingest"
+    poll_interval_s: int = 15
+    flink_parallelism: int = 1
+    flink_parallelism_per_kpu: int = 1
+
+    @classmethod
+    def from_context(cls, context: Mapping[str, Any]) -> "InfraSettings":
+        known = {field.name: field.type for field in fields(cls)}
+        values = {name: (int(value) if known[name] in ("int", int) else str(value))
+                  for name, value in context.items() if name in known and value is not None}
+        return cls(**values)
