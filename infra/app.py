@@ -13,7 +13,20 @@ from cdk_nag import AwsSolutionsChecks  # noqa: E402
 
 from infra.nag import acknowledge_findings  # noqa: E402
 from infra.settings import InfraSettings  # noqa: E402
+from infra.stacks.feature_store import FeatureStoreStack  # noqa: E402
 from infra.stacks.ingestion import IngestionStack  # noqa: E402
+
+
+def job_feature_groups() -> list:
+    """The job's feature groups, derived from sql/features/ by Flink's planner (a JVM starts for it)."""
+    import tempfile
+    from pathlib import Path
+
+    from job.config import JobConfig, load_property_groups
+    from job.pipeline import derive_feature_groups
+
+    with tempfile.TemporaryDirectory() as scratch:
+        return derive_feature_groups(JobConfig.from_properties(load_property_groups(), Path(scratch)))
 
 
 def build_app(app: cdk.App | None = None) -> tuple[cdk.App, dict[str, cdk.Stack]]:
@@ -22,8 +35,11 @@ def build_app(app: cdk.App | None = None) -> tuple[cdk.App, dict[str, cdk.Stack]
                                            ("prefix", "stream_name", "poll_interval_s", "flink_parallelism",
                                             "flink_parallelism_per_kpu")})
     env = cdk.Environment(account=os.environ.get("CDK_DEFAULT_ACCOUNT"), region=os.environ.get("CDK_DEFAULT_REGION"))
+    ingestion = IngestionStack(app, f"{settings.prefix}-ingestion", settings, env=env)
     stacks: dict[str, cdk.Stack] = {
-        "ingestion": IngestionStack(app, f"{settings.prefix}-ingestion", settings, env=env),
+        "ingestion": ingestion,
+        "feature_store": FeatureStoreStack(app, f"{settings.prefix}-feature-store", settings, job_feature_groups(),
+                                           ingestion.access_logs, env=env),
     }
     for stack in stacks.values():
         acknowledge_findings(stack)

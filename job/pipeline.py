@@ -131,33 +131,43 @@ def _connector_hint(config: JobConfig) -> Iterator[None]:
         raise
 
 
+def register_views(table_env: StreamTableEnvironment, config: JobConfig) -> list[FeatureGroupDefinition]:
+    """Create the source, every view and the sink tables; returns the feature groups the features/*.sql
+    views define (also what the CDK app derives the SageMaker feature groups from)."""
+    params = config.sql_params
+    source_file = sql_files.SQL_DIR / "sources" / f"{config.source_type}.sql"
+    for path in [source_file, *(sql_files.SQL_DIR / name for name in _PIPELINE_FILES),
+                 sql_files.SQL_DIR / "sinks" / "files.sql", sql_files.SQL_DIR / "sinks" / "feature_store.sql",
+                 *sql_files.feature_files()]:
+        for statement in sql_files.statements(path, params):
+            with _connector_hint(config):
+                table_env.execute_sql(statement)
+    return [feature_group_definition(table_env, path.stem) for path in sql_files.feature_files()]
+
+
 def build_pipeline(config: JobConfig, rest_port: int | None = None, local: bool = True,
                    managed: bool = False) -> Pipeline:
     env = StreamExecutionEnvironment.get_execution_environment(flink_configuration(config, rest_port, local, managed))
     table_env = StreamTableEnvironment.create(env)
-    params = config.sql_params
-    source_file = sql_files.SQL_DIR / "sources" / f"{config.source_type}.sql"
-    for path in [source_file, *(sql_files.SQL_DIR / name for name in _PIPELINE_FILES),
-                 sql_files.SQL_DIR / "sinks" / "files.sql", sql_files.SQL_DIR / "sinks" / "feature_store.sql"]:
-        for statement in sql_files.statements(path, params):
-            with _connector_hint(config):
-                table_env.execute_sql(statement)
+    groups = register_views(table_env, config)
 
     # One statement set: one plan, so the source and the dedup state serve every output.
     statement_set = table_env.create_statement_set()
-    for statement in sql_files.statements(sql_files.SQL_DIR / "sinks" / "side_outputs.sql", params):
+    for statement in sql_files.statements(sql_files.SQL_DIR / "sinks" / "side_outputs.sql", config.sql_params):
         with _connector_hint(config):
             statement_set.add_insert_sql(statement)
-
     store = FeatureStoreConfig(endpoint_url=config.featurestore_endpoint_url, region=config.featurestore_region)
-    groups = []
-    for path in sql_files.feature_files():
-        for statement in sql_files.statements(path, params):
-            table_env.execute_sql(statement)
-        definition = feature_group_definition(table_env, path.stem)
-        groups.append(definition)
+    for definition in groups:
         columns = list(definition.features)
         write = feature_store_writer(definition.name, columns, store)
-        rows_written = table_env.from_path(path.stem).select(write(*[col(name) for name in columns]).alias("written"))
+        rows_written = table_env.from_path(definition.name).select(write(*[col(name) for name in columns]).alias("written"))
         statement_set.add_insert("feature_store_writes", rows_written)
     return Pipeline(table_env, statement_set, groups)
+
+
+def derive_feature_groups(config: JobConfig) -> list[FeatureGroupDefinition]:
+    """The feature groups of sql/features/, resolved by Flink's planner without running anything."""
+    table_env = StreamTableEnvironment.create(
+        StreamExecutionEnvironment.get_execution_environment(flink_configuration(config, local=True))
+    )
+    return register_views(table_env, config)

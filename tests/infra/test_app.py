@@ -1,5 +1,5 @@
-"""The CDK app synthesizes offline with every cdk-nag finding acknowledged; the ingestion stack holds
-what the issue asks, with IAM scoped to the named resources."""
+"""The CDK app synthesizes offline with every cdk-nag finding acknowledged; its stacks hold what the
+issues ask, IAM scoped to the named resources, the feature group equal to the job's."""
 
 from __future__ import annotations
 
@@ -82,3 +82,30 @@ def test_poller_runs_on_fargate_and_may_only_put_records_on_the_stream(ingestion
                                                    "IpProtocol": "tcp"})],
     })
     assert "SecurityGroupIngress" not in json.dumps(ingestion.find_resources("AWS::EC2::SecurityGroup"))
+
+
+@pytest.fixture(scope="module")
+def feature_store(synthesized) -> Template:
+    return Template.from_stack(synthesized["feature_store"])
+
+
+def test_feature_group_equals_what_the_job_writes(feature_store, tmp_path_factory) -> None:
+    """The CloudFormation feature group and the running job's feature group come from the same SQL."""
+    from job.config import JobConfig, load_property_groups
+    from job.pipeline import build_pipeline
+
+    config = JobConfig.from_properties(load_property_groups(), tmp_path_factory.mktemp("job"),
+                                       featurestore_endpoint_url="http://127.0.0.1:9")
+    (job_group,) = build_pipeline(config).feature_groups
+    (group,) = feature_store.find_resources("AWS::SageMaker::FeatureGroup").values()
+    properties = group["Properties"]
+    assert properties["FeatureGroupName"] == job_group.name == "tx_minute_features"
+    assert properties["RecordIdentifierFeatureName"] == job_group.record_identifier == "tx_minute"
+    assert properties["EventTimeFeatureName"] == job_group.event_time_feature == "event_time"
+    assert properties["FeatureDefinitions"] == job_group.feature_definitions()
+    assert [d["FeatureType"] for d in properties["FeatureDefinitions"]] == [
+        "String", "Fractional", "Integral", "Integral", "Fractional"]
+    # PascalCase store configs (camelCase would be rejected by CloudFormation), KMS on both stores.
+    assert properties["OnlineStoreConfig"]["EnableOnlineStore"] is True
+    assert "KmsKeyId" in properties["OnlineStoreConfig"]["SecurityConfig"]
+    assert set(properties["OfflineStoreConfig"]["S3StorageConfig"]) == {"S3Uri", "KmsKeyId"}
