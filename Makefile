@@ -1,6 +1,6 @@
 # The two commands a newcomer types (see README.md): `make run` and `make test`.
-# Both set everything up first: Java 17 and Node.js (apt-get, when missing), a virtual environment in
-# .venv with chainfeat and its pinned dependencies (job, tests, CDK app).
+# Both set everything up first: Java 17 (and, for the CDK tests, Node.js) with apt-get when missing, and a
+# virtual environment in .venv with chainfeat and its pinned dependencies (job, tests, CDK app).
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -12,10 +12,10 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 run: setup
 	$(BIN)/chainfeat run
 
-test: setup
+test: setup node
 	$(BIN)/pytest
 
-setup: java node $(VENV)/.installed
+setup: java $(VENV)/.installed
 
 java:
 	@command -v java >/dev/null 2>&1 || { \
