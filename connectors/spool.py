@@ -87,7 +87,6 @@ class FeedPublisher:
         self.feed_dir = Path(feed_dir)
         self.feed_dir.mkdir(parents=True, exist_ok=True)
         self.ready = ready
-        self.published_files = 0
 
     def _state(self) -> dict[str, Any]:
         try:
@@ -121,12 +120,12 @@ class FeedPublisher:
                 return None
             pending = {"from": state["through"], "through": names[-1], "number": state["next"]}
             self._save({**state, "pending": pending})
-        names = [name for name in spool_files(self.spool_dir) if pending["from"] < name <= pending["through"]]
+        else:  # redo an interrupted publication: exactly its recorded range
+            names = [name for name in spool_files(self.spool_dir) if pending["from"] < name <= pending["through"]]
         content = b"".join((self.spool_dir / name).read_bytes() for name in names)
         target = self.feed_dir / f"feed-{pending['number']:09d}.jsonl"
         atomic_write(target, content)
         self._save({"through": pending["through"], "next": pending["number"] + 1})
-        self.published_files += len(names)
         return target
 
     def consolidate(self, published_after: float) -> Path | None:

@@ -14,7 +14,7 @@ import logging
 import os
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -53,14 +53,15 @@ class RunOptions:
     overrides: dict[str, Any] = field(default_factory=dict)
 
 
-def latest_restore_point(data_dir: Path) -> str | None:
+def local_dir(uri: str) -> Path:
+    """The directory of a file:// URI from the job's configuration."""
+    return Path(uri.removeprefix("file://"))
+
+
+def latest_restore_point(savepoints: Path, checkpoints: Path) -> str | None:
     """The newest savepoint or completed retained checkpoint (a directory holding _metadata)."""
-    candidates = [
-        path.parent
-        for root in (data_dir / "savepoints", data_dir / "checkpoints")
-        if root.exists()
-        for path in root.glob("*/_metadata")
-    ] + [path.parent for path in (data_dir / "checkpoints").glob("*/chk-*/_metadata")]
+    candidates = [path.parent for path in savepoints.glob("*/_metadata")]
+    candidates += [path.parent for path in checkpoints.glob("*/chk-*/_metadata")]
     if not candidates:
         return None
     return max(candidates, key=lambda path: path.stat().st_mtime).resolve().as_uri()
@@ -117,7 +118,8 @@ class LocalRun:
         groups = load_property_groups(options.properties)
         self.config = JobConfig.from_properties(groups, self.data_dir, **options.overrides)
         self.spool_dir = self.data_dir / "spool"
-        self.feed_dir = Path(self.config.feed_uri.removeprefix("file://"))
+        self.feed_dir = local_dir(self.config.feed_uri)
+        self.savepoint_dir = self.data_dir / "savepoints"
         self.publisher = FeedPublisher(self.spool_dir, self.feed_dir, ready=self._job_has_read)
         self.poller = self._make_poller()
 
@@ -149,16 +151,17 @@ class LocalRun:
             self.server = LocalFeatureStoreServer(self.data_dir, port=self.options.featurestore_port).start()
             endpoint = self.server.url
         self.client = FeatureStoreClient(FeatureStoreConfig(endpoint_url=endpoint, region=self.config.featurestore_region))
-        self.restored_from = latest_restore_point(self.data_dir)
+        self.restored_from = latest_restore_point(self.savepoint_dir, local_dir(self.config.checkpoint_uri))
         # Whatever the job will (re)read at start must be one ordered file (see connectors/spool.py).
-        restored_at = Path(self.restored_from.removeprefix("file://")).stat().st_mtime if self.restored_from else 0
+        restored_at = local_dir(self.restored_from).stat().st_mtime if self.restored_from else 0
         self.publisher.consolidate(published_after=restored_at - 120 if restored_at else 0)
 
         from job.pipeline import build_pipeline  # imports pyflink: keep it off the CLI's start-up path
 
-        config = JobConfig(**{**self.config.__dict__, "featurestore_endpoint_url": endpoint,
-                              "restore_from": self.restored_from})
-        config = _with_savepoint_dir(config, self.data_dir)
+        extra = {"execution.checkpointing.savepoint-dir": self.savepoint_dir.resolve().as_uri(),
+                 **self.config.extra_flink_config}
+        config = replace(self.config, featurestore_endpoint_url=endpoint, restore_from=self.restored_from,
+                         extra_flink_config=extra)
         self.pipeline = build_pipeline(config, rest_port=self.options.dashboard_port)
         for definition in self.pipeline.feature_groups:
             self.client.ensure_feature_group(definition)
@@ -207,8 +210,8 @@ class LocalRun:
             "gaps": poller["gaps"],
             "poll_errors": poller["errors"],
             "duplicates": int(dedup_in - dedup_out),
-            "dead_letter": committed_lines(self.data_dir / "dead_letter"),
-            "late": committed_lines(self.data_dir / "late"),
+            "dead_letter": committed_lines(local_dir(self.config.dead_letter_uri)),
+            "late": committed_lines(local_dir(self.config.late_uri)),
             "windows_written": self.windows_written(),
             "job_state": self.job_state(),
             "restored_from": self.restored_from,
@@ -235,7 +238,7 @@ class LocalRun:
         while last is not None and not self._job_has_read(last):
             self._tick(deadline, interrupted)
         self.counters()  # keep the dedup counters from before the job finishes
-        self.rest.stop_with_savepoint(self.job_id, (self.data_dir / "savepoints").resolve().as_uri(), drain=True)
+        self.rest.stop_with_savepoint(self.job_id, self.savepoint_dir.resolve().as_uri(), drain=True)
         self._wait_for_terminal_state(deadline)
 
     def _job_has_read(self, heartbeat_time: int) -> bool:
@@ -267,16 +270,15 @@ class LocalRun:
             time.sleep(0.3)
 
     def stop(self) -> str | None:
-        """Stop polling, publish what was spooled, stop the job with a savepoint (resumable). Idempotent."""
+        """Stop polling and publishing (what was spooled but not published is published on the next start),
+        stop the job with a savepoint (resumable), stop the feature store. Idempotent."""
         self.stop_event.set()
         for thread in self._threads:
             thread.join(timeout=30)
         savepoint = None
         if self.job_id and self.job_state() in ("RUNNING", "CREATED", "INITIALIZING"):
             try:
-                savepoint = self.rest.stop_with_savepoint(
-                    self.job_id, (self.data_dir / "savepoints").resolve().as_uri(), drain=False
-                )
+                savepoint = self.rest.stop_with_savepoint(self.job_id, self.savepoint_dir.resolve().as_uri(), drain=False)
             except FlinkRestError as error:
                 log.warning("stop with savepoint failed (%s); cancelling (the last checkpoint is kept)", error)
                 self.job_client.cancel().result()
@@ -284,10 +286,4 @@ class LocalRun:
             self.server.stop()
             self.server = None
         return savepoint
-
-
-def _with_savepoint_dir(config: JobConfig, data_dir: Path) -> JobConfig:
-    extra = dict(config.extra_flink_config)
-    extra.setdefault("execution.checkpointing.savepoint-dir", (data_dir / "savepoints").resolve().as_uri())
-    return JobConfig(**{**config.__dict__, "extra_flink_config": extra})
 

@@ -10,7 +10,6 @@ import contextlib
 import logging
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Iterator
 
 from pyflink.common import Configuration
