@@ -22,6 +22,7 @@ from connectors.featurestore.flink_sink import feature_store_writer
 from connectors.featurestore.model import FeatureGroupDefinition, FeatureType
 from job import sql_files
 from job.config import JobConfig
+from udfs.metrics import register_side_output_counters
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +135,7 @@ def register_views(table_env: StreamTableEnvironment, config: JobConfig) -> list
     """Create the source, every view and the sink tables; returns the feature groups the features/*.sql
     views define (also what the CDK app derives the SageMaker feature groups from)."""
     params = config.sql_params
+    register_side_output_counters(table_env)
     source_file = sql_files.SQL_DIR / "sources" / f"{config.source_type}.sql"
     for path in [source_file, *(sql_files.SQL_DIR / name for name in _PIPELINE_FILES),
                  sql_files.SQL_DIR / "sinks" / "files.sql", sql_files.SQL_DIR / "sinks" / "feature_store.sql",
@@ -158,7 +160,7 @@ def build_pipeline(config: JobConfig, rest_port: int | None = None, local: bool 
     store = FeatureStoreConfig(endpoint_url=config.featurestore_endpoint_url, region=config.featurestore_region)
     for definition in groups:
         columns = list(definition.features)
-        write = feature_store_writer(definition.name, columns, store)
+        write = feature_store_writer(definition.name, columns, store, definition.event_time_feature)
         rows_written = table_env.from_path(definition.name).select(write(*[col(name) for name in columns]).alias("written"))
         statement_set.add_insert("feature_store_writes", rows_written)
     return Pipeline(table_env, statement_set, groups)

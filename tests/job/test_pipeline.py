@@ -100,6 +100,15 @@ def wait_for(condition, timeout_s: float = 90) -> None:
     raise AssertionError(f"condition not met within {timeout_s:.0f}s")
 
 
+def custom_metrics(rest: FlinkRest, job_id: str) -> dict[str, float]:
+    """The job's kinesisanalytics.chainfeat.* metrics, by name, summed over operators and subtasks."""
+    totals: dict[str, float] = {}
+    for metric_id, value in rest.operator_metrics(job_id, r"\.kinesisanalytics\.chainfeat\.\w+$").items():
+        name = metric_id.rsplit(".", 1)[1]
+        totals[name] = totals.get(name, 0.0) + value
+    return totals
+
+
 def run_bounded(data_dir: Path, url: str, lines: list[str]) -> None:
     atomic_write(data_dir / "feed" / "feed-000000001.jsonl", ("\n".join(lines) + "\n").encode())
     pipeline = build_pipeline(job_config(data_dir, url, monitor_interval_s=None))
@@ -153,7 +162,7 @@ def test_windows_close_during_an_idle_pause(server, data_dir) -> None:
     client = FeatureStoreClient(FeatureStoreConfig(endpoint_url=server.url))
     for definition in pipeline.feature_groups:
         client.ensure_feature_group(definition)
-    busy = [*poll(20, tx("A", 5, 100), tx("B", 50, 200)), *poll(80, tx("C", 70, 40))]
+    busy = [*poll(20, tx("A", 5, 100), tx("B", 50, 200)), "not json", *poll(80, tx("C", 70, 40))]
     job = pipeline.execute_async("idle-pause")
     try:
         atomic_write(data_dir / "feed" / "feed-000000001.jsonl", ("\n".join(busy) + "\n").encode())
@@ -167,5 +176,17 @@ def test_windows_close_during_an_idle_pause(server, data_dir) -> None:
         wait_for(lambda: online_features(server.url) == expected)
         assert sorted(expected) == ["2024-05-01 00:00:00", "2024-05-01 00:01:00"]
         assert str(job.get_job_status().result()).endswith("RUNNING")
+
+        # The job's own metrics (what CloudWatch shows on Managed Flink): a transaction behind the
+        # watermark is counted late, the malformed line dead-lettered, the two windows written.
+        late = poll(210, tx("L", 10, 5))
+        atomic_write(data_dir / "feed" / "feed-000000003.jsonl", ("\n".join(late) + "\n").encode())
+        job_id = str(job.get_job_id())
+        wait_for(lambda: custom_metrics(rest, job_id).get("late_records") == 1)
+        metrics = custom_metrics(rest, job_id)
+        assert metrics["dead_letter_records"] == 1 and metrics["features_written"] == 2
+        newest_event_time = max(row["event_time"] for row in expected.values())
+        assert 0 <= time.time() - newest_event_time - metrics["freshness_s"] < 60
+        assert metrics["put_latency_ms"] >= 0 and metrics["put_retries"] == 0
     finally:
         job.cancel().result()
