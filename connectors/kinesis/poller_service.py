@@ -3,6 +3,9 @@
     CHAINFEAT_STREAM=chainfeat-ingest AWS_REGION=eu-west-1 python -m connectors.kinesis.poller_service
     python -m connectors.kinesis.poller_service --check     # container HEALTHCHECK: polled recently?
 
+With CHAINFEAT_METRICS_NAMESPACE set, it sends Polls, Transactions, Gaps, PollErrors, RecordsPut and
+RecordsResent to CloudWatch once a minute (dimension Stream), for the dashboard and alarms.
+
 Only what polling needs is imported (boto3, urllib3): the image stays small, without Flink.
 """
 
@@ -17,6 +20,7 @@ import time
 from pathlib import Path
 
 from connectors.blockchain.poller import Poller
+from connectors.cloudwatch.metrics import CloudWatchConfig, CloudWatchCounters, StatsReporter
 from connectors.blockchain.source import LIVE_URL, LiveSource, Poll
 from connectors.kinesis.producer import KinesisConfig, KinesisWriter
 
@@ -30,6 +34,24 @@ def healthy(max_age_s: float) -> bool:
         return False
 
 
+POLLER_METRICS = {"polls": "Polls", "transactions": "Transactions", "gaps": "Gaps", "errors": "PollErrors",
+                  "records_sent": "RecordsPut", "records_resent": "RecordsResent"}
+
+
+def metrics_reporter(poller: Poller, writer: KinesisWriter, stream: str, region: str) -> StatsReporter | None:
+    namespace = os.environ.get("CHAINFEAT_METRICS_NAMESPACE")
+    if not namespace:
+        return None
+    config = CloudWatchConfig(namespace, {"Stream": stream}, region,
+                              endpoint_url=os.environ.get("CHAINFEAT_CLOUDWATCH_ENDPOINT") or None,
+                              interval_s=float(os.environ.get("CHAINFEAT_METRICS_INTERVAL_S", "60")))
+
+    def snapshot() -> dict[str, object]:
+        return {**poller.stats.snapshot(), "records_sent": writer.records_sent, "records_resent": writer.records_resent}
+
+    return StatsReporter(CloudWatchCounters(config), snapshot, POLLER_METRICS)
+
+
 def main(argv: list[str]) -> int:
     interval = float(os.environ.get("CHAINFEAT_POLL_INTERVAL_S", "15"))
     if "--check" in argv:
@@ -39,7 +61,8 @@ def main(argv: list[str]) -> int:
     if not stream:
         print("CHAINFEAT_STREAM (the Kinesis stream name) is not set", file=sys.stderr)
         return 2
-    writer = KinesisWriter(KinesisConfig(stream, region=os.environ.get("AWS_REGION", "us-east-1"),
+    region = os.environ.get("AWS_REGION", "us-east-1")
+    writer = KinesisWriter(KinesisConfig(stream, region=region,
                                          endpoint_url=os.environ.get("CHAINFEAT_KINESIS_ENDPOINT") or None))
 
     def alive(_poll: Poll) -> None:
@@ -50,7 +73,14 @@ def main(argv: list[str]) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    reporter = metrics_reporter(poller, writer, stream, region)
+    reporting = threading.Thread(target=reporter.run, args=(stop,), daemon=True) if reporter else None
+    if reporting:
+        reporting.start()
     poller.run(stop)
+    stop.set()
+    if reporting:
+        reporting.join(timeout=30)  # the last counts go out before the container stops
     logging.info("stopped after %s", poller.stats.snapshot())
     return 0
 

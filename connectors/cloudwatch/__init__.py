@@ -1,0 +1,1 @@
+"""Amazon CloudWatch: custom metrics of the processes that run outside Flink (the poller)."""
