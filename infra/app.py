@@ -15,6 +15,8 @@ from infra.nag import acknowledge_findings  # noqa: E402
 from infra.settings import InfraSettings  # noqa: E402
 from infra.stacks.feature_store import FeatureStoreStack  # noqa: E402
 from infra.stacks.ingestion import IngestionStack  # noqa: E402
+from infra.stacks.monitoring import MonitoringStack  # noqa: E402
+from infra.stacks.processing import ProcessingStack, packaged_job  # noqa: E402
 
 
 def job_feature_groups() -> list:
@@ -31,16 +33,21 @@ def job_feature_groups() -> list:
 
 def build_app(app: cdk.App | None = None) -> tuple[cdk.App, dict[str, cdk.Stack]]:
     app = app or cdk.App()
-    settings = InfraSettings.from_context({key: app.node.try_get_context(key) for key in
-                                           ("prefix", "stream_name", "poll_interval_s", "flink_parallelism",
-                                            "flink_parallelism_per_kpu")})
+    settings = InfraSettings.from_context({key: app.node.try_get_context(key) for key in InfraSettings.context_keys()})
     env = cdk.Environment(account=os.environ.get("CDK_DEFAULT_ACCOUNT"), region=os.environ.get("CDK_DEFAULT_REGION"))
+    groups = job_feature_groups()
+    group_names = [group.name for group in groups]
     ingestion = IngestionStack(app, f"{settings.prefix}-ingestion", settings, env=env)
-    stacks: dict[str, cdk.Stack] = {
-        "ingestion": ingestion,
-        "feature_store": FeatureStoreStack(app, f"{settings.prefix}-feature-store", settings, job_feature_groups(),
-                                           ingestion.access_logs, env=env),
-    }
+    feature_store = FeatureStoreStack(app, f"{settings.prefix}-feature-store", settings, groups, ingestion.access_logs,
+                                      env=env)
+    processing = ProcessingStack(app, f"{settings.prefix}-processing", settings, job_zip=packaged_job(settings.job_zip),
+                                 stream=ingestion.stream, feature_group_names=group_names,
+                                 access_logs=ingestion.access_logs, env=env)
+    processing.add_stack_dependency(feature_store, "the job writes into the feature groups")
+    monitoring = MonitoringStack(app, f"{settings.prefix}-monitoring", settings, stream_name=settings.stream_name,
+                                 application_name=processing.application_name, feature_group_names=group_names, env=env)
+    stacks: dict[str, cdk.Stack] = {"ingestion": ingestion, "feature_store": feature_store, "processing": processing,
+                                    "monitoring": monitoring}
     for stack in stacks.values():
         acknowledge_findings(stack)
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app, verbose=True))

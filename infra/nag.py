@@ -23,7 +23,8 @@ ACKNOWLEDGED: dict[str, list[tuple[str, str]]] = {
         ("AwsSolutions::AwsSolutions-IAM5[Action::kms:ReEncrypt*]", _CMK_GRANT),
         ("AwsSolutions::AwsSolutions-IAM5[Action::kms:GenerateDataKey*]", _CMK_GRANT),
         ("AwsSolutions::AwsSolutions-IAM5[Resource::*]",
-         "the Fargate execution role's ecr:GetAuthorizationToken has no resource-level permissions"),
+         "ecr:GetAuthorizationToken (Fargate execution role) and cloudwatch:PutMetricData (poller, conditioned on "
+         "its namespace) have no resource-level permissions"),
         ("AwsSolutions::AwsSolutions-KDF1",
          "the delivery stream's source is a Kinesis stream encrypted with KMS; Firehose SSE applies to Direct PUT "
          "sources only, and the bucket is encrypted with the ingestion CMK"),
@@ -31,6 +32,14 @@ ACKNOWLEDGED: dict[str, list[tuple[str, str]]] = {
          "the poller's environment holds the stream name and poll interval, no secrets"),
         ("CloudFormation-Validate::W7001",
          "the CIDR mapping is emitted by the Firehose L2 construct for other source types; unused here"),
+    ],
+    "ProcessingStack": [
+        *_bucket_grant("the Flink role's S3 grant on the job-outputs bucket only (Flink's S3 writer lists, "
+                       "reads back, completes and aborts multipart uploads)"),
+        ("AwsSolutions::AwsSolutions-IAM5[Resource::<JobOutputs2B65DD42.Arn>/*]",
+         "the job writes dead-letter and late files under date-partitioned keys it names at run time"),
+        ("AwsSolutions::AwsSolutions-IAM5[Action::kms:ReEncrypt*]", _CMK_GRANT),
+        ("AwsSolutions::AwsSolutions-IAM5[Action::kms:GenerateDataKey*]", _CMK_GRANT),
     ],
     "FeatureStoreStack": [
         *_bucket_grant("the feature store role's S3 grant on the offline-store bucket only"),

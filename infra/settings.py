@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+POLLER_METRICS_NAMESPACE = "chainfeat/Poller"  # the poller's PutMetricData namespace, on the dashboard
 
 
 @dataclass(frozen=True)
@@ -16,6 +17,14 @@ class InfraSettings:
     poll_interval_s: int = 15
     flink_parallelism: int = 1
     flink_parallelism_per_kpu: int = 1
+    job_zip: str = ""  # the zip from `chainfeat package`; empty: built at synth from this checkout
+    alarm_email: str = ""  # subscribed to the alarm topic when set
+    no_features_minutes: int = 5
+    dead_letter_alarm_per_5_min: int = 50
+
+    @classmethod
+    def context_keys(cls) -> list[str]:
+        return [field.name for field in fields(cls)]
 
     @classmethod
     def from_context(cls, context: Mapping[str, Any]) -> "InfraSettings":

@@ -50,6 +50,18 @@ def _seconds(value: str, name: str) -> float:
         raise ConfigError(f"{name} must be a number of seconds, got {value!r}") from None
 
 
+_DURATION_UNITS_MS = {"ms": 1, "s": 1000, "sec": 1000, "min": 60_000, "h": 3_600_000}
+
+
+def duration_ms(value: str, name: str = "duration") -> int:
+    """A Flink duration such as '10 s', '500 ms', '3 h' in milliseconds (a bare number is ms, as in Flink)."""
+    number, _, unit = value.strip().partition(" ")
+    try:
+        return round(float(number) * _DURATION_UNITS_MS[unit.strip() or "ms"])
+    except (KeyError, ValueError):
+        raise ConfigError(f"{name} must be a duration like '10 s' ({', '.join(_DURATION_UNITS_MS)}), got {value!r}") from None
+
+
 @dataclass(frozen=True)
 class JobConfig:
     data_dir: Path

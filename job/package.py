@@ -100,6 +100,13 @@ def run_options(jar_names: list[str]) -> dict[str, str]:
     return options
 
 
+def zip_run_options(zip_path: Path) -> dict[str, str]:
+    """The run options of a zip `build_zip` wrote (its jar is read from the zip's lib/)."""
+    with zipfile.ZipFile(zip_path) as archive:
+        jars = sorted(Path(name).name for name in archive.namelist() if name.startswith("lib/") and name.endswith(".jar"))
+    return run_options(jars)
+
+
 def _code_files() -> list[tuple[Path, str]]:
     files = [(REPO_ROOT / "job" / "zip_main.py", "main.py")]
     for package in CODE_PACKAGES:

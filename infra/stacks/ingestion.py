@@ -14,7 +14,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from infra.settings import REPO_ROOT, InfraSettings
+from infra.settings import POLLER_METRICS_NAMESPACE, REPO_ROOT, InfraSettings
 
 
 def secure_bucket(scope: Construct, construct_id: str, key: kms.IKey, access_logs: s3.IBucket | None,
@@ -88,7 +88,8 @@ class IngestionStack(Stack):
             image=ecs.ContainerImage.from_asset(str(REPO_ROOT), file="Dockerfile.poller",
                                                 exclude=[".venv", ".git", ".chainfeat", "cdk.out", "tests", "dist"]),
             environment={"CHAINFEAT_STREAM": self.stream.stream_name,
-                         "CHAINFEAT_POLL_INTERVAL_S": str(settings.poll_interval_s)},
+                         "CHAINFEAT_POLL_INTERVAL_S": str(settings.poll_interval_s),
+                         "CHAINFEAT_METRICS_NAMESPACE": POLLER_METRICS_NAMESPACE},
             logging=ecs.LogDrivers.aws_logs(stream_prefix="poller", log_group=poller_logs),
             readonly_root_filesystem=False,  # the health file lives in /tmp
         )
@@ -96,6 +97,10 @@ class IngestionStack(Stack):
         task.task_role.add_to_policy(iam.PolicyStatement(
             actions=["kinesis:PutRecords", "kinesis:PutRecord", "kinesis:DescribeStreamSummary"],
             resources=[self.stream.stream_arn],
+        ))
+        task.task_role.add_to_policy(iam.PolicyStatement(
+            actions=["cloudwatch:PutMetricData"], resources=["*"],  # PutMetricData has no resource-level scope
+            conditions={"StringEquals": {"cloudwatch:namespace": POLLER_METRICS_NAMESPACE}},
         ))
         security_group = ec2.SecurityGroup(self, "PollerSecurityGroup", vpc=self.vpc, allow_all_outbound=False,
                                            description="chainfeat poller: outbound HTTPS only, no ingress")

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
+from pathlib import Path
 
 import pytest
 
@@ -15,14 +17,31 @@ import aws_cdk as cdk  # noqa: E402
 from aws_cdk.assertions import Match, Template  # noqa: E402
 
 from infra.app import build_app  # noqa: E402
+from job.config import load_property_groups  # noqa: E402
+from job.package import RUN_OPTIONS_GROUP, build_zip, zip_run_options  # noqa: E402
 from tests.conftest import REPO_ROOT  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
 
+FLINK_PARALLELISM = 3  # not the default: shows the context setting reaches the application
+
+
 @pytest.fixture(scope="module")
-def synthesized(tmp_path_factory):
-    app, stacks = build_app(cdk.App(outdir=str(tmp_path_factory.mktemp("cdk.out"))))
+def job_zip(tmp_path_factory) -> Path:
+    """The real application zip (`chainfeat package`), with a stand-in for the connector jar (no Maven here)."""
+    scratch = tmp_path_factory.mktemp("package")
+    jar = scratch / "flink-sql-connector-aws-kinesis-streams-6.0.0-2.0.jar"
+    with zipfile.ZipFile(jar, "w") as archive:
+        archive.writestr("META-INF/MANIFEST.MF", "Manifest-Version: 1.0\n")
+    build_zip(scratch / "chainfeat-flink-app.zip", [jar])
+    return scratch / "chainfeat-flink-app.zip"
+
+
+@pytest.fixture(scope="module")
+def synthesized(tmp_path_factory, job_zip):
+    context = {"job_zip": str(job_zip), "flink_parallelism": FLINK_PARALLELISM, "alarm_email": "ops@example.com"}
+    app, stacks = build_app(cdk.App(outdir=str(tmp_path_factory.mktemp("cdk.out")), context=context))
     app.synth()  # cdk-nag runs as a validation plugin: an unacknowledged finding raises here
     return stacks
 
@@ -72,10 +91,13 @@ def test_poller_runs_on_fargate_and_may_only_put_records_on_the_stream(ingestion
         if "TaskRole" in json.dumps(policy["Properties"]["Roles"])
     ]
     (policy,) = task_role_policies
-    (statement,) = policy["Properties"]["PolicyDocument"]["Statement"]
-    assert sorted(statement["Action"]) == ["kinesis:DescribeStreamSummary", "kinesis:PutRecord", "kinesis:PutRecords"]
+    put_records, put_metrics = policy["Properties"]["PolicyDocument"]["Statement"]
+    assert sorted(put_records["Action"]) == ["kinesis:DescribeStreamSummary", "kinesis:PutRecord", "kinesis:PutRecords"]
     (stream_id,) = ingestion.find_resources("AWS::Kinesis::Stream")
-    assert statement["Resource"] == {"Fn::GetAtt": [stream_id, "Arn"]}
+    assert put_records["Resource"] == {"Fn::GetAtt": [stream_id, "Arn"]}
+    # Its metrics: PutMetricData cannot be scoped to a resource, so it is held to the poller's namespace.
+    assert put_metrics["Action"] == "cloudwatch:PutMetricData"
+    assert put_metrics["Condition"] == {"StringEquals": {"cloudwatch:namespace": "chainfeat/Poller"}}
     ingestion.has_resource_properties("AWS::EC2::SecurityGroup", {
         "GroupDescription": "chainfeat poller: outbound HTTPS only, no ingress",
         "SecurityGroupEgress": [Match.object_like({"CidrIp": "0.0.0.0/0", "FromPort": 443, "ToPort": 443,
@@ -109,3 +131,109 @@ def test_feature_group_equals_what_the_job_writes(feature_store, tmp_path_factor
     assert properties["OnlineStoreConfig"]["EnableOnlineStore"] is True
     assert "KmsKeyId" in properties["OnlineStoreConfig"]["SecurityConfig"]
     assert set(properties["OfflineStoreConfig"]["S3StorageConfig"]) == {"S3Uri", "KmsKeyId"}
+
+
+@pytest.fixture(scope="module")
+def processing(synthesized) -> Template:
+    return Template.from_stack(synthesized["processing"])
+
+
+def flink_application(processing: Template) -> dict:
+    (application,) = processing.find_resources("AWS::KinesisAnalyticsV2::Application").values()
+    return application["Properties"]
+
+
+def test_flink_application_has_the_jobs_property_groups(processing, job_zip) -> None:
+    """The same properties file the job reads locally; only the deployment section differs on AWS."""
+    properties = flink_application(processing)
+    deployed = {group["PropertyGroupId"]: group["PropertyMap"]
+                for group in properties["ApplicationConfiguration"]["EnvironmentProperties"]["PropertyGroups"]}
+    local = load_property_groups()
+    assert set(deployed) == set(local) | {RUN_OPTIONS_GROUP}
+    assert deployed["Job"] == local["Job"]  # watermark, dedup TTL, ... exactly as in the file
+    assert deployed[RUN_OPTIONS_GROUP] == zip_run_options(job_zip) == {
+        "python": "main.py", "pyFiles": "site-packages/", "jarfile": "lib/" + "flink-sql-connector-aws-kinesis-streams-6.0.0-2.0.jar"}
+    source = deployed["Source"]
+    assert source["type"] == "kinesis" and source["aws.region"] == {"Ref": "AWS::Region"}
+    assert "IngestStream" in json.dumps(source["stream.arn"])  # the ingestion stack's stream
+    (outputs_bucket,) = [name for name in processing.find_resources("AWS::S3::Bucket") if name.startswith("JobOutputs")]
+    assert deployed["Outputs"] == {
+        "dead.letter.path": {"Fn::Join": ["", ["s3://", {"Ref": outputs_bucket}, "/dead_letter"]]},
+        "late.path": {"Fn::Join": ["", ["s3://", {"Ref": outputs_bucket}, "/late"]]},
+    }
+    assert deployed["FeatureStore"] == {"region": {"Ref": "AWS::Region"}}  # the real service: no endpoint
+
+
+def test_flink_application_runs_the_zip_with_checkpoints_snapshots_and_logs(processing) -> None:
+    properties = flink_application(processing)
+    configuration = properties["ApplicationConfiguration"]
+    assert properties["RuntimeEnvironment"] == "FLINK-2_3"
+    code = configuration["ApplicationCodeConfiguration"]
+    assert code["CodeContentType"] == "ZIPFILE" and code["CodeContent"]["S3ContentLocation"]["FileKey"].endswith(".zip")
+    flink = configuration["FlinkApplicationConfiguration"]
+    assert flink["CheckpointConfiguration"] == {"ConfigurationType": "CUSTOM", "CheckpointingEnabled": True,
+                                                "CheckpointInterval": 10_000,  # '10 s' in the properties file
+                                                "MinPauseBetweenCheckpoints": 5000}
+    assert flink["ParallelismConfiguration"]["Parallelism"] == FLINK_PARALLELISM
+    assert flink["MonitoringConfiguration"]["MetricsLevel"] == "OPERATOR"  # per-operator records in/out
+    assert configuration["ApplicationSnapshotConfiguration"] == {"SnapshotsEnabled": True}
+    assert properties["RunConfiguration"]["ApplicationRestoreConfiguration"] == {
+        "ApplicationRestoreType": "RESTORE_FROM_LATEST_SNAPSHOT"}
+    (logging,) = processing.find_resources("AWS::KinesisAnalyticsV2::ApplicationCloudWatchLoggingOption").values()
+    assert "FlinkLogStream" in json.dumps(logging["Properties"]["CloudWatchLoggingOption"]["LogStreamARN"])
+
+
+def test_flink_role_reaches_only_its_code_stream_outputs_and_feature_group(processing) -> None:
+    statements = [statement for policy in processing.find_resources("AWS::IAM::Policy").values()
+                  if "FlinkRole" in json.dumps(policy["Properties"]["Roles"])
+                  for statement in policy["Properties"]["PolicyDocument"]["Statement"]]
+    by_action = {json.dumps(sorted(statement["Action"]) if isinstance(statement["Action"], list)
+                            else [statement["Action"]]): statement for statement in statements}
+    put_record = by_action['["sagemaker:PutRecord"]']
+    assert put_record["Resource"] == {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":sagemaker:",
+                                                        {"Ref": "AWS::Region"}, ":", {"Ref": "AWS::AccountId"},
+                                                        ":feature-group/tx_minute_features"]]}
+    code_read = by_action['["s3:GetObject", "s3:GetObjectVersion"]']
+    assert code_read["Resource"]["Fn::Join"][1][-1].endswith(".zip")  # the zip's object, not the assets bucket
+    assert json.dumps(by_action['["logs:PutLogEvents"]']["Resource"]).count("log-stream") == 1
+    stream_actions = {action for statement in statements for action in
+                      (statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]])
+                      if action.startswith("kinesis:")}
+    assert stream_actions and all(not action.startswith("kinesis:Put") for action in stream_actions)
+    assert not any(statement["Resource"] == "*" for statement in statements)
+
+
+@pytest.fixture(scope="module")
+def monitoring(synthesized) -> Template:
+    return Template.from_stack(synthesized["monitoring"])
+
+
+def test_dashboard_shows_the_whole_flow(monitoring) -> None:
+    (dashboard,) = monitoring.find_resources("AWS::CloudWatch::Dashboard").values()
+    body = json.dumps(dashboard["Properties"]["DashboardBody"])
+    for shown in ("IncomingBytes",  # bytes into the stream
+                  "Polls", "Gaps", "PollErrors",  # the poller
+                  "numRecordsInPerSecond", "numRecordsOutPerSecond",  # Flink, per operator
+                  "Deduplicate",  # duplicates dropped = dedup in - out
+                  "late_records", "dead_letter_records", "lastCheckpointDuration",
+                  "put_latency_ms", "Operation5XXErrors", "freshness_s", "features_written"):
+        assert shown in body, shown
+
+
+def test_alarms_on_job_down_no_features_and_dead_letter_spikes(monitoring) -> None:
+    alarms = {alarm["Properties"]["AlarmName"]: alarm["Properties"]
+              for alarm in monitoring.find_resources("AWS::CloudWatch::Alarm").values()}
+    assert set(alarms) == {"chainfeat-job-down", "chainfeat-no-features", "chainfeat-dead-letter-spike",
+                           "chainfeat-poller-silent"}
+    assert alarms["chainfeat-job-down"]["MetricName"] == "runningTime"  # Flink 2.x: uptime is deprecated
+    assert alarms["chainfeat-job-down"]["TreatMissingData"] == "breaching"  # no metrics = not running
+    no_features = alarms["chainfeat-no-features"]
+    assert "SUM(features_written)" in no_features["Metrics"][0]["Expression"]
+    assert no_features["Metrics"][0]["Period"] == 300 and no_features["TreatMissingData"] == "breaching"
+    spike = alarms["chainfeat-dead-letter-spike"]
+    assert "SUM(dead_letter_records)" in spike["Metrics"][0]["Expression"]
+    assert spike["ComparisonOperator"] == "GreaterThanThreshold" and spike["Threshold"] == 50
+    (topic_id,) = monitoring.find_resources("AWS::SNS::Topic")
+    assert all(alarm["AlarmActions"] == [{"Ref": topic_id}] for alarm in alarms.values())
+    monitoring.has_resource_properties("AWS::SNS::Topic", {"KmsMasterKeyId": Match.any_value()})
+    monitoring.has_resource_properties("AWS::SNS::Subscription", {"Protocol": "email", "Endpoint": "ops@example.com"})

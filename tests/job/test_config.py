@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from job.config import JobConfig, load_property_groups
+import pytest
+
+from job.config import ConfigError, JobConfig, duration_ms, load_property_groups
 from job.pipeline import flink_configuration
 
 
@@ -28,3 +30,14 @@ def test_on_managed_flink_the_service_owns_checkpoints_and_restarts(tmp_path) ->
     managed = settings(tmp_path, local=False, managed=True)
     assert not [key for key in managed if key.startswith(("execution.checkpointing", "restart-strategy"))]
     assert managed["table.exec.state.ttl"] == "3 h"
+
+
+@pytest.mark.parametrize("text, expected", [("10 s", 10_000), ("500 ms", 500), ("2 min", 120_000), ("3 h", 10_800_000),
+                                            ("250", 250), ("1.5 s", 1500)])
+def test_flink_durations_in_milliseconds(text, expected) -> None:
+    assert duration_ms(text) == expected
+
+
+def test_a_bad_duration_names_the_setting() -> None:
+    with pytest.raises(ConfigError, match="Job checkpoint.interval must be a duration like '10 s'"):
+        duration_ms("ten seconds", "Job checkpoint.interval")
