@@ -36,6 +36,9 @@ ACKNOWLEDGED: dict[str, list[tuple[str, str]]] = {
     "ProcessingStack": [
         *_bucket_grant("the Flink role's S3 grant on the job-outputs bucket only (Flink's S3 writer lists, "
                        "reads back, completes and aborts multipart uploads)"),
+        ("AwsSolutions::AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+         "AWSLambdaBasicExecutionRole]",
+         "the one-shot Lambda behind the StartApplication custom resource writes only its own CloudWatch logs"),
         ("AwsSolutions::AwsSolutions-IAM5[Resource::<JobOutputs2B65DD42.Arn>/*]",
          "the job writes dead-letter and late files under date-partitioned keys it names at run time"),
         ("AwsSolutions::AwsSolutions-IAM5[Action::kms:ReEncrypt*]", _CMK_GRANT),

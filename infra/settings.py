@@ -17,6 +17,7 @@ class InfraSettings:
     poll_interval_s: int = 15
     flink_parallelism: int = 1
     flink_parallelism_per_kpu: int = 1
+    start_application: int = 1  # 1: start the Flink application after its first deploy
     job_zip: str = ""  # the zip from `chainfeat package`; empty: built at synth from this checkout
     alarm_email: str = ""  # subscribed to the alarm topic when set
     no_features_minutes: int = 5

@@ -14,6 +14,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_assets as s3_assets
+from aws_cdk import custom_resources as cr
 from constructs import Construct
 
 from infra.settings import REPO_ROOT, InfraSettings
@@ -130,3 +131,24 @@ class ProcessingStack(Stack):
             cloud_watch_logging_option=flink.CfnApplicationCloudWatchLoggingOption.CloudWatchLoggingOptionProperty(
                 log_stream_arn=log_stream_arn))
         logging_option.node.add_dependency(self.application)
+        if settings.start_application:
+            self._start_once_created(logging_option)
+
+    def _start_once_created(self, after: Construct) -> None:
+        """CloudFormation creates the application READY; start it once (from its latest snapshot, if any).
+        Later deploys update the running application in place, which the service restarts from a snapshot."""
+        application_arn = self.format_arn(service="kinesisanalytics", resource="application",
+                                          resource_name=self.application_name)
+        start = cr.AwsCustomResource(
+            self, "StartApplication",
+            on_create=cr.AwsSdkCall(
+                service="KinesisAnalyticsV2", action="startApplication",
+                parameters={"ApplicationName": self.application_name, "RunConfiguration": {
+                    "ApplicationRestoreConfiguration": {"ApplicationRestoreType": "RESTORE_FROM_LATEST_SNAPSHOT"}}},
+                physical_resource_id=cr.PhysicalResourceId.of(f"{self.application_name}-started")),
+            policy=cr.AwsCustomResourcePolicy.from_statements([iam.PolicyStatement(
+                actions=["kinesisanalytics:StartApplication", "kinesisanalytics:DescribeApplication"],
+                resources=[application_arn])]),
+            install_latest_aws_sdk=False,
+        )
+        start.node.add_dependency(after)

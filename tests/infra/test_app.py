@@ -237,3 +237,13 @@ def test_alarms_on_job_down_no_features_and_dead_letter_spikes(monitoring) -> No
     assert all(alarm["AlarmActions"] == [{"Ref": topic_id}] for alarm in alarms.values())
     monitoring.has_resource_properties("AWS::SNS::Topic", {"KmsMasterKeyId": Match.any_value()})
     monitoring.has_resource_properties("AWS::SNS::Subscription", {"Protocol": "email", "Endpoint": "ops@example.com"})
+
+
+def test_application_is_started_once_after_it_is_created(processing) -> None:
+    (start,) = processing.find_resources("Custom::AWS").values()
+    call = json.loads(start["Properties"]["Create"])
+    assert (call["service"], call["action"]) == ("KinesisAnalyticsV2", "startApplication")
+    assert call["parameters"]["RunConfiguration"]["ApplicationRestoreConfiguration"] == {
+        "ApplicationRestoreType": "RESTORE_FROM_LATEST_SNAPSHOT"}
+    assert "Update" not in start["Properties"]  # later deploys update the running application in place
+    assert any("FlinkLogging" in dependency for dependency in start["DependsOn"])
