@@ -12,6 +12,8 @@ import shutil
 import signal
 import sys
 import threading
+from dataclasses import asdict
+from datetime import timedelta
 from pathlib import Path
 from typing import Iterator, Optional
 
@@ -20,11 +22,14 @@ import typer
 from connectors.blockchain.poller import Poller
 from connectors.blockchain.source import LIVE_URL, LiveSource, RecordingWriter, ReplaySource
 from connectors.featurestore.client import FeatureStoreClient, FeatureStoreConfig, FeatureStoreError
+from connectors.featurestore.compaction import compact as compact_offline_store
 from connectors.featurestore.local_server import (
     DEFAULT_PORT,
     FeatureStoreLocked,
     LocalFeatureStoreServer,
+    exclusive_offline_store,
     read_server_info,
+    store_root,
 )
 from connectors.featurestore.offline_query import OfflineQueryError, run_query
 from connectors.kinesis.producer import KinesisConfig, KinesisWriteError, KinesisWriter
@@ -140,6 +145,38 @@ def latest(
             typer.echo("null")
         raise fail(f"no online record in {group} yet", EXIT_NOTHING_YET)
     typer.echo(render_record(record, fmt, title=f"{group}: newest record"))
+
+
+@app.command()
+def compact(
+    data_dir: Path = DataDir,
+    fmt: OutputFormat = Format,
+    group: Optional[str] = typer.Option(None, help="Feature group to compact (default: every group)."),
+    min_age_hours: float = typer.Option(
+        2.0, "--min-age-hours", min=0, help="Leave hours that ended less than this long ago alone (still written to).",
+    ),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Report what would be compacted; compact nothing."),
+) -> None:
+    """Merge each hour partition's small offline Parquet files into one (atomic; safe to interrupt and rerun).
+
+    Example: chainfeat compact --dry-run --format json
+    """
+    offline = store_root(data_dir) / "offline"
+    root = offline / group if group else offline
+    if not root.is_dir():
+        groups = ", ".join(sorted(p.name for p in offline.iterdir() if p.is_dir())) if offline.is_dir() else ""
+        raise fail(f"no offline data {f'for feature group {group} ' if group else ''}in {data_dir} yet "
+                   f"(groups with offline data: {groups or 'none'}); run `chainfeat run` first", EXIT_NOTHING_YET)
+    try:
+        with exclusive_offline_store(data_dir):
+            report = compact_offline_store(str(root), min_age=timedelta(hours=min_age_hours), dry_run=dry_run)
+    except FeatureStoreLocked as error:
+        raise fail(f"cannot compact: {error}; stop it first (its flushes could rewrite files a compaction removes)") from None
+    except OSError as error:
+        raise fail(f"compacting {root} failed: {error}") from None
+    typer.echo(render_record(asdict(report), fmt, "offline store compaction"))
+    if report.failed:
+        raise fail("these partitions were left as they were: " + "; ".join(report.failed))
 
 
 STATE_DIRS = ("spool", "feed", "checkpoints", "savepoints", "dead_letter", "late", "poller", "featurestore", "logs")
@@ -334,19 +371,15 @@ def submit(
         raise fail("--application needs --bucket and --role-arn", EXIT_USAGE)
     if not zip_path.is_file():
         raise fail(f"{zip_path} not found; build it with `chainfeat package`")
-    import zipfile
-
     import boto3
     from botocore.exceptions import BotoCoreError, ClientError
 
     from job.managed_flink import DeployError, ManagedFlinkTarget, deploy
-    from job.package import run_options
+    from job.package import zip_run_options
 
-    with zipfile.ZipFile(zip_path) as archive:
-        jars = sorted(Path(name).name for name in archive.namelist() if name.startswith("lib/") and name.endswith(".jar"))
     target = ManagedFlinkTarget(application, bucket, key, role_arn, parallelism)
     try:
-        detail = deploy(zip_path, run_options(jars), load_property_groups(properties), target,
+        detail = deploy(zip_path, zip_run_options(zip_path), load_property_groups(properties), target,
                         boto3.client("s3", region_name=region), boto3.client("kinesisanalyticsv2", region_name=region),
                         progress=lambda message: typer.echo(message, err=True))
     except (DeployError, ClientError, BotoCoreError) as error:

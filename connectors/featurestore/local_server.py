@@ -11,6 +11,7 @@ as against AWS. ``POST /_chainfeat/faults`` arms fault injection for the runtime
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import logging
@@ -20,7 +21,7 @@ import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator, TextIO
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from connectors.featurestore.local_store import LocalFeatureStore, StoreError, ValidationError
@@ -38,7 +39,42 @@ def store_root(data_dir: Path) -> Path:
 
 
 class FeatureStoreLocked(RuntimeError):
-    """Another server already serves this data dir."""
+    """Another process (a server, or a compaction) holds this data dir's feature store."""
+
+
+def lock_store(data_dir: Path) -> TextIO:
+    """Take ``data_dir``'s feature-store lock, held by one process at a time: a server, or a compaction
+    (a server's flush could rewrite a file that a compaction removed). Release it with ``unlock_store``."""
+    root = store_root(data_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    handle = open(root / LOCK_FILE, "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        running = read_server_info(data_dir)
+        holder = (f"a feature store server at {running['url']} (pid {running['pid']})" if running
+                  else "another chainfeat process")
+        raise FeatureStoreLocked(f"{holder} holds {root}") from None
+    return handle
+
+
+def unlock_store(handle: TextIO) -> None:
+    fcntl.flock(handle, fcntl.LOCK_UN)
+    handle.close()
+
+
+@contextlib.contextmanager
+def exclusive_offline_store(data_dir: Path) -> Iterator[Path]:
+    """``data_dir``'s offline Parquet root, with no server on it meanwhile and every accepted row flushed:
+    an interrupted flush is redone under its original file names, so it must finish before a compaction
+    may remove those files."""
+    handle = lock_store(data_dir)
+    try:
+        LocalFeatureStore(store_root(data_dir)).close()
+        yield store_root(data_dir) / "offline"
+    finally:
+        unlock_store(handle)
 
 
 @dataclass
@@ -322,17 +358,10 @@ class LocalFeatureStoreServer:
         flush_interval_s: float = 2.0,
     ) -> None:
         self.root = store_root(data_dir)
-        self.root.mkdir(parents=True, exist_ok=True)
-        self._lock_handle = open(self.root / LOCK_FILE, "a+")
         try:
-            fcntl.flock(self._lock_handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self._lock_handle.close()
-            running = read_server_info(data_dir)
-            where = f" at {running['url']} (pid {running['pid']})" if running else ""
-            raise FeatureStoreLocked(
-                f"another feature store server already serves {self.root}{where}; stop it or use another --data-dir"
-            ) from None
+            self._lock_handle = lock_store(data_dir)
+        except FeatureStoreLocked as error:
+            raise FeatureStoreLocked(f"{error}; stop it or use another --data-dir") from None
         self.store = LocalFeatureStore(self.root)
         self.store.flush_offline()  # rows left pending by a crash go to Parquet first
         self.app = FeatureStoreApp(self.store)
@@ -340,7 +369,7 @@ class LocalFeatureStoreServer:
             self._http = _HTTPServer((host, port), _Handler)
         except OSError as error:
             self.store.close()
-            self._release_lock()
+            unlock_store(self._lock_handle)
             raise OSError(f"cannot listen on {host}:{port}: {error.strerror}; choose another port (or 0 for any free one)") from error
         self._http.app = self.app
         self.flush_interval_s = flush_interval_s
@@ -384,11 +413,7 @@ class LocalFeatureStoreServer:
             thread.join(timeout=30)
         self.store.close()
         (self.root / SERVER_INFO_FILE).unlink(missing_ok=True)
-        self._release_lock()
-
-    def _release_lock(self) -> None:
-        fcntl.flock(self._lock_handle, fcntl.LOCK_UN)
-        self._lock_handle.close()
+        unlock_store(self._lock_handle)
 
     def __enter__(self) -> "LocalFeatureStoreServer":
         return self
