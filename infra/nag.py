@@ -45,7 +45,8 @@ ACKNOWLEDGED: dict[str, list[tuple[str, str]]] = {
         ("AwsSolutions::AwsSolutions-IAM5[Action::kms:GenerateDataKey*]", _CMK_GRANT),
     ],
     "FeatureStoreStack": [
-        *_bucket_grant("the feature store role's S3 grant on the offline-store bucket only"),
+        *_bucket_grant("S3 grants on the offline-store bucket only: SageMaker's role writes it, the compaction "
+                       "job reads, rewrites and deletes its files"),
         ("AwsSolutions::AwsSolutions-IAM5[Resource::<OfflineStoreA8EF6C00.Arn>/*]",
          "SageMaker writes offline-store objects under feature-group/date prefixes it chooses"),
         ("AwsSolutions::AwsSolutions-IAM5[Action::kms:ReEncrypt*]", _CMK_GRANT),
@@ -53,6 +54,11 @@ ACKNOWLEDGED: dict[str, list[tuple[str, str]]] = {
         ("AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:glue:<AWS::Region>:<AWS::AccountId>:"
          "table/sagemaker_featurestore/*]",
          "Feature Store registers one Glue table per feature group in the sagemaker_featurestore database"),
+        ("AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:"
+         "log-group:/aws-glue/*]",
+         "Glue names the job's log groups itself under /aws-glue/ (with the security configuration's name)"),
+        ("AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:"
+         "log-group:/aws-glue/*:*]", "the log streams of those Glue log groups"),
     ],
 }
 

@@ -18,6 +18,8 @@ class InfraSettings:
     flink_parallelism: int = 1
     flink_parallelism_per_kpu: int = 1
     start_application: int = 1  # 1: start the Flink application after its first deploy
+    compaction_schedule: str = "cron(20 * * * ? *)"  # hourly; SageMaker has flushed an hour by then
+    compaction_min_age_hours: int = 2
     job_zip: str = ""  # the zip from `chainfeat package`; empty: built at synth from this checkout
     alarm_email: str = ""  # subscribed to the alarm topic when set
     no_features_minutes: int = 5

@@ -247,3 +247,28 @@ def test_application_is_started_once_after_it_is_created(processing) -> None:
         "ApplicationRestoreType": "RESTORE_FROM_LATEST_SNAPSHOT"}
     assert "Update" not in start["Properties"]  # later deploys update the running application in place
     assert any("FlinkLogging" in dependency for dependency in start["DependsOn"])
+
+
+def test_glue_job_compacts_the_offline_store_hourly_with_the_repos_script(synthesized, feature_store) -> None:
+    (job,) = feature_store.find_resources("AWS::Glue::Job").values()
+    properties = job["Properties"]
+    assert properties["Command"]["Name"] == "pythonshell" and properties["Command"]["PythonVersion"] == "3.9"
+    # The script is connectors/featurestore/compaction.py itself, staged as a file asset named by its hash.
+    asset_hash = properties["Command"]["ScriptLocation"]["Fn::Sub"].rsplit("/", 1)[1].removesuffix(".py")
+    staged = Path(cdk.Stage.of(synthesized["feature_store"]).outdir) / f"asset.{asset_hash}.py"
+    assert staged.read_bytes() == (REPO_ROOT / "connectors" / "featurestore" / "compaction.py").read_bytes()
+    arguments = properties["DefaultArguments"]
+    assert arguments["--min_age_hours"] == "2" and arguments["library-set"] == "analytics"
+    (offline_bucket,) = [name for name in feature_store.find_resources("AWS::S3::Bucket") if name.startswith("OfflineStore")]
+    assert arguments["--offline_store_uri"] == {"Fn::Join": ["", ["s3://", {"Ref": offline_bucket}, "/offline"]]}
+    (group,) = feature_store.find_resources("AWS::SageMaker::FeatureGroup").values()
+    assert group["Properties"]["OfflineStoreConfig"]["S3StorageConfig"]["S3Uri"] == arguments["--offline_store_uri"]
+    assert properties["ExecutionProperty"] == {"MaxConcurrentRuns": 1}  # never two compactions at once
+    feature_store.has_resource_properties("AWS::Glue::SecurityConfiguration", {"EncryptionConfiguration": {
+        "CloudWatchEncryption": Match.object_like({"CloudWatchEncryptionMode": "SSE-KMS"}),
+        "JobBookmarksEncryption": Match.object_like({"JobBookmarksEncryptionMode": "CSE-KMS"}),
+        "S3Encryptions": [Match.object_like({"S3EncryptionMode": "SSE-KMS"})]}})
+    (job_id,) = feature_store.find_resources("AWS::Glue::Job")
+    feature_store.has_resource_properties("AWS::Glue::Trigger", {
+        "Type": "SCHEDULED", "Schedule": "cron(20 * * * ? *)", "StartOnCreation": True,
+        "Actions": [{"JobName": {"Ref": job_id}}]})
