@@ -17,6 +17,8 @@ from infra.stacks.feature_store import FeatureStoreStack  # noqa: E402
 from infra.stacks.ingestion import IngestionStack  # noqa: E402
 from infra.stacks.monitoring import MonitoringStack  # noqa: E402
 from infra.stacks.processing import ProcessingStack, packaged_job  # noqa: E402
+from infra.stacks.studio import StudioStack  # noqa: E402
+from infra.studio_acknowledgments import studio_acknowledged  # noqa: E402
 
 
 def job_feature_groups() -> list:
@@ -46,10 +48,13 @@ def build_app(app: cdk.App | None = None) -> tuple[cdk.App, dict[str, cdk.Stack]
     processing.add_stack_dependency(feature_store, "the job writes into the feature groups")
     monitoring = MonitoringStack(app, f"{settings.prefix}-monitoring", settings, stream_name=settings.stream_name,
                                  application_name=processing.application_name, feature_group_names=group_names, env=env)
+    studio = StudioStack(app, f"{settings.prefix}-studio", settings, feature_group_names=group_names,
+                         offline_bucket=feature_store.offline_bucket, offline_key=feature_store.key, env=env)
     stacks: dict[str, cdk.Stack] = {"ingestion": ingestion, "feature_store": feature_store, "processing": processing,
-                                    "monitoring": monitoring}
+                                    "monitoring": monitoring, "studio": studio}
     for stack in stacks.values():
         acknowledge_findings(stack)
+    acknowledge_findings(studio, studio_acknowledged(group_names, feature_store.stack_name))
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app, verbose=True))
     return app, stacks
 

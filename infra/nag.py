@@ -3,6 +3,8 @@ unacknowledged). cdk-nag 3 runs as a policy-validation plugin: an unacknowledged
 
 from __future__ import annotations
 
+from typing import Iterable
+
 import aws_cdk as cdk
 
 # (rule, reason) per stack class name.
@@ -63,6 +65,8 @@ ACKNOWLEDGED: dict[str, list[tuple[str, str]]] = {
 }
 
 
-def acknowledge_findings(stack: cdk.Stack) -> None:
-    for rule, reason in ACKNOWLEDGED.get(type(stack).__name__, []):
+def acknowledge_findings(stack: cdk.Stack, extra: Iterable[tuple[str, str]] = ()) -> None:
+    """The stack class's acknowledgments, plus ``extra`` for ids that depend on other stacks (the Studio
+    stack's: infra/studio_acknowledgments.py)."""
+    for rule, reason in [*ACKNOWLEDGED.get(type(stack).__name__, []), *extra]:
         cdk.Validations.of(stack).acknowledge(cdk.Acknowledgment(id=rule, reason=reason))

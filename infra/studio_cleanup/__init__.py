@@ -1,0 +1,1 @@
+"""The Studio clean-up custom resource's Lambda code (the folder is the function's asset)."""
