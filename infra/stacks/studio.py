@@ -119,15 +119,24 @@ class StudioStack(Stack):
         # -- the notebook, and the lifecycle configuration that copies it into the user's home ------------------
         self.notebook = s3_assets.Asset(self, "Notebook", path=str(NOTEBOOK))
         notebook_url = f"s3://{self.notebook.s3_bucket_name}/{self.notebook.s3_object_key}"
+        # The notebook imports the project's feature-store client (boto3 only): ship that package beside it.
+        self.client_code = s3_assets.Asset(self, "NotebookClientCode", path=str(REPO_ROOT / "connectors"),
+                                           exclude=["*", "!__init__.py", "!retry.py", "!featurestore",
+                                                    "!featurestore/*.py", "__pycache__"])
+        client_url = f"s3://{self.client_code.s3_bucket_name}/{self.client_code.s3_object_key}"
         script = "\n".join([
             "#!/bin/bash",
             "# chainfeat: copy the feature-store notebook into the home directory once (later edits are kept)",
+            "# and refresh the client code it imports (connectors/) next to it",
             "set -eu",
             f"target={HOME}/chainfeat/read_feature_store.ipynb",
             'mkdir -p "$(dirname "$target")"',
             'if [ ! -f "$target" ]; then',
             f'  aws s3 cp --only-show-errors --region {self.region} "{notebook_url}" "$target"',
             "fi",
+            f'aws s3 cp --only-show-errors --region {self.region} "{client_url}" /tmp/chainfeat-connectors.zip',
+            f'rm -rf {HOME}/chainfeat/connectors && python3 -m zipfile -e /tmp/chainfeat-connectors.zip '
+            f'{HOME}/chainfeat/connectors',
             "",
         ])
         self.lifecycle_config = sagemaker.CfnStudioLifecycleConfig(
@@ -229,7 +238,8 @@ class StudioStack(Stack):
         # The notebook: exactly the asset object the lifecycle configuration copies.
         role.add_to_policy(iam.PolicyStatement(
             sid="ReadNotebook", actions=["s3:GetObject"],
-            resources=[self.notebook.bucket.arn_for_objects(self.notebook.s3_object_key)]))
+            resources=[self.notebook.bucket.arn_for_objects(self.notebook.s3_object_key),
+                       self.client_code.bucket.arn_for_objects(self.client_code.s3_object_key)]))
 
     def _grant_studio_apps(self) -> None:
         """What the Studio UI does with the user's credentials (the execution role in IAM mode) to run the

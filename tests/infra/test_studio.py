@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from pathlib import Path
 
 import pytest
 
@@ -202,11 +203,17 @@ def test_execution_role_reads_exactly_the_feature_group_offline_store_and_notebo
             "ResultConfiguration": {"OutputLocation": Match.any_value(), "EncryptionConfiguration": {
                 "EncryptionOption": "SSE_KMS", "KmsKey": {"Fn::GetAtt": [studio_key, "Arn"]}}}})})
 
-    # the notebook: exactly the one asset object
+    # the notebook and the client code it imports: exactly those two asset objects
     notebook = granted["ReadNotebook"]
     assert notebook["Action"] == "s3:GetObject"
-    parts = notebook["Resource"]["Fn::Join"][1]
-    assert parts[-1].startswith("/") and parts[-1].endswith(".ipynb") and "*" not in json.dumps(notebook)
+    (notebook_object, client_object) = [resource["Fn::Join"][1][-1] for resource in notebook["Resource"]]
+    assert notebook_object.endswith(".ipynb") and client_object.endswith(".zip") and "*" not in json.dumps(notebook)
+    # the client code is the feature-store client and what it imports, nothing else of the project
+    asset_hash = client_object.removeprefix("/").removesuffix(".zip")
+    staged = Path(cdk.Stage.of(synthesized[1]).outdir) / f"asset.{asset_hash}"
+    shipped = sorted(str(path.relative_to(staged)) for path in staged.rglob("*.py"))
+    assert "featurestore/client.py" in shipped and "retry.py" in shipped and "__init__.py" in shipped
+    assert all(path.count("/") <= 1 and path.split("/")[0] in ("featurestore", path) for path in shipped), shipped
 
     # Studio itself: private spaces and their apps of this user only
     domain_id, _ = the(template, "AWS::SageMaker::Domain")
