@@ -22,7 +22,6 @@ import typer
 from connectors.blockchain.poller import Poller
 from connectors.blockchain.source import LIVE_URL, LiveSource, RecordingWriter, ReplaySource
 from connectors.featurestore.client import FeatureStoreClient, FeatureStoreConfig, FeatureStoreError
-from connectors.featurestore.compaction import compact as compact_offline_store
 from connectors.featurestore.local_server import (
     DEFAULT_PORT,
     FeatureStoreLocked,
@@ -161,6 +160,8 @@ def compact(
 
     Example: chainfeat compact --dry-run --format json
     """
+    from connectors.featurestore.compaction import compact as compact_offline_store  # pyarrow: only when used
+
     offline = store_root(data_dir) / "offline"
     root = offline / group if group else offline
     if not root.is_dir():
