@@ -122,13 +122,13 @@ def physical_resource_id(kind: str | None, properties: dict[str, Any]) -> str:
 def sweep_studio_apps(domain_id: str, user: str) -> bool:
     """One pass: delete what can be deleted now; True once the user has no live app and owns no space."""
     sagemaker = client("sagemaker")
-    spaces = [space for space in _pages(sagemaker.list_spaces, "Spaces", DomainIdEquals=domain_id)
+    spaces = [space for space in _pages(sagemaker, "list_spaces", "Spaces", DomainIdEquals=domain_id)
               if (space.get("OwnershipSettingsSummary") or {}).get("OwnerUserProfileName") == user]
     seen: set[tuple] = set()  # an app listed both for the user and for its space is deleted once
 
     def sweep_apps(**owner: str) -> bool:
         gone = True
-        for app in _pages(sagemaker.list_apps, "Apps", DomainIdEquals=domain_id, **owner):
+        for app in _pages(sagemaker, "list_apps", "Apps", DomainIdEquals=domain_id, **owner):
             key = (app.get("SpaceName"), app.get("UserProfileName"), app["AppType"], app["AppName"])
             if key not in seen:
                 seen.add(key)
@@ -169,13 +169,12 @@ def sweep_home_efs(vpc_id: str, found: set[str] | None = None) -> bool:
     """
     found = set() if found is None else found
     efs, ec2 = client("efs"), client("ec2")
-    groups = [group for group in _pages(ec2.describe_security_groups, "SecurityGroups",
+    groups = [group for group in _pages(ec2, "describe_security_groups", "SecurityGroups",
                                         Filters=[{"Name": "vpc-id", "Values": [vpc_id]}])
               if NFS_GROUP.match(group.get("GroupName", "")) and group.get("VpcId", vpc_id) == vpc_id]
     domain_ids = {NFS_GROUP.match(group["GroupName"]).group("domain") for group in groups}
     done = True
-    for file_system in _pages(efs.describe_file_systems, "FileSystems", token_key="Marker",
-                              next_key="NextMarker"):
+    for file_system in _pages(efs, "describe_file_systems", "FileSystems"):
         done &= _sweep_file_system(efs, file_system, vpc_id, domain_ids, found)
     if not done:
         return False  # the security groups are attached to the mount targets' network interfaces
@@ -195,8 +194,7 @@ def _sweep_file_system(efs: Any, file_system: dict[str, Any], vpc_id: str, domai
         return True
     fs_id, state = file_system["FileSystemId"], file_system.get("LifeCycleState")
     try:
-        targets = [target for target in _pages(efs.describe_mount_targets, "MountTargets", token_key="Marker",
-                                               next_key="NextMarker", FileSystemId=fs_id)
+        targets = [target for target in _pages(efs, "describe_mount_targets", "MountTargets", FileSystemId=fs_id)
                    if target.get("LifeCycleState") != "deleted"]
     except ClientError as error:
         if _absent(error):
@@ -253,15 +251,10 @@ def _clean_permission(permission: dict[str, Any]) -> dict[str, Any]:
 
 # -- helpers ----------------------------------------------------------------------------------------------
 
-def _pages(call: Callable[..., dict[str, Any]], items_key: str, token_key: str = "NextToken",
-           next_key: str = "NextToken", **kwargs: Any) -> Iterator[dict[str, Any]]:
-    token = None
-    while True:
-        response = call(**kwargs, **({token_key: token} if token else {}))
-        yield from response.get(items_key) or []
-        token = response.get(next_key)
-        if not token:
-            return
+def _pages(service_client: Any, operation: str, items_key: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
+    """Every item of a listing, through boto3's paginator (NextToken or Marker, as the API has it)."""
+    for page in service_client.get_paginator(operation).paginate(**kwargs):
+        yield from page.get(items_key) or []
 
 
 def _absent(error: ClientError) -> bool:
