@@ -52,9 +52,10 @@ def build_app(app: cdk.App | None = None) -> tuple[cdk.App, dict[str, cdk.Stack]
                          offline_bucket=feature_store.offline_bucket, offline_key=feature_store.key, env=env)
     stacks: dict[str, cdk.Stack] = {"ingestion": ingestion, "feature_store": feature_store, "processing": processing,
                                     "monitoring": monitoring, "studio": studio}
-    for stack in stacks.values():
-        acknowledge_findings(stack)
-    acknowledge_findings(studio, studio_acknowledged(group_names, feature_store.stack_name))
+    # The Studio stack's ids name the feature groups and the feature-store stack, so they are built here.
+    depending_on_other_stacks = {"studio": studio_acknowledged(group_names, feature_store.stack_name)}
+    for name, stack in stacks.items():
+        acknowledge_findings(stack, depending_on_other_stacks.get(name, ()))
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app, verbose=True))
     return app, stacks
 
