@@ -1,15 +1,19 @@
-"""The local stream: the spool (raw archive the poller writes) and the feed (what the Flink job reads).
+"""The local stream: the spool (what the poller wrote) and the feed (what the Flink job reads).
 
-spool/date=YYYY-MM-DD/hour=HH/poll-<ms>-<seq>.jsonl — one file per poll, written atomically (a hidden temp
-name, then a rename): one JSON line per transaction (all API fields plus ``polled_at``) and a heartbeat
-line that carries the event-time clock forward when a poll brings nothing new.
+spool/date=YYYY-MM-DD/hour=HH/poll-<ms>-<id>.jsonl — one file per poll, written atomically (a hidden temp
+name, then a rename): the poll's stream lines (connectors/blockchain/transactions.py): one line per
+transaction, then a heartbeat. A replayed poll's name derives from its place in the recording, so
+replaying it again after a crash rewrites the same file instead of adding a second one.
 
-feed/feed-<n>.jsonl — the spool published in order. Flink's file source reads the files it discovers in
-one scan in no particular order, so a backlog read straight from the spool would put transactions behind
-the watermark. The publisher therefore hands Flink at most one file per interval, each holding every
-spool file not yet published, concatenated in poll order: the job's results do not depend on discovery
-order or replay speed. A publication's range is recorded before its file is written and the file's name
-derives from it, so a crash at any point is redone identically, never duplicated.
+feed/feed-<n>.jsonl — the spool published in poll order, one file per publication, each ending with a
+heartbeat that carries its publication number n. Flink's file source reads the files it discovers in one
+scan in no particular order, and a file read out of order would put its transactions behind the
+watermark. So the feed never holds more than one file the job has not read *and checkpointed*: file n+1 is
+published only once the job's committed progress (progress/, a file sink the job commits on each
+checkpoint) shows publication n. Whatever restores the job — Flink restarting it from its last
+checkpoint, or `chainfeat run` after a kill — finds at most that one file to read again: results do not
+depend on discovery order, replay speed or who restarted the job. A publication's range is recorded before
+its file is written and the file's name derives from it, so a crash at any point is redone identically.
 """
 
 from __future__ import annotations
@@ -23,70 +27,119 @@ from pathlib import Path
 from typing import Any, Callable
 
 from connectors.blockchain.source import Poll
+from connectors.blockchain.transactions import heartbeat_line
 
 log = logging.getLogger(__name__)
 
 _STATE_FILE = "_publisher.json"  # underscore: Flink's file source skips it
+_KEEP_PROGRESS_FILES = 3
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so readers see all of it or nothing (hidden temp file, fsync, rename)."""
+def atomic_write(path: Path, data: bytes, durable: bool = True) -> None:
+    """Write ``data`` to ``path`` so readers see all of it or nothing (hidden temp file, rename).
+    ``durable``: fsync before the rename, so the file also survives a power loss, not only a crash."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.parent / f".{path.name}.tmp"
     with open(temporary, "wb") as handle:
         handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
+        if durable:
+            handle.flush()
+            os.fsync(handle.fileno())
     os.replace(temporary, path)
 
 
-def poll_lines(poll: Poll) -> list[str]:
-    """The spool lines of a poll: each transaction with polled_at, then the heartbeat."""
-    lines = []
-    for tx in poll.txs:
-        record = {**tx, "polled_at": poll.polled_at} if isinstance(tx, dict) else tx
-        lines.append(json.dumps(record, separators=(",", ":")))
-    lines.append(json.dumps({"heartbeat": True, "time": int(poll.polled_at), "polled_at": poll.polled_at}))
-    return lines
-
-
 class SpoolWriter:
-    def __init__(self, spool_dir: Path) -> None:
+    """Writes each poll's stream lines into its own spool file.
+
+    ``durable=True`` (live polls, which cannot be fetched again) fsyncs every file. A replay passes
+    ``durable=False`` and calls ``sync()`` before it records how far it got: the recording can always
+    be read again, so one sync per checkpoint of the replay is enough."""
+
+    def __init__(self, spool_dir: Path, durable: bool = True) -> None:
         self.spool_dir = Path(spool_dir)
+        self.durable = durable
         self._sequence = 0
 
     def write(self, poll: Poll) -> Path:
         moment = datetime.fromtimestamp(poll.polled_at, tz=timezone.utc)
-        self._sequence += 1
-        name = f"poll-{int(poll.polled_at * 1000):015d}-{os.getpid()}-{self._sequence:06d}.jsonl"
+        if poll.key is None:
+            self._sequence += 1
+            key = f"{os.getpid()}-{self._sequence:06d}"
+        else:
+            key = poll.key
+        name = f"poll-{int(poll.polled_at * 1000):015d}-{key}.jsonl"
         path = self.spool_dir / f"date={moment:%Y-%m-%d}" / f"hour={moment:%H}" / name
-        atomic_write(path, ("\n".join(poll_lines(poll)) + "\n").encode())
+        atomic_write(path, poll.lines.text(), durable=self.durable)
         return path
 
+    def sync(self) -> None:
+        if not self.durable:
+            os.sync()
 
-def spool_files(spool_dir: Path) -> list[str]:
-    """Published-or-not spool files as relative paths; sorting them sorts by poll time."""
+
+def spool_files(spool_dir: Path, after: str = "") -> list[str]:
+    """Spool files as relative paths, sorted (so by poll time); with ``after``, only those sorting after
+    it, and partitions (hours) before its own are not even listed."""
     if not spool_dir.exists():
         return []
-    return sorted(
-        str(path.relative_to(spool_dir))
-        for path in spool_dir.rglob("poll-*.jsonl")
-    )
+    after_hour = str(Path(after).parent) if after else ""
+    names: list[str] = []
+    for day in sorted(spool_dir.glob("date=*")):
+        for hour in sorted(day.glob("hour=*")):
+            partition = f"{day.name}/{hour.name}"
+            if partition < after_hour:
+                continue
+            names += [f"{partition}/{path.name}" for path in hour.glob("poll-*.jsonl")]
+    return sorted(name for name in names if name > after)
+
+
+def poll_time_of(spool_name: str) -> float:
+    """Poll time (unix seconds) from a spool file name ``.../poll-<ms>-<id>.jsonl``."""
+    return int(Path(spool_name).name.split("-")[1]) / 1000
+
+
+class ProgressLog:
+    """The job's committed progress: the publication numbers it has read and checkpointed.
+
+    The job writes one row per publication heartbeat into ``progress_dir`` with Flink's file sink, which
+    makes a file visible only when the checkpoint that covers it completes (in-progress files are hidden).
+    Older files are pruned once read: the newest holds the highest number."""
+
+    def __init__(self, progress_dir: Path) -> None:
+        self.progress_dir = Path(progress_dir)
+        self._highest = 0
+
+    def highest(self) -> int:
+        if not self.progress_dir.is_dir():
+            return self._highest
+        committed = sorted(
+            (path for path in self.progress_dir.rglob("*") if path.is_file() and not path.name.startswith((".", "_"))),
+            key=lambda path: path.stat().st_mtime,
+        )
+        for path in committed:
+            for line in path.read_text().splitlines():
+                try:
+                    self._highest = max(self._highest, int(json.loads(line)["publication"]))
+                except (ValueError, KeyError, TypeError):
+                    log.warning("%s: not a progress row: %r", path, line[:200])
+        for path in committed[:-_KEEP_PROGRESS_FILES]:
+            path.unlink(missing_ok=True)
+        return self._highest
 
 
 class FeedPublisher:
     """Publishes the spool to the feed directory in poll order (see the module docstring).
 
-    ``ready(heartbeat_time)`` is flow control: a new file is published only once the job has read the
-    previous one (its watermark has reached that file's last heartbeat), so Flink never has two unread
-    feed files to read in the wrong order.
-    """
+    ``committed()`` returns the highest publication the job has read and checkpointed; ``request_checkpoint``
+    (optional) asks the job for a checkpoint while a publication waits for one."""
 
-    def __init__(self, spool_dir: Path, feed_dir: Path, ready: Callable[[int], bool] | None = None) -> None:
+    def __init__(self, spool_dir: Path, feed_dir: Path, committed: Callable[[], int] | None = None,
+                 request_checkpoint: Callable[[], object] | None = None) -> None:
         self.spool_dir = Path(spool_dir)
         self.feed_dir = Path(feed_dir)
         self.feed_dir.mkdir(parents=True, exist_ok=True)
-        self.ready = ready
+        self.committed = committed
+        self.request_checkpoint = request_checkpoint
 
     def _state(self) -> dict[str, Any]:
         try:
@@ -97,64 +150,47 @@ class FeedPublisher:
     def _save(self, state: dict[str, Any]) -> None:
         atomic_write(self.feed_dir / _STATE_FILE, json.dumps(state).encode())
 
-    def backlog(self) -> list[str]:
-        through = self._state()["through"]
-        return [name for name in spool_files(self.spool_dir) if name > through]
-
     @property
-    def last_heartbeat(self) -> int | None:
-        """Heartbeat time of the newest published poll (its file name carries the poll time in ms)."""
-        through = self._state()["through"]
-        return poll_time_of(through) if through else None
+    def published(self) -> int:
+        """How many publications were made (the number of the newest)."""
+        return self._state()["next"] - 1
+
+    def backlog(self) -> list[str]:
+        return spool_files(self.spool_dir, after=self._state()["through"])
+
+    def read_by_job(self) -> bool:
+        """Whether the job has read and checkpointed every publication."""
+        published = self.published
+        return published == 0 or (self.committed is not None and self.committed() >= published)
 
     def publish(self) -> Path | None:
         """Publish every spool file not yet in the feed as one feed file; None when there is nothing new
-        or the job has not read the previous file yet."""
+        or the job has not read and checkpointed the previous publication yet."""
         state = self._state()
         pending = state.get("pending")
         if pending is None:
-            names = [name for name in spool_files(self.spool_dir) if name > state["through"]]
+            names = spool_files(self.spool_dir, after=state["through"])
             if not names:
                 return None
-            if self.ready and state["through"] and not self.ready(poll_time_of(state["through"])):
+            if not self.read_by_job():
+                if self.request_checkpoint is not None:
+                    self.request_checkpoint()
                 return None
             pending = {"from": state["through"], "through": names[-1], "number": state["next"]}
             self._save({**state, "pending": pending})
         else:  # redo an interrupted publication: exactly its recorded range
-            names = [name for name in spool_files(self.spool_dir) if pending["from"] < name <= pending["through"]]
+            names = [name for name in spool_files(self.spool_dir, after=pending["from"]) if name <= pending["through"]]
         content = b"".join((self.spool_dir / name).read_bytes() for name in names)
+        content += heartbeat_line(poll_time_of(pending["through"]), publication=pending["number"]) + b"\n"
         target = self.feed_dir / f"feed-{pending['number']:09d}.jsonl"
         atomic_write(target, content)
         self._save({"through": pending["through"], "next": pending["number"] + 1})
         return target
 
-    def consolidate(self, published_after: float) -> Path | None:
-        """Merge the feed files published after ``published_after`` (mtime) into one, in order.
-
-        Used before a job restores from a checkpoint: the files published after it will be read again,
-        all at once, and must be one ordered file. Files the checkpoint had already read may be merged
-        too; their transactions are then dropped as duplicates by the restored dedup state.
-        """
-        files = sorted(path for path in self.feed_dir.glob("feed-*.jsonl") if path.stat().st_mtime >= published_after)
-        if len(files) < 2:
-            return None
-        state = self._state()
-        target = self.feed_dir / f"feed-{state['next']:09d}.jsonl"
-        atomic_write(target, b"".join(path.read_bytes() for path in files))
-        self._save({**state, "next": state["next"] + 1})
-        for path in files:
-            path.unlink()
-        return target
-
-    def run(self, stop: threading.Event, interval_s: float = 2.0) -> None:
-        """Publish every ``interval_s`` (keep it above the job's source monitor interval) until ``stop``."""
+    def run(self, stop: threading.Event, interval_s: float = 1.0) -> None:
+        """Publish every ``interval_s`` until ``stop``."""
         while not stop.wait(interval_s):
             try:
                 self.publish()
             except OSError:
                 log.exception("publishing the spool to the feed failed; retrying")
-
-
-def poll_time_of(spool_name: str) -> int:
-    """Poll time (unix seconds) from a spool file name ``.../poll-<ms>-<pid>-<seq>.jsonl``."""
-    return int(Path(spool_name).name.split("-")[1]) // 1000

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
-from job.sql_files import SQL_DIR, render
+from job.sql_files import FEATURES_DIR, SQL_DIR, render
 
 SOURCE_TYPES = ("spool", "kinesis")
 DEFAULT_PROPERTIES = Path(__file__).resolve().parent / "application_properties.json"
@@ -41,6 +41,14 @@ def _uri(value: str, data_dir: Path) -> str:
         return value
     path = Path(value)
     return (path if path.is_absolute() else data_dir / path).resolve().as_uri()
+
+
+def _path(value: str, default: Path) -> Path:
+    """A directory from the properties: relative paths are the repository's (the SQL's home)."""
+    if not value:
+        return default
+    path = Path(value)
+    return path if path.is_absolute() else (SQL_DIR.parent / path).resolve()
 
 
 def _seconds(value: str, name: str) -> float:
@@ -76,6 +84,8 @@ class JobConfig:
     checkpoint_uri: str = ""
     dead_letter_uri: str = ""
     late_uri: str = ""
+    progress_uri: str = ""
+    features_dir: Path = FEATURES_DIR
     kinesis_stream_arn: str = ""
     kinesis_init_position: str = "TRIM_HORIZON"
     kinesis_endpoint_url: str | None = None
@@ -104,6 +114,8 @@ class JobConfig:
             checkpoint_uri=_uri(job.get("checkpoint.path", "checkpoints"), data_dir),
             dead_letter_uri=_uri(outputs.get("dead.letter.path", "dead_letter"), data_dir),
             late_uri=_uri(outputs.get("late.path", "late"), data_dir),
+            progress_uri=_uri(source.get("progress.path", "progress"), data_dir),
+            features_dir=_path(job.get("features.dir", ""), FEATURES_DIR),
             kinesis_stream_arn=source.get("stream.arn", ""),
             kinesis_init_position=source.get("init.position", "TRIM_HORIZON"),
             kinesis_endpoint_url=source.get("endpoint") or None,
@@ -138,6 +150,7 @@ class JobConfig:
             "future_tolerance_s": self.future_tolerance_s,
             "dead_letter_uri": self.dead_letter_uri,
             "late_uri": self.late_uri,
+            "progress_uri": self.progress_uri,
         }
-        params["event_time_columns"] = render(SQL_DIR / "sources" / "event_time_columns.sql", params).rstrip()
+        params["transaction_lines"] = render(SQL_DIR / "sources" / "transaction_lines.sql", params).rstrip()
         return params

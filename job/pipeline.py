@@ -1,14 +1,17 @@
 """Builds the Flink job from sql/ and the configuration.
 
-source lines → parse/validate (dead letter) → dedup (keyed state, TTL) → lateness split (late output)
-→ features/*.sql (tumbling windows) → feature-store sink (Python, one row per window).
+source lines → parse/validate, typed (dead letter) → lateness split (late output) → dedup (keyed state per
+event-time second) → unique_transactions → features/*.sql (any window, any key) → feature-store writer
+(Python, one row per window); on the local feed, the read progress the feed publisher waits for.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import sys
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -27,11 +30,11 @@ from udfs.metrics import register_side_output_counters
 log = logging.getLogger(__name__)
 
 EVENT_TIME_COLUMN = "event_time"
-_PIPELINE_FILES = ("parse.sql", "dedup.sql", "lateness.sql")
+_PIPELINE_FILES = ("parse.sql", "lateness.sql", "dedup.sql")
 
 
-class FeatureSchemaError(ValueError):
-    pass
+class FeatureFileError(ValueError):
+    """A feature file Flink cannot run, as one message: ``file:line:column: what is wrong``."""
 
 
 class ConnectorMissing(RuntimeError):
@@ -76,8 +79,9 @@ def flink_configuration(config: JobConfig, rest_port: int | None = None, local: 
     return flink
 
 
-def feature_group_definition(table_env: StreamTableEnvironment, view: str) -> FeatureGroupDefinition:
+def feature_group_definition(table_env: StreamTableEnvironment, path: Path) -> FeatureGroupDefinition:
     """The feature group a features/*.sql view defines, derived from its output schema."""
+    view = path.stem
     schema = table_env.from_path(view).get_resolved_schema()
     features: dict[str, FeatureType] = {}
     for name, data_type in zip(schema.get_column_names(), schema.get_column_data_types()):
@@ -89,20 +93,64 @@ def feature_group_definition(table_env: StreamTableEnvironment, view: str) -> Fe
         elif type_name.startswith(("DOUBLE", "FLOAT", "DECIMAL")):
             features[name] = FeatureType.FRACTIONAL
         else:
-            raise FeatureSchemaError(
-                f"sql/features/{view}.sql: column {name} has type {data_type}; feature columns must be "
-                "STRING, an integer type or DOUBLE (cast it in the SELECT)"
+            raise FeatureFileError(
+                f"{_where(path, _line_naming(path, name))}: column {name} has type {data_type}; feature columns must "
+                "be STRING, an integer type or DOUBLE (cast it in the SELECT)"
             )
     names = list(features)
     if EVENT_TIME_COLUMN not in features:
-        raise FeatureSchemaError(f"sql/features/{view}.sql must output a column named {EVENT_TIME_COLUMN}")
+        raise FeatureFileError(f"{_where(path)}: the view must output a column named {EVENT_TIME_COLUMN} "
+                               "(the window end in unix seconds, DOUBLE)")
+    if names[0] == EVENT_TIME_COLUMN:
+        raise FeatureFileError(f"{_where(path)}: the first column is the record identifier; it cannot be "
+                               f"{EVENT_TIME_COLUMN}")
     return FeatureGroupDefinition(
         name=view,
         record_identifier=names[0],
         event_time_feature=EVENT_TIME_COLUMN,
         features=features,
-        description=f"Features computed by chainfeat from sql/features/{view}.sql",
+        description=f"Features computed by chainfeat from sql/features/{path.name}",
     )
+
+
+def _where(path: Path, line: int | None = None, column: int | None = None) -> str:
+    try:
+        shown = str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        shown = str(path)
+    return shown + (f":{line}" if line else "") + (f":{column}" if line and column else "")
+
+
+def _line_naming(path: Path, name: str) -> int | None:
+    """The last line of a feature file that names ``name`` (its alias in the SELECT, as a rule)."""
+    lines = path.read_text().splitlines()
+    pattern = re.compile(rf"\b{re.escape(name)}\b")
+    found = [number for number, text in enumerate(lines, start=1) if pattern.search(text.split("--")[0])]
+    return found[-1] if found else None
+
+
+_POSITION = re.compile(r"(?:From line|at line) (\d+), column (\d+)")
+
+
+def sql_error(statement: sql_files.Statement, error: Exception) -> FeatureFileError:
+    """Flink's error for one statement as ``file:line:column: message`` (the Java exception's first line,
+    positions moved from the statement to the file), without the stack trace."""
+    text = str(error)
+    match = re.search(r"^: ([\w.$]+(?:Exception|Error)): (.*)$", text, re.MULTILINE)
+    message = match.group(2) if match else text.strip().splitlines()[0]
+    if match and "SqlParserException" in match.group(1):
+        following = text[match.end():].split("\n\tat ")[0].strip().splitlines()
+        expected = [line.strip().strip('"').rstrip(" .") for line in following[1:] if line.strip()]
+        if expected:
+            message += " Expected one of: " + ", ".join(expected[:8]) + (", ..." if len(expected) > 8 else "")
+    message = re.sub(r"^(SQL (?:parse|validation) failed\. )", "", message)
+    position = _POSITION.search(message)
+    line = column = None
+    if position:
+        line, column = statement.file_line(int(position.group(1))), int(position.group(2))
+        message = re.sub(r"^From line \d+, column \d+ to line \d+, column \d+: ", "", message)
+        message = re.sub(r" at line \d+, column \d+", "", message)
+    return FeatureFileError(f"{_where(statement.path, line or statement.line, column)}: {message}")
 
 
 @dataclass
@@ -133,17 +181,43 @@ def _connector_hint(config: JobConfig) -> Iterator[None]:
 
 def register_views(table_env: StreamTableEnvironment, config: JobConfig) -> list[FeatureGroupDefinition]:
     """Create the source, every view and the sink tables; returns the feature groups the features/*.sql
-    views define (also what the CDK app derives the SageMaker feature groups from)."""
+    views define (also what the CDK app derives the SageMaker feature groups from). A feature file Flink
+    rejects raises FeatureFileError naming its file, line and column."""
     params = config.sql_params
     register_side_output_counters(table_env)
     source_file = sql_files.SQL_DIR / "sources" / f"{config.source_type}.sql"
     for path in [source_file, *(sql_files.SQL_DIR / name for name in _PIPELINE_FILES),
-                 sql_files.SQL_DIR / "sinks" / "files.sql", sql_files.SQL_DIR / "sinks" / "feature_store.sql",
-                 *sql_files.feature_files()]:
+                 sql_files.SQL_DIR / "sinks" / "files.sql", sql_files.SQL_DIR / "sinks" / "feature_store.sql"]:
         for statement in sql_files.statements(path, params):
             with _connector_hint(config):
                 table_env.execute_sql(statement)
-    return [feature_group_definition(table_env, path.stem) for path in sql_files.feature_files()]
+    features = sql_files.feature_files(config.features_dir)
+    if not features:
+        raise FeatureFileError(f"{_where(config.features_dir)}: no feature file (*.sql); add one, e.g. the "
+                               "shipped sql/features/tx_minute_features.sql")
+    groups = []
+    for path in features:
+        for statement in sql_files.located_statements(path, params):
+            try:
+                table_env.execute_sql(statement.text)
+            except Exception as error:  # py4j carries Flink's exception; its text is what tells
+                raise sql_error(statement, error) from None
+        if path.stem not in table_env.list_temporary_views():
+            raise FeatureFileError(f"{_where(path)}: it must create a view named after the file: "
+                                   f"CREATE TEMPORARY VIEW {path.stem} AS SELECT ...")
+        groups.append(feature_group_definition(table_env, path))
+    return groups
+
+
+def _add_inserts(table_env: StreamTableEnvironment, statement_set: StatementSet, path: Path,
+                 config: JobConfig) -> None:
+    """A sinks/*.sql file's statements: tables are created, INSERTs join the job's one statement set."""
+    for statement in sql_files.statements(path, config.sql_params):
+        with _connector_hint(config):
+            if sql_files.without_comments(statement).lstrip().upper().startswith("INSERT"):
+                statement_set.add_insert_sql(statement)
+            else:
+                table_env.execute_sql(statement)
 
 
 def build_pipeline(config: JobConfig, rest_port: int | None = None, local: bool = True,
@@ -154,9 +228,9 @@ def build_pipeline(config: JobConfig, rest_port: int | None = None, local: bool 
 
     # One statement set: one plan, so the source and the dedup state serve every output.
     statement_set = table_env.create_statement_set()
-    for statement in sql_files.statements(sql_files.SQL_DIR / "sinks" / "side_outputs.sql", config.sql_params):
-        with _connector_hint(config):
-            statement_set.add_insert_sql(statement)
+    _add_inserts(table_env, statement_set, sql_files.SQL_DIR / "sinks" / "side_outputs.sql", config)
+    if config.source_type == "spool":
+        _add_inserts(table_env, statement_set, sql_files.SQL_DIR / "sinks" / "progress.sql", config)
     store = FeatureStoreConfig(endpoint_url=config.featurestore_endpoint_url, region=config.featurestore_region)
     for definition in groups:
         columns = list(definition.features)

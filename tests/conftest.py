@@ -63,13 +63,11 @@ def cli_env(data_dir: Path) -> dict[str, str]:
 @pytest.fixture(scope="session")
 def moto_url() -> Iterator[str]:
     """moto's AWS server (Kinesis, S3, ...) on a free loopback port."""
-    import socket
-
     from moto.server import ThreadedMotoServer
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    from tests.support import free_port
+
+    port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     yield f"http://127.0.0.1:{port}"

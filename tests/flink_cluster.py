@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -16,20 +15,16 @@ from pathlib import Path
 import pyflink
 import yaml
 
+from tests.support import free_port
+
 FLINK_HOME = Path(pyflink.__file__).resolve().parent
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class StandaloneCluster:
     def __init__(self, work: Path) -> None:
         self.conf_dir = work / "conf"
         self.log_dir = work / "logs"
-        self.rest_port = _free_port()
+        self.rest_port = free_port()
         self.url = f"http://127.0.0.1:{self.rest_port}"
         self._processes: list[subprocess.Popen] = []
         shutil.copytree(FLINK_HOME / "conf", self.conf_dir)
@@ -38,7 +33,7 @@ class StandaloneCluster:
             "env": original["env"],
             "jobmanager.bind-host": "127.0.0.1",
             "jobmanager.rpc.address": "127.0.0.1",
-            "jobmanager.rpc.port": _free_port(),
+            "jobmanager.rpc.port": free_port(),
             "jobmanager.memory.process.size": "1024m",
             "taskmanager.bind-host": "127.0.0.1",
             "taskmanager.host": "127.0.0.1",
@@ -47,7 +42,7 @@ class StandaloneCluster:
             "rest.address": "127.0.0.1",
             "rest.bind-address": "127.0.0.1",
             "rest.port": self.rest_port,
-            "blob.server.port": _free_port(),
+            "blob.server.port": free_port(),
             "parallelism.default": 1,
         }
         (self.conf_dir / "config.yaml").write_text(yaml.safe_dump(settings))

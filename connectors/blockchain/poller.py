@@ -84,7 +84,7 @@ class Poller:
         self.writer.write(poll)
         with self.stats.lock:
             self.stats.polls += 1
-            self.stats.transactions += len(poll.txs)
+            self.stats.transactions += poll.lines.transactions
             self.stats.last_polled_at = poll.polled_at
             if gap:
                 self.stats.gaps += 1

@@ -7,32 +7,105 @@ plus the moment it was taken. A recording is one JSON line per poll: ``{"polled_
 from __future__ import annotations
 
 import gzip
-import json
 import logging
 import os
 import time
-from dataclasses import dataclass, field
+import zlib
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+import msgspec
 import urllib3
 from urllib3.util import Retry, Timeout
+
+from connectors.blockchain.transactions import PollLines, decode_json, encode_json, rejected_line, split_poll
 
 log = logging.getLogger(__name__)
 
 LIVE_URL = "https://blockchain.info/unconfirmed-transactions?format=json"
 
 
-@dataclass
 class Poll:
-    polled_at: float
-    txs: list[dict[str, Any]] = field(default_factory=list)
+    """One poll: when it was taken and its page, the API's JSON object with a ``txs`` list.
 
-    def hashes(self) -> set[str]:
-        return {tx["hash"] for tx in self.txs if isinstance(tx, dict) and "hash" in tx}
+    The page is kept as the raw bytes received (a recording line is such a page, with ``polled_at``), so
+    that splitting it into stream lines (connectors/blockchain/transactions.py) needs one fast decode and
+    no re-encoding. ``txs`` decodes it on demand (tests, time-shifted replays); a poll can also be built
+    from decoded ``txs``. ``problem`` marks a recording line that is not a poll: it becomes a dead-letter line.
+    ``key`` names a replayed poll by its place in the recording (the spool file of a poll replayed twice is
+    then written twice, not added twice).
+    """
+
+    def __init__(self, polled_at: float, txs: list[Any] | None = None, page: bytes | None = None,
+                 problem: str | None = None, key: str | None = None) -> None:
+        if (txs is None) == (page is None):
+            raise ValueError("a Poll needs either txs or page")
+        self.polled_at = polled_at
+        self._txs = txs
+        self._page = page
+        self.problem = problem
+        self.key = key
+        self._lines: PollLines | None = None
+
+    @property
+    def page(self) -> bytes:
+        if self._page is None:
+            self._page = encode_json({"txs": self._txs})
+        return self._page
+
+    @property
+    def txs(self) -> list[Any]:
+        """The page's transactions, decoded ([] for a page without a txs list)."""
+        if self._txs is None:
+            self._txs = _decoded_txs(self.page) or []
+        return self._txs
+
+    @property
+    def lines(self) -> PollLines:
+        """The poll as stream lines (computed once)."""
+        if self._lines is None:
+            if self.problem:
+                self._lines = PollLines(self.polled_at, [rejected_line(self.page, self.problem)], rejected=1)
+            else:
+                self._lines = split_poll(self.page, self.polled_at)
+        return self._lines
+
+    def hashes(self) -> set[bytes]:
+        return self.lines.hashes
 
     def to_json(self) -> str:
-        return json.dumps({"polled_at": self.polled_at, "txs": self.txs}, separators=(",", ":"))
+        """The poll as a recording line: ``{"polled_at": ..., "txs": [...]}`` (the txs exactly as received)."""
+        if self._txs is not None:
+            return encode_json({"polled_at": self.polled_at, "txs": self._txs}).decode()
+        txs = _TXS.decode(self.page).txs
+        return encode_json({"polled_at": self.polled_at, "txs": txs}).decode()
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Poll) and (self.polled_at, self.txs) == (other.polled_at, other.txs)
+
+    def __repr__(self) -> str:
+        return f"Poll(polled_at={self.polled_at}, {len(self.page)} bytes)"
+
+
+def _decoded_txs(page: bytes) -> list[Any] | None:
+    try:
+        decoded = decode_json(page)
+    except (msgspec.DecodeError, RecursionError):
+        return None
+    txs = decoded.get("txs") if isinstance(decoded, dict) else None
+    return list(txs) if isinstance(txs, list) else None
+
+
+class _RawTxs(msgspec.Struct):
+    txs: msgspec.Raw
+
+
+class _Stamp(msgspec.Struct):
+    polled_at: float
+
+
+_TXS = msgspec.json.Decoder(_RawTxs)
+_STAMP = msgspec.json.Decoder(_Stamp)
 
 
 class SourceUnavailable(RuntimeError):
@@ -59,13 +132,10 @@ class LiveSource:
         if response.status != 200:
             raise SourceUnavailable(f"{self.url} answered HTTP {response.status}")
         try:
-            page = json.loads(response.data)
-            txs = page["txs"]
-        except (ValueError, KeyError, TypeError):
+            _TXS.decode(response.data)
+        except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
             raise SourceUnavailable(f"{self.url} returned a page without a 'txs' list") from None
-        if not isinstance(txs, list):
-            raise SourceUnavailable(f"{self.url} returned 'txs' that is not a list")
-        return Poll(polled_at=polled_at, txs=txs)
+        return Poll(polled_at=polled_at, page=response.data)
 
 
 def _root_cause(error: BaseException) -> str:
@@ -90,18 +160,40 @@ class RecordingWriter:
             os.fsync(out.fileno())
 
 
+class RecordingError(RuntimeError):
+    """A recording that cannot be read on (a corrupt or truncated gzip file, an unreadable file)."""
+
+
 def read_recording(path: Path) -> Iterator[Poll]:
-    """Polls from a recording (.jsonl or .jsonl.gz); a truncated last line (a crash while recording) is skipped."""
+    """Polls from a recording (.jsonl or .jsonl.gz), one per line, as raw pages. A line that is not a poll
+    comes as a Poll with a ``problem`` (it goes to the dead letter), stamped with the previous poll's time;
+    a truncated last line (a crash while recording) is skipped with a warning."""
     opener = gzip.open if str(path).endswith(".gz") else open
-    with opener(path, "rt", encoding="utf-8") as lines:
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                entry = json.loads(line)
-                yield Poll(polled_at=float(entry["polled_at"]), txs=list(entry["txs"]))
-            except (ValueError, KeyError, TypeError):
-                log.warning("%s:%d is not a recorded poll; skipped", path, number)
+    previous = 0.0
+    number = 0
+    try:
+        with opener(path, "rb") as lines:
+            for number, line in enumerate(lines, start=1):
+                if not line.strip():
+                    continue
+                poll, previous = _recorded_poll(line, previous, path, number)
+                if poll.problem and not line.endswith(b"\n"):  # only the last line can lack its newline
+                    log.warning("%s:%d is a truncated last line (a crash while recording?); skipped", path, number)
+                    continue
+                yield poll
+    except (OSError, EOFError, zlib.error) as error:
+        raise RecordingError(f"{path} cannot be read after line {number}: {error}. The polls before it were "
+                             "replayed; repair or re-record the file to replay the rest") from None
+
+
+def _recorded_poll(line: bytes, previous: float, path: Path, number: int) -> tuple[Poll, float]:
+    page = line.rstrip(b"\r\n")
+    try:
+        polled_at = _STAMP.decode(page).polled_at
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+        return Poll(previous, page=page, problem=f"{path.name}:{number} is not a recorded poll "
+                                                  "(a JSON object with polled_at and txs)"), previous
+    return Poll(polled_at, page=page), polled_at
 
 
 class ReplaySource:
@@ -109,8 +201,9 @@ class ReplaySource:
 
     At speed > 0, transaction and poll times are shifted so the first poll happens now (to the minute:
     the shift is whole minutes, so windows hold the same transactions at every speed), and polls are paced
-    like the original, scaled by speed: a replay looks live. At speed 0, times are left as recorded.
-    ``start_index`` skips polls already replayed (resuming); ``origin`` keeps the shift of the first run.
+    like the original, scaled by speed: a replay looks live. At speed 0, polls are handed on as recorded,
+    raw. The recording is streamed, never held in memory. ``start_index`` skips polls already replayed
+    (resuming); ``origin`` keeps the shift of the first run.
     """
 
     def __init__(self, path: Path, speed: float = 1.0, start_index: int = 0, origin: float | None = None,
@@ -122,22 +215,26 @@ class ReplaySource:
         self.index = start_index
         self.origin = origin  # wall-clock time at which the recording's first poll is replayed
         self._clock, self._sleep = clock, sleep
-        self._polls = list(read_recording(self.path))
-        if not self._polls:
+        first = next(read_recording(self.path), None)
+        if first is None:
             raise ValueError(f"{self.path} holds no polls")
-        self.first_polled_at = self._polls[0].polled_at
-
-    def __len__(self) -> int:
-        return len(self._polls)
+        self.first_polled_at = first.polled_at
+        self._polls = read_recording(self.path)
+        for _ in range(start_index):
+            if next(self._polls, None) is None:
+                break
+        self._next = next(self._polls, None)
 
     @property
     def done(self) -> bool:
-        return self.index >= len(self._polls)
+        return self._next is None
 
     def fetch(self) -> Poll:
-        if self.done:
+        if self._next is None:
             raise StopIteration
-        recorded = self._polls[self.index]
+        recorded = self._next
+        recorded.key = f"r{self.index:09d}"
+        self._next = next(self._polls, None)
         self.index += 1
         if self.speed == 0:
             return recorded
@@ -159,9 +256,12 @@ class ReplaySource:
 
 def shift_poll(poll: Poll, seconds: float) -> Poll:
     """The same poll ``seconds`` later: polled_at and every transaction's ``time`` move together."""
+    txs = None if poll.problem else _decoded_txs(poll.page)
+    if txs is None:  # not a poll: it goes to the dead letter as it is
+        return Poll(poll.polled_at + seconds, page=poll.page, problem=poll.problem, key=poll.key)
     shifted = []
-    for tx in poll.txs:
+    for tx in txs:
         if isinstance(tx, dict) and isinstance(tx.get("time"), (int, float)) and not isinstance(tx["time"], bool):
             tx = {**tx, "time": int(round(tx["time"] + seconds))}
         shifted.append(tx)
-    return Poll(polled_at=poll.polled_at + seconds, txs=shifted)
+    return Poll(polled_at=poll.polled_at + seconds, txs=shifted, key=poll.key)

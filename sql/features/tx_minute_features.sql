@@ -11,5 +11,5 @@ SELECT
     COUNT(*) AS total_nb_trx_1min,
     SUM(fee) AS total_fee_1min,
     AVG(CAST(fee AS DOUBLE)) AS avg_fee_1min
-FROM TABLE(TUMBLE(TABLE on_time_transactions, DESCRIPTOR(ts), INTERVAL '1' MINUTE))
+FROM TABLE(TUMBLE(TABLE unique_transactions, DESCRIPTOR(ts), INTERVAL '1' MINUTE))
 GROUP BY window_start, window_end;

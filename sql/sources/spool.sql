@@ -1,12 +1,11 @@
 -- Local source: the feed directory, JSON-lines files published in poll order from the spool
--- (connectors/spool.py). One line per transaction (all API fields + polled_at) or per poll heartbeat
--- ({"heartbeat": true, "time": <poll time>, ...}).
+-- (connectors/spool.py): the transaction stream's lines (see transaction_lines.sql).
 CREATE TEMPORARY TABLE source_lines (
-    line STRING,
-    ${event_time_columns}
+${transaction_lines}
 ) WITH (
     'connector' = 'filesystem',
     'path' = '${feed_uri}',
-    'format' = 'raw',
-    'raw.charset' = 'UTF-8'${monitor_option}
+    'format' = 'json',
+    'json.fail-on-missing-field' = 'false',
+    'json.ignore-parse-errors' = 'false'${monitor_option}
 );

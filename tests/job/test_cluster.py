@@ -13,8 +13,8 @@ from job.config import DEFAULT_PROPERTIES
 from tests.conftest import CHAINFEAT
 from tests.flink_cluster import StandaloneCluster
 from tests.job.test_package import app_zip  # noqa: F401 - fixture
-from tests.job.test_pipeline import online_features, scenario_lines
 from tests.reference import expected_results
+from tests.support import GROUP, online_rows, publish, reference_input, scenario
 
 pytestmark = pytest.mark.slow
 
@@ -29,9 +29,8 @@ def cluster(tmp_path):
 def test_submit_runs_the_zip_on_a_standalone_cluster(cluster, app_zip, tmp_path, server, cli_env) -> None:  # noqa: F811
     zip_path, _summary = app_zip
     data_dir = tmp_path / "cluster-data"
-    (data_dir / "feed").mkdir(parents=True)
-    lines = scenario_lines()
-    (data_dir / "feed" / "feed-000000001.jsonl").write_text("\n".join(lines) + "\n")
+    polls = scenario()
+    publish(data_dir, polls)
     groups = json.loads(DEFAULT_PROPERTIES.read_text())
     for group in groups:
         if group["PropertyGroupId"] == "Source":
@@ -61,7 +60,7 @@ def test_submit_runs_the_zip_on_a_standalone_cluster(cluster, app_zip, tmp_path,
     assert report["state"] == "FINISHED", report
     assert report["job_id"] == job_id and report["operators"]
     assert sum(op["records_in"] for op in report["operators"]) > 0
-    assert online_features(server.url) == expected_results(lines).features
+    assert online_rows(server.url, GROUP) == expected_results(reference_input(polls)).features
 
     table = subprocess.run([*CHAINFEAT, "status", "--flink-url", cluster.url], env=cli_env, capture_output=True,
                            text=True, timeout=60)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import zipfile
@@ -13,8 +12,8 @@ import pytest
 
 from job.package import RUN_OPTIONS_GROUP, unpack
 from tests.conftest import CHAINFEAT
-from tests.job.test_pipeline import online_features, scenario_lines
 from tests.reference import expected_results
+from tests.support import GROUP, free_port, online_rows, publish, reference_input, scenario
 
 
 def stand_in_jar(path: Path) -> Path:
@@ -52,9 +51,7 @@ def test_zip_layout_and_run_options_match_what_managed_flink_needs(app_zip) -> N
 
 
 def test_offline_package_names_the_file_to_download(tmp_path, cli_env) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        closed = probe.getsockname()[1]
+    closed = free_port()  # nothing listens there once the probe closed
     env = {**cli_env, "CHAINFEAT_MAVEN_URL": f"http://127.0.0.1:{closed}/maven2"}
     result = subprocess.run([*CHAINFEAT, "package", "--output", str(tmp_path / "app.zip"), "--cache", str(tmp_path)],
                             env=env, capture_output=True, text=True, timeout=120)
@@ -68,9 +65,8 @@ def test_offline_package_names_the_file_to_download(tmp_path, cli_env) -> None:
 def test_the_job_runs_from_the_unpacked_zip(app_zip, tmp_path, server, cli_env) -> None:
     root = unpack(app_zip[0], tmp_path / "unpacked")
     data_dir = tmp_path / "zip-data"
-    (data_dir / "feed").mkdir(parents=True)
-    lines = scenario_lines()
-    (data_dir / "feed" / "feed-000000001.jsonl").write_text("\n".join(lines) + "\n")
+    polls = scenario()
+    publish(data_dir, polls)
     groups = json.loads((root / "job" / "application_properties.json").read_text())
     for group in groups:
         if group["PropertyGroupId"] == "Source":
@@ -84,4 +80,4 @@ def test_the_job_runs_from_the_unpacked_zip(app_zip, tmp_path, server, cli_env) 
     result = subprocess.run([sys.executable, "main.py"], cwd=root, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"code from {root}" in result.stderr  # the zip's code ran, not the repo's
-    assert online_features(server.url) == expected_results(lines).features
+    assert online_rows(server.url, GROUP) == expected_results(reference_input(polls)).features

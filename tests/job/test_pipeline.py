@@ -4,7 +4,6 @@ against the independent reference in tests/reference.py."""
 from __future__ import annotations
 
 import json
-import socket
 import time
 from pathlib import Path
 
@@ -12,80 +11,22 @@ import pytest
 
 from connectors.blockchain.source import Poll
 from connectors.featurestore.client import FeatureStoreClient, FeatureStoreConfig
-from connectors.spool import atomic_write, poll_lines
+from connectors.spool import atomic_write
 from job.config import JobConfig, load_property_groups
 from job.flink_rest import FlinkRest, FlinkRestError
 from job.pipeline import build_pipeline
 from tests.reference import expected_results
+from tests.support import (
+    GROUP, MALFORMED, T0, free_port, online_rows, publish, reference_input, scenario, sink_rows, tx,
+)
 
 pytestmark = pytest.mark.slow
-
-T0 = 1714521600  # 2024-05-01 00:00:00 UTC, a minute boundary
-GROUP = "tx_minute_features"
-
-
-def tx(tx_hash: str, offset_s: int, fee) -> dict:
-    return {"hash": tx_hash, "time": T0 + offset_s, "fee": fee, "size": 250, "vin_sz": 1, "vout_sz": 2}
-
-
-def poll(offset_s: float, *txs: dict) -> list[str]:
-    return poll_lines(Poll(polled_at=T0 + offset_s, txs=list(txs)))
-
-
-MALFORMED = [
-    "this is not json {",
-    "[1, 2, 3]",
-    json.dumps({"time": T0 + 66, "fee": 1, "polled_at": T0 + 70}),
-    json.dumps({"hash": "no-time", "fee": 1, "polled_at": T0 + 70}),
-    json.dumps({"hash": "no-fee", "time": T0 + 66, "polled_at": T0 + 70}),
-    json.dumps({"hash": "fee-text", "time": T0 + 66, "fee": "abc", "polled_at": T0 + 70}),
-    json.dumps({"hash": "fee-fraction", "time": T0 + 66, "fee": 1.5, "polled_at": T0 + 70}),
-    json.dumps({"hash": "fee-negative", "time": T0 + 66, "fee": -5, "polled_at": T0 + 70}),
-    json.dumps({"hash": "time-text", "time": "yesterday", "fee": 5, "polled_at": T0 + 70}),
-    json.dumps({"hash": "time-future", "time": T0 + 100_000, "fee": 5, "polled_at": T0 + 70}),
-]
-
-
-def scenario_lines() -> list[str]:
-    """Duplicates within and across polls, out-of-order within the watermark, late beyond it, malformed."""
-    return [
-        # Poll 1: newest first, as the API lists them; B twice in the same poll.
-        *poll(20, tx("C", 15, 300), tx("B", 10, 200), tx("B", 10, 200), tx("A", 5, 100)),
-        # Poll 2: C again (re-polled), E out of order but within the 60 s delay, then malformed lines.
-        *poll(70, tx("D", 65, 50), tx("C", 15, 300), tx("E", 40, 70)),
-        *MALFORMED,
-        # Poll 3: F moves the watermark to T0+130; G (T0+100) is then late; H (T0+135) is on time.
-        *poll(200, tx("F", 190, 10), tx("G", 100, 20), tx("H", 135, 5)),
-        # Poll 4: G again (a duplicate of a late transaction), I.
-        *poll(260, tx("G", 100, 20), tx("I", 250, 1)),
-    ]
-
 
 def job_config(data_dir: Path, url: str, **overrides) -> JobConfig:
     return JobConfig.from_properties(
         load_property_groups(), data_dir, featurestore_endpoint_url=url,
         extra_flink_config={"execution.checkpointing.interval": "1 s"}, **overrides,
     )
-
-
-def sink_rows(directory: Path) -> list[dict]:
-    rows = []
-    for path in sorted(directory.rglob("*")):
-        if path.is_file() and not path.name.startswith((".", "_")):
-            rows += [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return rows
-
-
-def online_features(url: str) -> dict[str, dict]:
-    client = FeatureStoreClient(FeatureStoreConfig(endpoint_url=url))
-    ids = client.list_record_identifiers(GROUP)
-    return {row["tx_minute"]: row for row in client.get_records(GROUP, ids)}
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def wait_for(condition, timeout_s: float = 90) -> None:
@@ -109,34 +50,51 @@ def custom_metrics(rest: FlinkRest, job_id: str) -> dict[str, float]:
     return totals
 
 
-def run_bounded(data_dir: Path, url: str, lines: list[str]) -> None:
-    atomic_write(data_dir / "feed" / "feed-000000001.jsonl", ("\n".join(lines) + "\n").encode())
-    pipeline = build_pipeline(job_config(data_dir, url, monitor_interval_s=None))
+def run_bounded(data_dir: Path, url: str, **overrides) -> None:
+    pipeline = build_pipeline(job_config(data_dir, url, monitor_interval_s=None, **overrides))
     client = FeatureStoreClient(FeatureStoreConfig(endpoint_url=url))
     for definition in pipeline.feature_groups:
         client.ensure_feature_group(definition)
     pipeline.execute_async("test").get_job_execution_result().result()
 
 
-def test_duplicates_out_of_order_late_and_malformed(server, data_dir) -> None:
-    lines = scenario_lines()
-    run_bounded(data_dir, server.url, lines)
-    expected = expected_results(lines)
+def dead_letter_entries(data_dir: Path) -> list[tuple[str, str]]:
+    """(what was rejected, reason) as sortable JSON text: lines that are JSON are compared as values."""
+    entries = []
+    for row in sink_rows(data_dir / "dead_letter"):
+        try:
+            value = json.loads(row["line"])
+        except ValueError:
+            value = row["line"]
+        entries.append((json.dumps(value, sort_keys=True), row["reason"]))
+    return sorted(entries)
 
-    assert online_features(server.url) == expected.features
-    dead = sink_rows(data_dir / "dead_letter")
-    assert sorted((row["line"], row["reason"]) for row in dead) == sorted(expected.dead_letter)
-    assert sorted(row["tx_hash"] for row in sink_rows(data_dir / "late")) == sorted(expected.late)
+
+def test_duplicates_out_of_order_late_and_malformed(server, data_dir) -> None:
+    polls = scenario()
+    publish(data_dir, polls)
+    run_bounded(data_dir, server.url)
+    expected = expected_results(reference_input(polls))
+
+    assert online_rows(server.url, GROUP) == expected.features
+    assert dead_letter_entries(data_dir) == sorted((json.dumps(value, sort_keys=True), reason)
+                                                   for value, reason in expected.dead_letter)
+    late = sink_rows(data_dir / "late")
+    assert sorted(row["hash"] for row in late) == sorted(expected.late)
+    assert late[0]["fee"] == 20 and late[0]["input_count"] == 1 and late[0]["output_count"] == 2  # typed, whole
+    assert sink_rows(data_dir / "progress") == [{"publication": 1, "polled_at": T0 + 260}]
 
     # The reference agrees with what the scenario was built to show (so neither can be trivially wrong):
     assert expected.late == ["G"]
-    assert len(expected.dead_letter) == len(MALFORMED)
+    assert len(expected.dead_letter) == len(MALFORMED) + 1
     assert {reason for _line, reason in expected.dead_letter} == {
         "not a JSON object", "missing hash", "missing time", "missing fee", "fee is not an integer",
-        "negative fee", "time is not a unix time up to 600 s after the poll",
+        "negative fee", "time is not a unix time up to 600 s after the poll", "size is not an integer",
+        "ver is not an integer", "double_spend is not a boolean", "inputs is not a list", "poll is not valid JSON",
     }
     assert expected.features["2024-05-01 00:00:00"]["total_nb_trx_1min"] == 4  # A, B, C, E once each
     assert expected.features["2024-05-01 00:00:00"]["total_fee_1min"] == 670
+    assert expected.duplicates == 2  # B in poll 1, C in poll 2 (G's repeat is late)
 
 
 def test_feature_group_is_derived_from_the_sql(server, data_dir) -> None:
@@ -162,25 +120,30 @@ def test_windows_close_during_an_idle_pause(server, data_dir) -> None:
     client = FeatureStoreClient(FeatureStoreConfig(endpoint_url=server.url))
     for definition in pipeline.feature_groups:
         client.ensure_feature_group(definition)
-    busy = [*poll(20, tx("A", 5, 100), tx("B", 50, 200)), "not json", *poll(80, tx("C", 70, 40))]
+    busy = [Poll(T0 + 20, [tx("A", 5, 100), tx("B", 50, 200)]), Poll(T0 + 30, page=b"not json"),
+            Poll(T0 + 80, [tx("C", 70, 40)])]
+    feed = data_dir / "feed"
+
+    def write(number: int, polls: list[Poll]) -> None:
+        atomic_write(feed / f"feed-{number:09d}.jsonl", b"".join(poll.lines.text() for poll in polls))
+
     job = pipeline.execute_async("idle-pause")
     try:
-        atomic_write(data_dir / "feed" / "feed-000000001.jsonl", ("\n".join(busy) + "\n").encode())
+        write(1, busy)
         # Wait until the job has read it (its watermark reached the last heartbeat, T0+80, minus 60 s).
-        wait_for(lambda: (rest.min_input_watermark(str(job.get_job_id()), "^Deduplicate") or 0) >= (T0 + 20) * 1000)
+        wait_for(lambda: (rest.min_input_watermark(str(job.get_job_id()), "WindowDeduplicate") or 0) >= (T0 + 20) * 1000)
         time.sleep(2)
-        assert online_features(server.url) == {}  # a watermark of T0+20 closes no window
-        idle = [*poll(140), *poll(200)]  # empty polls: heartbeats only
-        atomic_write(data_dir / "feed" / "feed-000000002.jsonl", ("\n".join(idle) + "\n").encode())
-        expected = expected_results(busy + idle).features
-        wait_for(lambda: online_features(server.url) == expected)
+        assert online_rows(server.url, GROUP) == {}  # a watermark of T0+20 closes no window
+        idle = [Poll(T0 + 140, []), Poll(T0 + 200, [])]  # empty polls: heartbeats only
+        write(2, idle)
+        expected = expected_results(reference_input(busy + idle)).features
+        wait_for(lambda: online_rows(server.url, GROUP) == expected)
         assert sorted(expected) == ["2024-05-01 00:00:00", "2024-05-01 00:01:00"]
         assert str(job.get_job_status().result()).endswith("RUNNING")
 
         # The job's own metrics (what CloudWatch shows on Managed Flink): a transaction behind the
-        # watermark is counted late, the malformed line dead-lettered, the two windows written.
-        late = poll(210, tx("L", 10, 5))
-        atomic_write(data_dir / "feed" / "feed-000000003.jsonl", ("\n".join(late) + "\n").encode())
+        # watermark is counted late, the malformed poll dead-lettered, the two windows written.
+        write(3, [Poll(T0 + 210, [tx("L", 10, 5)])])
         job_id = str(job.get_job_id())
         wait_for(lambda: custom_metrics(rest, job_id).get("late_records") == 1)
         metrics = custom_metrics(rest, job_id)

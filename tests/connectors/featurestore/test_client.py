@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import urllib.request
 from datetime import datetime, timedelta, timezone
 
@@ -12,6 +11,7 @@ import pytest
 from connectors.featurestore.client import FeatureStoreClient, FeatureStoreConfig, FeatureStoreError, minute_key
 from connectors.featurestore.model import FeatureGroupDefinition, FeatureType
 from tests.connectors.featurestore.test_local_server import offline_rows
+from tests.support import free_port
 
 GROUP = "tx_minute_features"
 DEFINITION = FeatureGroupDefinition(
@@ -156,9 +156,7 @@ def test_total_wait_is_bounded_and_the_error_says_what_failed(server) -> None:
 
 
 def test_unreachable_endpoint_fails_clearly() -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]  # nothing listens here once the socket closes
+    port = free_port()  # nothing listens there once the probe closed
     client = FeatureStoreClient(
         FeatureStoreConfig(endpoint_url=f"http://127.0.0.1:{port}", max_attempts=3, base_delay_s=0.01),
     )

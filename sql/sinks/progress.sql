@@ -1,0 +1,19 @@
+-- The job's read progress on the local feed: one row per publication heartbeat (the last line of each feed
+-- file). A file becomes visible only when the checkpoint that covers it completes, so what is visible was
+-- read and checkpointed: the feed publisher waits for it before it publishes the next file
+-- (connectors/spool.py). Files roll within a second so that the next checkpoint can commit them.
+CREATE TEMPORARY TABLE progress_sink (
+    publication BIGINT,
+    polled_at DOUBLE
+) WITH (
+    'connector' = 'filesystem',
+    'path' = '${progress_uri}',
+    'format' = 'json',
+    'sink.rolling-policy.rollover-interval' = '1 s',
+    'sink.rolling-policy.check-interval' = '1 s'
+);
+
+INSERT INTO progress_sink
+SELECT TRY_CAST(publication AS BIGINT), TRY_CAST(polled_at AS DOUBLE)
+FROM parsed_lines
+WHERE publication IS NOT NULL;

@@ -1,0 +1,97 @@
+"""Helpers shared by the tests (one copy each)."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+from connectors.blockchain.source import Poll
+from connectors.featurestore.client import FeatureStoreClient, FeatureStoreConfig
+from connectors.spool import FeedPublisher, SpoolWriter
+
+
+def free_port() -> int:
+    """A free TCP port on the loopback interface."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+# ---- the scenario the job's tests share: a few polls with every case the job must handle ----
+
+T0 = 1714521600  # 2024-05-01 00:00:00 UTC, a minute boundary
+GROUP = "tx_minute_features"  # the shipped feature group
+
+
+def tx(tx_hash: str, offset_s: int, fee, **fields) -> dict:
+    return {"hash": tx_hash, "time": T0 + offset_s, "fee": fee, "size": 250, "vin_sz": 1, "vout_sz": 2,
+            "inputs": [{"n": 0}], "out": [{"n": 0}, {"n": 1}], **fields}
+
+
+MALFORMED = [
+    5,
+    [1, 2, 3],
+    {"time": T0 + 66, "fee": 1},
+    {"hash": "no-time", "fee": 1},
+    {"hash": "no-fee", "time": T0 + 66},
+    {"hash": "fee-text", "time": T0 + 66, "fee": "abc"},
+    {"hash": "fee-fraction", "time": T0 + 66, "fee": 1.5},
+    {"hash": "fee-negative", "time": T0 + 66, "fee": -5},
+    {"hash": "time-text", "time": "yesterday", "fee": 5},
+    {"hash": "time-future", "time": T0 + 100_000, "fee": 5},
+    {"hash": "size-text", "time": T0 + 66, "fee": 5, "size": "big"},
+    {"hash": "ver-fraction", "time": T0 + 66, "fee": 5, "ver": 1.5},
+    {"hash": "double-spend-text", "time": T0 + 66, "fee": 5, "double_spend": "maybe"},
+    {"hash": "inputs-text", "time": T0 + 66, "fee": 5, "inputs": "none"},
+]
+
+
+def scenario() -> list[Poll]:
+    """Duplicates within and across polls, out-of-order within the watermark, late beyond it, malformed."""
+    return [
+        # Poll 1: newest first, as the API lists them; B twice in the same poll.
+        Poll(T0 + 20, [tx("C", 15, 300), tx("B", 10, 200), tx("B", 10, 200), tx("A", 5, 100)]),
+        # Poll 2: C again (re-polled), E out of order but within the 60 s delay, then malformed entries.
+        Poll(T0 + 70, [tx("D", 65, 50), tx("C", 15, 300), tx("E", 40, 70), *MALFORMED]),
+        Poll(T0 + 75, page=b"this is not json {"),
+        # Poll 3: F moves the watermark to T0+130; G (T0+100) is then late; H (T0+135) is on time.
+        Poll(T0 + 200, [tx("F", 190, 10, rbf=True), tx("G", 100, 20), tx("H", 135, 5, double_spend=False)]),
+        # Poll 4: G again (a duplicate of a late transaction), I.
+        Poll(T0 + 260, [tx("G", 100, 20), tx("I", 250, 1)]),
+    ]
+
+
+def reference_input(polls: list[Poll]) -> list[tuple[float, object]]:
+    decoded = []
+    for poll in polls:
+        try:
+            decoded.append((poll.polled_at, json.loads(poll.page)))
+        except ValueError:
+            decoded.append((poll.polled_at, poll.page))
+    return decoded
+
+
+def sink_rows(directory: Path) -> list[dict]:
+    rows = []
+    for path in sorted(directory.rglob("*")):
+        if path.is_file() and not path.name.startswith((".", "_")):
+            rows += [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return rows
+
+
+def online_rows(url: str, group: str) -> dict[str, dict]:
+    client = FeatureStoreClient(FeatureStoreConfig(endpoint_url=url))
+    definition = client.describe(group)
+    ids = client.list_record_identifiers(group)
+    return {row[definition.record_identifier]: row for row in client.get_records(group, ids)}
+
+
+def publish(data_dir: Path, polls: list[Poll]) -> Path:
+    """The polls through the real spool writer and feed publisher: one feed file, as `chainfeat run` writes it."""
+    writer = SpoolWriter(data_dir / "spool", durable=False)
+    for poll in polls:
+        writer.write(poll)
+    published = FeedPublisher(data_dir / "spool", data_dir / "feed").publish()
+    assert published is not None
+    return published
