@@ -98,6 +98,24 @@ def poll_time_of(spool_name: str) -> float:
     return int(Path(spool_name).name.split("-")[1]) / 1000
 
 
+def committed_files(directory: Path) -> list[Path]:
+    """The files a Flink file sink has committed (in-progress ones are hidden: '.' or '_'), oldest first."""
+    if not directory.is_dir():
+        return []
+    files = [path for path in directory.rglob("*") if path.is_file() and not path.name.startswith((".", "_"))]
+    return sorted(files, key=lambda path: path.stat().st_mtime)
+
+
+def _rows(path: Path) -> list[dict[str, Any]]:
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except ValueError:
+            log.warning("%s: not a JSON row: %r", path, line[:200])
+    return rows
+
+
 class ProgressLog:
     """The job's committed progress: the publication numbers it has read and checkpointed.
 
@@ -110,21 +128,36 @@ class ProgressLog:
         self._highest = 0
 
     def highest(self) -> int:
-        if not self.progress_dir.is_dir():
-            return self._highest
-        committed = sorted(
-            (path for path in self.progress_dir.rglob("*") if path.is_file() and not path.name.startswith((".", "_"))),
-            key=lambda path: path.stat().st_mtime,
-        )
+        committed = committed_files(self.progress_dir)
         for path in committed:
-            for line in path.read_text().splitlines():
-                try:
-                    self._highest = max(self._highest, int(json.loads(line)["publication"]))
-                except (ValueError, KeyError, TypeError):
-                    log.warning("%s: not a progress row: %r", path, line[:200])
+            for row in _rows(path):
+                if isinstance(row.get("publication"), int):
+                    self._highest = max(self._highest, row["publication"])
         for path in committed[:-_KEEP_PROGRESS_FILES]:
             path.unlink(missing_ok=True)
         return self._highest
+
+
+class DedupStats:
+    """The job's committed per-minute dedup counts (sql/sinks/progress.sql): totals of on-time sightings and
+    unique transactions; their difference is the re-polled transactions it dropped. Committed files never
+    change, so each is read once."""
+
+    def __init__(self, stats_dir: Path) -> None:
+        self.stats_dir = Path(stats_dir)
+        self._read: dict[Path, tuple[int, int]] = {}
+
+    def totals(self) -> tuple[int, int]:
+        for path in committed_files(self.stats_dir):
+            if path not in self._read:
+                rows = _rows(path)
+                self._read[path] = (sum(int(row.get("sightings") or 0) for row in rows),
+                                    sum(int(row.get("unique_transactions") or 0) for row in rows))
+        return sum(s for s, _ in self._read.values()), sum(u for _, u in self._read.values())
+
+    def duplicates(self) -> int:
+        sightings, unique = self.totals()
+        return sightings - unique
 
 
 class FeedPublisher:

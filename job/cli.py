@@ -20,7 +20,7 @@ from typing import Iterator, Optional
 import typer
 
 from connectors.blockchain.poller import Poller
-from connectors.blockchain.source import LIVE_URL, LiveSource, RecordingWriter, ReplaySource
+from connectors.blockchain.source import LIVE_URL, LiveSource, RecordingWriter
 from connectors.featurestore.client import FeatureStoreClient, FeatureStoreConfig, FeatureStoreError
 from connectors.featurestore.local_server import (
     DEFAULT_PORT,
@@ -28,14 +28,14 @@ from connectors.featurestore.local_server import (
     LocalFeatureStoreServer,
     exclusive_offline_store,
     read_server_info,
-    store_root,
 )
 from connectors.featurestore.offline_query import OfflineQueryError, run_query
 from connectors.kinesis.producer import KinesisConfig, KinesisWriteError, KinesisWriter
 from connectors.spool import SpoolWriter
 from job.config import ConfigError, load_property_groups
 from job.flink_rest import FlinkRestError
-from job.local_run import BUNDLED_RECORDING, LocalRun, RunError, RunOptions
+from job.data_dir import DataDir
+from job.local_run import BUNDLED_RECORDING, DEFAULT_DASHBOARD_PORT, LocalRun, RunError, RunOptions, make_poller
 from job.output import OutputFormat, render_record, render_rows
 from job.progress import ProgressView
 from job.settings import DEFAULT_DATA_DIR, DEFAULT_FEATURE_GROUP
@@ -51,7 +51,7 @@ app = typer.Typer(
 featurestore_app = typer.Typer(help="The local SageMaker-compatible feature store.", no_args_is_help=True)
 app.add_typer(featurestore_app, name="featurestore")
 
-DataDir = typer.Option(
+DataDirOption = typer.Option(
     DEFAULT_DATA_DIR, "--data-dir", envvar="CHAINFEAT_DATA_DIR", help="Where chainfeat keeps its data.",
     file_okay=False, resolve_path=True,
 )
@@ -81,7 +81,7 @@ def main_options(verbose: bool = typer.Option(False, "--verbose", "-v", help="Lo
 
 @featurestore_app.command("serve")
 def featurestore_serve(
-    data_dir: Path = DataDir,
+    data_dir: Path = DataDirOption,
     host: str = typer.Option("127.0.0.1", help="Interface to bind; keep 127.0.0.1 unless you mean to share it."),
     port: int = typer.Option(DEFAULT_PORT, help="Port to listen on (0 picks a free one)."),
     flush_interval: float = typer.Option(2.0, help="Seconds between offline (Parquet) flushes."),
@@ -106,7 +106,7 @@ def featurestore_serve(
 @app.command()
 def query(
     sql: str = typer.Argument(..., help="SQL over the offline store; each feature group is a table."),
-    data_dir: Path = DataDir,
+    data_dir: Path = DataDirOption,
     fmt: OutputFormat = Format,
 ) -> None:
     """Run SQL (DuckDB) over the offline feature store.
@@ -122,12 +122,12 @@ def query(
 
 @app.command()
 def latest(
-    data_dir: Path = DataDir,
+    data_dir: Path = DataDirOption,
     fmt: OutputFormat = Format,
-    group: str = typer.Option(DEFAULT_FEATURE_GROUP, help="Feature group keyed by minute (YYYY-MM-DD HH:MM:SS)."),
+    group: str = typer.Option(DEFAULT_FEATURE_GROUP, help="Feature group to read."),
     endpoint_url: Optional[str] = EndpointUrl,
 ) -> None:
-    """Show the newest online feature row (exact: looked up by its minute key).
+    """Show the online feature row with the newest event time (any feature group, whatever its key).
 
     Example: chainfeat latest --format json
     """
@@ -136,7 +136,7 @@ def latest(
             if not client.exists(group):
                 raise fail(f"feature group {group} does not exist at {client.where}; run `chainfeat run` first",
                            EXIT_NOTHING_YET)
-            record = client.latest_minute_record(group)
+            record = client.newest_record(group)
     except FeatureStoreError as error:
         raise fail(str(error)) from None
     if record is None:
@@ -148,7 +148,7 @@ def latest(
 
 @app.command()
 def compact(
-    data_dir: Path = DataDir,
+    data_dir: Path = DataDirOption,
     fmt: OutputFormat = Format,
     group: Optional[str] = typer.Option(None, help="Feature group to compact (default: every group)."),
     min_age_hours: float = typer.Option(
@@ -162,7 +162,7 @@ def compact(
     """
     from connectors.featurestore.compaction import compact as compact_offline_store  # pyarrow: only when used
 
-    offline = store_root(data_dir) / "offline"
+    offline = DataDir(data_dir).featurestore / "offline"
     root = offline / group if group else offline
     if not root.is_dir():
         groups = ", ".join(sorted(p.name for p in offline.iterdir() if p.is_dir())) if offline.is_dir() else ""
@@ -180,20 +180,21 @@ def compact(
         raise fail("these partitions were left as they were: " + "; ".join(report.failed))
 
 
-STATE_DIRS = ("spool", "feed", "checkpoints", "savepoints", "dead_letter", "late", "poller", "featurestore", "logs")
-
-
 @app.command()
 def run(
-    data_dir: Path = DataDir,
+    data_dir: Path = DataDirOption,
     source: str = typer.Option("replay", help="replay (a recording) or live (blockchain.com)."),
     recording: Path = RecordingPath,
     speed: float = Speed,
     exit_when_done: bool = typer.Option(False, "--exit-when-done", help="Replay to the end, flush every window, print a summary, exit."),
     fmt: OutputFormat = Format,
-    dashboard_port: int = typer.Option(8081, help="Port of the Flink dashboard (binds 127.0.0.1)."),
+    dashboard_port: int = typer.Option(DEFAULT_DASHBOARD_PORT, help="Port of the Flink dashboard (binds 127.0.0.1)."),
     featurestore_port: int = typer.Option(DEFAULT_PORT, help="Port of the local feature store (0: any free port)."),
     properties: Optional[Path] = typer.Option(None, help="Managed Flink properties file (default: job/application_properties.json)."),
+    features: Optional[Path] = typer.Option(
+        None, "--features", file_okay=False, exists=True,
+        help="Directory of feature files (one feature group per .sql file; default: sql/features/).",
+    ),
     reset: bool = typer.Option(False, "--reset", help="Delete this data dir's previous run (spool, job state, features) first."),
 ) -> None:
     """Run the whole pipeline locally: feature store, poller, and the Flink job in a MiniCluster.
@@ -201,11 +202,11 @@ def run(
     Example: chainfeat run --speed 0 --exit-when-done --format json
     """
     if reset:
-        for name in STATE_DIRS:
-            shutil.rmtree(data_dir / name, ignore_errors=True)
+        for path in DataDir(data_dir).run_state():
+            shutil.rmtree(path, ignore_errors=True)
     options = RunOptions(
         data_dir=data_dir, source=source, recording=recording, speed=speed, exit_when_done=exit_when_done,
-        dashboard_port=dashboard_port, featurestore_port=featurestore_port, properties=properties,
+        dashboard_port=dashboard_port, featurestore_port=featurestore_port, properties=properties, features=features,
     )
     try:
         local = LocalRun(options)
@@ -215,8 +216,8 @@ def run(
                f"{f', {recording.name} at speed {speed:g}' if source == 'replay' else ''})...", err=True)
     try:
         local.start()
-    except (FeatureStoreLocked, OSError, RunError) as error:
-        local.stop()
+    except (FeatureStoreLocked, OSError, RunError, FeatureStoreError, ValueError) as error:
+        local.stop()  # FeatureFileError (a ValueError) names the feature file, line and column
         raise fail(str(error)) from None
     typer.echo(f"Flink dashboard: {local.dashboard_url}", err=True)
     if local.restored_from:
@@ -230,7 +231,7 @@ def run(
             else:
                 view.run(stop.wait, stop)
         final = local.counters()
-        latest_row = local.latest_row()
+        newest = local.newest_rows()
     except (RunError, FlinkRestError, FeatureStoreError) as error:
         failure = error
     savepoint = local.stop()
@@ -238,11 +239,13 @@ def run(
         resume = f"; resume with the same command (savepoint {savepoint})" if savepoint else ""
         raise fail(f"{failure}{resume}")
     final["job_state"] = local.job_state()  # after the stop: what a script should know
-    summary = {**final, "latest_feature_row": latest_row, "savepoint": savepoint, "data_dir": str(data_dir)}
+    summary = {**final, "newest_rows": newest, "savepoint": savepoint, "data_dir": str(data_dir)}
     if fmt is OutputFormat.table:
-        typer.echo(render_record({k: v for k, v in summary.items() if k != "latest_feature_row"}, fmt, "chainfeat run"))
-        if latest_row:
-            typer.echo(render_record(latest_row, fmt, "newest feature row"))
+        shown = {**summary, "windows_written": ", ".join(f"{g}: {n}" for g, n in final["windows_written"].items())}
+        typer.echo(render_record({k: v for k, v in shown.items() if k != "newest_rows"}, fmt, "chainfeat run"))
+        for group, row in newest.items():
+            if row:
+                typer.echo(render_record(row, fmt, f"{group}: newest row"))
     else:
         typer.echo(render_record(summary, fmt))
 
@@ -275,7 +278,7 @@ def record(
 
 @app.command()
 def poll(
-    data_dir: Path = DataDir,
+    data_dir: Path = DataDirOption,
     source: str = typer.Option("live", help="live (blockchain.com) or replay (a recording)."),
     recording: Path = RecordingPath,
     speed: float = Speed,
@@ -295,20 +298,17 @@ def poll(
         writer = KinesisWriter(KinesisConfig(stream, region=region, endpoint_url=kinesis_endpoint_url))
         where = f"Kinesis stream {stream} ({region})"
     elif sink == "spool":
-        writer = SpoolWriter(data_dir / "spool")
-        where = str(data_dir / "spool")
+        writer = SpoolWriter(DataDir(data_dir).spool, durable=source == "live")
+        where = str(DataDir(data_dir).spool)
     else:
         raise fail(f"--sink must be spool or kinesis, not {sink!r}", EXIT_USAGE)
-    if source == "live":
-        poller = Poller(LiveSource(), writer, interval, min(interval, 5.0))
-    elif source == "replay":
-        poller = Poller(ReplaySource(recording, speed), writer)
-    else:
-        raise fail(f"--source must be live or replay, not {source!r}", EXIT_USAGE)
-    typer.echo(f"polling ({source}) into {where}; Ctrl-C to stop", err=True)
     try:
         with _stop_on_signals() as stop:
+            poller = make_poller(DataDir(data_dir), source, recording, speed, writer, stop, interval)
+            typer.echo(f"polling ({source}) into {where}; Ctrl-C to stop", err=True)
             poller.run(stop)
+    except RunError as error:
+        raise fail(str(error), EXIT_USAGE) from None
     except KinesisWriteError as error:
         raise fail(str(error)) from None
     stats = poller.stats.snapshot()
@@ -348,7 +348,7 @@ def submit(
     parallelism: int = typer.Option(1, min=1, help="Managed Flink: parallelism (KPUs)."),
     zip_path: Path = typer.Option(Path("dist/chainfeat-flink-app.zip"), "--zip", help="Zip from `chainfeat package`."),
     properties: Optional[Path] = typer.Option(None, help="Properties file (default: job/application_properties.json)."),
-    data_dir: Path = DataDir,
+    data_dir: Path = DataDirOption,
     fmt: OutputFormat = Format,
 ) -> None:
     """Run the packaged job on a self-managed Flink cluster (--flink-url) or on Managed Flink (--application).

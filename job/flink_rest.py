@@ -66,6 +66,15 @@ class FlinkRest:
                 lowest = value if lowest is None else min(lowest, value)
         return lowest
 
+    def job_metrics(self, job_id: str, names: list[str]) -> dict[str, float]:
+        """Job-level metrics (e.g. numRestarts) by name; missing ones are left out."""
+        found = self.get(f"/jobs/{job_id}/metrics?get=" + ",".join(names)) or []
+        return {metric["id"]: float(metric["value"]) for metric in found if "value" in metric}
+
+    def trigger_checkpoint(self, job_id: str) -> str:
+        """Ask for a checkpoint now (Flink 1.19+); returns the trigger id. It completes asynchronously."""
+        return self._request("POST", f"/jobs/{job_id}/checkpoints", {})["request-id"]
+
     def stop_with_savepoint(self, job_id: str, directory: str, drain: bool, timeout_s: float = 300) -> str:
         """Stop the job with a savepoint (drain: flush every window first); returns the savepoint path."""
         trigger = self._request("POST", f"/jobs/{job_id}/stop", {"targetDirectory": directory, "drain": drain})

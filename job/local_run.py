@@ -1,10 +1,13 @@
 """`chainfeat run`: the local feature store, the poller, the feed publisher and the Flink job (MiniCluster),
-wired together on one data dir, with live counters for the progress view.
+wired together on one data dir. Watching the job is job/monitor.py's; the data dir's layout job/data_dir.py's.
 
-Restarts: the job resumes from the newest savepoint or retained checkpoint in the data dir, and a
-replay resumes from the poll it stopped at (same time shift), so a stopped and restarted run counts no
-transaction twice and loses none. ``exit_when_done`` replays to the end, waits until the job has read
-everything, then stops it with a draining savepoint: every window, the last one included, is flushed.
+Restarts: the job resumes from the newest savepoint or retained checkpoint in the data dir, and a replay
+resumes from the poll it stopped at (same time shift). The feed publisher never lets the job have more than
+one file it has not read and checkpointed (connectors/spool.py), so whatever restores the job — Flink
+after a failure, or this run after a kill — the job re-reads at most that file, in order: results are the
+same as without the restart. ``exit_when_done`` replays to the end, waits until the job has read and
+checkpointed everything, then stops it with a draining savepoint: every window, the last one included, is
+flushed.
 """
 
 from __future__ import annotations
@@ -14,22 +17,25 @@ import logging
 import os
 import threading
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from connectors.blockchain.poller import Poller
-from connectors.blockchain.source import LIVE_URL, LiveSource, ReplaySource
+from connectors.blockchain.poller import FanOut, Poller
+from connectors.blockchain.source import ArchiveWriter, LiveSource, ReplaySource
 from connectors.featurestore.client import FeatureStoreClient, FeatureStoreConfig
 from connectors.featurestore.local_server import LocalFeatureStoreServer
-from connectors.spool import FeedPublisher, SpoolWriter, atomic_write
+from connectors.spool import DedupStats, FeedPublisher, ProgressLog, SpoolWriter, atomic_write
 from job.config import JobConfig, load_property_groups
+from job.data_dir import DataDir
 from job.flink_rest import FlinkRest, FlinkRestError
+from job.monitor import JobMonitor
 
 log = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BUNDLED_RECORDING = REPO_ROOT / "tests" / "data" / "unconfirmed-65min.jsonl.gz"
+DEFAULT_DASHBOARD_PORT = 8081
 
 
 class RunError(RuntimeError):
@@ -43,14 +49,10 @@ class RunOptions:
     recording: Path = BUNDLED_RECORDING
     speed: float = 1.0
     exit_when_done: bool = False
-    dashboard_port: int = 8081
-    featurestore_port: int = 8766
+    dashboard_port: int = DEFAULT_DASHBOARD_PORT
+    featurestore_port: int = 0
     properties: Path | None = None
-    live_url: str = LIVE_URL
-    poll_interval_s: float = 15.0
-    min_poll_interval_s: float = 5.0
-    publish_interval_s: float = 2.0
-    overrides: dict[str, Any] = field(default_factory=dict)
+    features: Path | None = None  # a directory of feature files instead of sql/features/
 
 
 def local_dir(uri: str) -> Path:
@@ -80,11 +82,15 @@ def committed_lines(directory: Path) -> int:
 
 
 class ReplayState:
-    """Where a replay is (next poll index, time origin), saved after each poll so a restart resumes it."""
+    """Where a replay is (next poll index, time origin), so that a restart resumes it. Saved at most every
+    ``every_s`` and at the end: a replayed poll's spool file is named by its place in the recording, so
+    polls replayed again after a crash rewrite their own files instead of adding new ones."""
 
-    def __init__(self, path: Path, recording: Path) -> None:
+    def __init__(self, path: Path, recording: Path, every_s: float = 0.5) -> None:
         self.path = path
         self.recording = str(recording.resolve())
+        self.every_s = every_s
+        self._saved_at = 0.0
 
     def load(self) -> tuple[int, float | None]:
         try:
@@ -98,84 +104,104 @@ class ReplayState:
             )
         return int(state["next_poll"]), state.get("origin")
 
-    def save(self, source: ReplaySource) -> None:
+    def save(self, source: ReplaySource, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._saved_at < self.every_s:
+            return
+        self._saved_at = now
         state = {"recording": self.recording, "next_poll": source.index, "origin": source.origin}
-        atomic_write(self.path, json.dumps(state).encode())
+        # A crash, not a power loss, is what a replay must survive: the recording can be replayed again.
+        atomic_write(self.path, json.dumps(state).encode(), durable=False)
+
+
+def make_poller(data: DataDir, source: str, recording: Path, speed: float, writer: Any,
+                stop: threading.Event | None = None, interval_s: float = 15.0) -> Poller:
+    """The poller of `chainfeat run` and `chainfeat poll`: a live source (every poll also appended to the
+    data dir's raw archive), or a replay that resumes where the data dir's last replay stopped."""
+    if source == "live":
+        return Poller(LiveSource(), FanOut(writer, ArchiveWriter(data.archive)), interval_s, min(interval_s, 5.0))
+    if source != "replay":
+        raise RunError(f"--source must be replay or live, not {source!r}")
+    if not recording.exists():
+        raise RunError(f"recording {recording} not found")
+    state = ReplayState(data.replay_state, recording)
+    start, origin = state.load()
+    replay = ReplaySource(recording, speed, start_index=start, origin=origin,
+                          sleep=stop.wait if stop is not None else time.sleep)
+    return Poller(replay, writer, on_poll=lambda _poll: state.save(replay),
+                  on_finish=lambda: state.save(replay, force=True))
 
 
 class LocalRun:
     def __init__(self, options: RunOptions) -> None:
+        if options.source == "live" and options.exit_when_done:
+            raise RunError("--exit-when-done needs a replay: a live source never ends")
         self.options = options
-        self.data_dir = options.data_dir.resolve()
+        self.data = DataDir(options.data_dir.resolve())
         self.stop_event = threading.Event()
         self.server: LocalFeatureStoreServer | None = None
+        self.client: FeatureStoreClient | None = None
         self.job_client: Any = None
         self.job_id = ""
+        self.monitor: JobMonitor | None = None
         self.rest = FlinkRest(f"http://127.0.0.1:{options.dashboard_port}")
         self.restored_from: str | None = None
+        self.feature_groups: list[str] = []
         self._threads: list[threading.Thread] = []
-        self._last_dedup = (0.0, 0.0)
-        groups = load_property_groups(options.properties)
-        self.config = JobConfig.from_properties(groups, self.data_dir, **options.overrides)
-        self.spool_dir = self.data_dir / "spool"
+        overrides: dict[str, Any] = {"features_dir": options.features.resolve()} if options.features else {}
+        self.config = JobConfig.from_properties(load_property_groups(options.properties), self.data.root, **overrides)
         self.feed_dir = local_dir(self.config.feed_uri)
-        self.savepoint_dir = self.data_dir / "savepoints"
-        self.publisher = FeedPublisher(self.spool_dir, self.feed_dir, ready=self._job_has_read)
-        self.poller = self._make_poller()
+        self.progress = ProgressLog(local_dir(self.config.progress_uri))
+        self.dedup_stats = DedupStats(local_dir(self.config.dedup_stats_uri))
+        self._duplicates_before = self.dedup_stats.duplicates()  # counted by earlier runs on this data dir
+        self.publisher = FeedPublisher(self.data.spool, self.feed_dir, committed=self.progress.highest,
+                                       request_checkpoint=self._request_checkpoint)
+        spool = SpoolWriter(self.data.spool, durable=options.source == "live")
+        self.poller = make_poller(self.data, options.source, options.recording, options.speed, spool, self.stop_event)
 
     # ---- wiring ------------------------------------------------------------------------------------
 
-    def _make_poller(self) -> Poller:
-        options = self.options
-        writer = SpoolWriter(self.spool_dir)
-        if options.source == "live":
-            if options.exit_when_done:
-                raise RunError("--exit-when-done needs a replay: a live source never ends")
-            return Poller(LiveSource(options.live_url), writer, options.poll_interval_s, options.min_poll_interval_s)
-        if options.source != "replay":
-            raise RunError(f"--source must be replay or live, not {options.source!r}")
-        if not options.recording.exists():
-            raise RunError(f"recording {options.recording} not found")
-        state = ReplayState(self.data_dir / "poller" / "replay.json", options.recording)
-        start, origin = state.load()
-        source = ReplaySource(options.recording, options.speed, start_index=start, origin=origin,
-                              sleep=self.stop_event.wait)
-        return Poller(source, writer, options.poll_interval_s, options.min_poll_interval_s,
-                      on_poll=lambda _poll: state.save(source))
-
     def start(self) -> None:
-        os.environ.setdefault("FLINK_LOG_DIR", str(self.data_dir / "logs"))
-        (self.data_dir / "logs").mkdir(parents=True, exist_ok=True)
-        endpoint = self.config.featurestore_endpoint_url
-        if not endpoint:
-            self.server = LocalFeatureStoreServer(self.data_dir, port=self.options.featurestore_port).start()
-            endpoint = self.server.url
-        self.client = FeatureStoreClient(FeatureStoreConfig(endpoint_url=endpoint, region=self.config.featurestore_region))
-        self.restored_from = latest_restore_point(self.savepoint_dir, local_dir(self.config.checkpoint_uri))
-        # Whatever the job will (re)read at start must be one ordered file (see connectors/spool.py).
-        restored_at = local_dir(self.restored_from).stat().st_mtime if self.restored_from else 0
-        self.publisher.consolidate(published_after=restored_at - 120 if restored_at else 0)
+        """Start the feature store, build the job (a feature file Flink rejects stops the run here, before
+        anything is polled or submitted), then start the poller, the job and the feed publisher."""
+        os.environ.setdefault("FLINK_LOG_DIR", str(self.data.logs))
+        self.data.logs.mkdir(parents=True, exist_ok=True)
+        self.restored_from = latest_restore_point(self.data.savepoints, local_dir(self.config.checkpoint_uri))
+        feed_files = sorted(self.feed_dir.glob("feed-*.jsonl"))
+        if not self.restored_from and len(feed_files) > 1:
+            raise RunError(f"{self.feed_dir} holds {len(feed_files)} files but there is no checkpoint or savepoint "
+                           "to resume from, so they would be read out of order; run again with --reset")
 
         from job.pipeline import build_pipeline  # imports pyflink: keep it off the CLI's start-up path
 
-        extra = {"execution.checkpointing.savepoint-dir": self.savepoint_dir.resolve().as_uri(),
+        endpoint = self.config.featurestore_endpoint_url
+        if not endpoint:
+            self.server = LocalFeatureStoreServer(self.data.root, port=self.options.featurestore_port).start()
+            endpoint = self.server.url
+        extra = {"execution.checkpointing.savepoint-dir": self.data.savepoints.resolve().as_uri(),
                  **self.config.extra_flink_config}
         config = replace(self.config, featurestore_endpoint_url=endpoint, restore_from=self.restored_from,
                          extra_flink_config=extra)
-        self.pipeline = build_pipeline(config, rest_port=self.options.dashboard_port)
-        for definition in self.pipeline.feature_groups:
+        pipeline = build_pipeline(config, rest_port=self.options.dashboard_port)
+        self.feature_groups = [definition.name for definition in pipeline.feature_groups]
+        self.client = FeatureStoreClient(FeatureStoreConfig(endpoint_url=endpoint, region=self.config.featurestore_region))
+        for definition in pipeline.feature_groups:
             self.client.ensure_feature_group(definition)
-        self.feature_group = self.pipeline.feature_groups[0].name
 
-        self.job_client = self.pipeline.execute_async("chainfeat")
+        self._spawn(self.poller.run, self.stop_event, name="poller")  # a replay fills the spool while the job starts
+        self.job_client = pipeline.execute_async("chainfeat")
         self.job_id = str(self.job_client.get_job_id())
-        self._spawn(self.poller.run, self.stop_event, name="poller")
-        self._spawn(self.publisher.run, self.stop_event, self.options.publish_interval_s, name="publisher")
+        self.monitor = JobMonitor(self.rest, self.job_id, self.job_client)
+        self._spawn(self.publisher.run, self.stop_event, name="publisher")
 
     def _spawn(self, target: Any, *args: Any, name: str) -> None:
         thread = threading.Thread(target=target, args=args, name=name, daemon=True)
         thread.start()
         self._threads.append(thread)
+
+    def _request_checkpoint(self) -> None:
+        if self.monitor is not None:
+            self.monitor.request_checkpoint()
 
     @property
     def dashboard_url(self) -> str:
@@ -184,90 +210,70 @@ class LocalRun:
     # ---- progress ----------------------------------------------------------------------------------
 
     def job_state(self) -> str:
-        if not self.job_id:
-            return "NOT STARTED"
-        try:
-            return self.rest.job(self.job_id)["state"]
-        except FlinkRestError:
-            pass
-        try:  # the MiniCluster shuts its REST API down when the job ends
-            return str(self.job_client.get_job_status().result()).split(".")[-1]
-        except Exception:  # noqa: BLE001 - the cluster is gone: the job has ended
-            return "ENDED"
+        return self.monitor.state() if self.monitor else "NOT STARTED"
 
     def counters(self) -> dict[str, Any]:
         poller = self.poller.stats.snapshot()
-        try:
-            metrics = self.rest.operator_metrics(self.job_id, r"Deduplicate\[\d+\]\.numRecords(In|Out)$")
-            dedup_in = sum(v for k, v in metrics.items() if k.endswith("numRecordsIn"))
-            dedup_out = sum(v for k, v in metrics.items() if k.endswith("numRecordsOut"))
-            self._last_dedup = (dedup_in, dedup_out)
-        except FlinkRestError:
-            dedup_in, dedup_out = self._last_dedup  # a finished job no longer reports operator metrics
-        counters = {
+        return {
             "polls": poller["polls"],
             "transactions": poller["transactions"],
             "gaps": poller["gaps"],
             "poll_errors": poller["errors"],
-            "duplicates": int(dedup_in - dedup_out),
+            "duplicates": self.dedup_stats.duplicates() - self._duplicates_before,
             "dead_letter": committed_lines(local_dir(self.config.dead_letter_uri)),
             "late": committed_lines(local_dir(self.config.late_uri)),
             "windows_written": self.windows_written(),
+            "job_restarts": self.monitor.restarts() if self.monitor else 0,
             "job_state": self.job_state(),
             "restored_from": self.restored_from,
         }
-        return counters
 
-    def windows_written(self) -> int:
+    def windows_written(self) -> dict[str, int]:
+        """Online records per feature group."""
         if self.server is not None:
-            return self.server.store.online_count(self.feature_group)
-        return len(self.client.list_record_identifiers(self.feature_group))
+            return {group: self.server.store.online_count(group) for group in self.feature_groups}
+        assert self.client is not None
+        return {group: len(self.client.list_record_identifiers(group)) for group in self.feature_groups}
 
-    def latest_row(self) -> dict[str, Any] | None:
-        return self.client.latest_minute_record(self.feature_group)
+    def newest_rows(self) -> dict[str, dict[str, Any] | None]:
+        """The online record with the newest event time, per feature group."""
+        assert self.client is not None
+        if self.server is None:
+            return {group: self.client.newest_record(group) for group in self.feature_groups}
+        newest = {}
+        for group in self.feature_groups:
+            record_id = self.server.store.newest_record_id(group)
+            newest[group] = self.client.get_record(group, record_id) if record_id else None
+        return newest
 
     # ---- endings -----------------------------------------------------------------------------------
 
     def wait_until_done(self, interrupted: threading.Event | None = None, timeout_s: float = 3600) -> None:
-        """For exit_when_done: wait for the replay to end and the job to read all of it, then drain."""
+        """For exit_when_done: wait for the replay to end and the job to read and checkpoint all of it
+        (asking for checkpoints meanwhile), then stop it with a draining savepoint."""
         deadline = time.monotonic() + timeout_s
         interrupted = interrupted or threading.Event()
         while not self.poller.stats.finished or self.publisher.backlog():
-            self._tick(deadline, interrupted)
-        last = self.publisher.last_heartbeat
-        while last is not None and not self._job_has_read(last):
-            self._tick(deadline, interrupted)
-        self.counters()  # keep the dedup counters from before the job finishes
-        self.rest.stop_with_savepoint(self.job_id, self.savepoint_dir.resolve().as_uri(), drain=True)
-        self._wait_for_terminal_state(deadline)
+            self._tick(deadline, interrupted, "the replay to be published")
+        while not self.publisher.read_by_job():
+            self._request_checkpoint()
+            self._tick(deadline, interrupted, "the job to read the whole feed")
+        assert self.monitor is not None
+        self.monitor.restarts()  # read while the job still reports it
+        self.monitor.stop_with_savepoint(self.data.savepoints.resolve().as_uri(), drain=True)
+        self.monitor.wait_for_end(deadline)
 
-    def _job_has_read(self, heartbeat_time: int) -> bool:
-        """Whether every line up to a poll's heartbeat has gone through the dedup: its input watermark
-        reached that heartbeat's time minus the watermark delay (watermarks follow the records in order)."""
-        watermark = self._dedup_watermark()
-        return watermark is not None and watermark >= (heartbeat_time - self.config.watermark_delay_s) * 1000
-
-    def _dedup_watermark(self) -> int | None:
-        try:
-            return self.rest.min_input_watermark(self.job_id, r"^Deduplicate")
-        except FlinkRestError:
-            return None
-
-    def _tick(self, deadline: float, interrupted: threading.Event) -> None:
+    def _tick(self, deadline: float, interrupted: threading.Event, waiting_for: str) -> None:
         if interrupted.is_set():
             raise RunError("interrupted; run the same command again to resume where it stopped")
+        if self.poller.stats.fatal_error:
+            raise RunError(self.poller.stats.fatal_error)
         if time.monotonic() > deadline:
-            raise RunError("the run did not finish in time; see the Flink logs under <data dir>/logs")
+            raise RunError(f"gave up waiting for {waiting_for}; see the Flink logs in {self.data.logs}")
         state = self.job_state()
         if state in ("FAILED", "CANCELED"):
-            raise RunError(f"the Flink job is {state}; see {self.data_dir / 'logs'} and {self.dashboard_url}")
-        interrupted.wait(0.5)
-
-    def _wait_for_terminal_state(self, deadline: float) -> None:
-        while self.job_state() not in ("FINISHED", "CANCELED", "FAILED", "ENDED"):
-            if time.monotonic() > deadline:
-                raise RunError("the Flink job did not stop in time")
-            time.sleep(0.3)
+            raise RunError(f"the Flink job is {state}; see {self.data.logs} and {self.dashboard_url}")
+        interrupted.wait(0.2)
 
     def stop(self) -> str | None:
         """Stop polling and publishing (what was spooled but not published is published on the next start),
@@ -276,9 +282,9 @@ class LocalRun:
         for thread in self._threads:
             thread.join(timeout=30)
         savepoint = None
-        if self.job_id and self.job_state() in ("RUNNING", "CREATED", "INITIALIZING"):
+        if self.monitor is not None and self.job_state() in ("RUNNING", "CREATED", "INITIALIZING", "RESTARTING"):
             try:
-                savepoint = self.rest.stop_with_savepoint(self.job_id, self.savepoint_dir.resolve().as_uri(), drain=False)
+                savepoint = self.monitor.stop_with_savepoint(self.data.savepoints.resolve().as_uri(), drain=False)
             except FlinkRestError as error:
                 log.warning("stop with savepoint failed (%s); cancelling (the last checkpoint is kept)", error)
                 self.job_client.cancel().result()
@@ -286,4 +292,3 @@ class LocalRun:
             self.server.stop()
             self.server = None
         return savepoint
-

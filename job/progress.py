@@ -1,5 +1,5 @@
-"""The live view of `chainfeat run`: counters and the newest feature row, refreshed every second on a
-terminal, or a compact line every 10 s into logs and pipes."""
+"""The live view of `chainfeat run`: counters and the newest row of every feature group, refreshed every
+second on a terminal, or a compact line every 10 s into logs and pipes."""
 
 from __future__ import annotations
 
@@ -23,9 +23,16 @@ _COUNTERS = (
     ("duplicates", "duplicates dropped"),
     ("dead_letter", "dead-letter lines"),
     ("late", "late transactions"),
-    ("windows_written", "feature rows (windows)"),
+    ("windows_written", "feature rows (online)"),
+    ("job_restarts", "job restarts"),
     ("job_state", "Flink job"),
 )
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{key}: {item}" for key, item in value.items())
+    return str(value)
 
 
 class ProgressView:
@@ -34,34 +41,38 @@ class ProgressView:
         self.console = console or Console(stderr=True)
         self.interactive = sys.stderr.isatty()
 
-    def snapshot(self) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    def snapshot(self) -> tuple[dict[str, Any], dict[str, dict[str, Any] | None]]:
         counters = self.local.counters()
         try:
-            latest = self.local.latest_row()
+            newest = self.local.newest_rows()
         except Exception:  # the view must never stop the run
-            latest = None
-        return counters, latest
+            newest = {}
+        return counters, newest
 
     def render(self) -> Group:
-        counters, latest = self.snapshot()
+        counters, newest = self.snapshot()
         table = Table(title=f"chainfeat run — Flink dashboard http://127.0.0.1:{self.local.options.dashboard_port}",
                       show_header=False)
         table.add_column("counter", style="bold")
         table.add_column("value", justify="right")
         for key, label in _COUNTERS:
-            table.add_row(label, str(counters.get(key, "")))
-        newest = Table(title="newest feature row", show_header=False)
-        newest.add_column("feature", style="bold")
-        newest.add_column("value")
-        for name, value in (latest or {"(none yet)": ""}).items():
-            newest.add_row(name, str(value))
-        return Group(table, newest)
+            table.add_row(label, _shown(counters.get(key, "")))
+        tables = [table]
+        for group, row in (newest or {"feature rows": None}).items():
+            rows = Table(title=f"{group}: newest row", show_header=False)
+            rows.add_column("feature", style="bold")
+            rows.add_column("value")
+            for name, value in (row or {"(none yet)": ""}).items():
+                rows.add_row(name, str(value))
+            tables.append(rows)
+        return Group(*tables)
 
     def line(self) -> str:
-        counters, latest = self.snapshot()
-        parts = [f"{key}={counters.get(key)}" for key, _label in _COUNTERS]
-        if latest:
-            parts.append(f"newest={latest.get('tx_minute')}")
+        counters, newest = self.snapshot()
+        parts = [f"{key}={_shown(counters.get(key)).replace(' ', '')}" for key, _label in _COUNTERS]
+        for group, row in newest.items():
+            if row:
+                parts.append(f"newest[{group}]={next(iter(row.values()))}")
         return " ".join(parts)
 
     def run(self, block: Callable[[], Any], stop: threading.Event) -> None:

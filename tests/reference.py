@@ -1,8 +1,9 @@
 """An independent reference for the job's results, in plain Python over the same polls.
 
 It re-states the documented semantics (README "What the job does", sql/*.sql) without Flink and without the
-code under test: a poll's page is split into transactions (an entry that is not a JSON object is rejected),
-each transaction is validated, late = event time at or before the watermark in force when it arrives
+code under test: a poll's page is split into transactions (an entry that is not a JSON object, or has a field
+of another JSON type, is rejected), each transaction's values are validated, late = event time at or before
+the watermark in force when it arrives
 (watermark = highest event time read so far minus the delay; heartbeats count), late transactions are listed
 once per hash, the rest are deduplicated by (hash, time) keeping the first sighting, and ``unique`` holds
 what every feature file selects from, in arrival order. Feature windows over ``unique`` are computed by the
@@ -11,16 +12,16 @@ tests themselves (``tumbling`` / ``hopping`` below), in a few lines each.
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable
 
-INTEGER_FIELDS = ("ver", "vin_sz", "vout_sz", "size", "weight", "fee", "lock_time", "tx_index", "time",
-                  "block_index", "block_height")
-INT32_FIELDS = {"ver", "vin_sz", "vout_sz", "size", "weight"}
+STRING_FIELDS = ("hash", "relayed_by")
+INT32_FIELDS = ("ver", "vin_sz", "vout_sz", "size", "weight")
+INT64_FIELDS = ("fee", "lock_time", "tx_index", "time", "block_index", "block_height")
 BOOLEAN_FIELDS = ("double_spend", "rbf")
+# The API's order, which is the order fields are checked in.
 SCALAR_FIELDS = ("hash", "ver", "vin_sz", "vout_sz", "size", "weight", "fee", "relayed_by", "lock_time", "tx_index",
                  "double_spend", "time", "block_index", "block_height", "rbf")
 
@@ -29,77 +30,60 @@ SCALAR_FIELDS = ("hash", "ver", "vin_sz", "vout_sz", "size", "weight", "fee", "r
 class Expected:
     features: dict[str, dict] = field(default_factory=dict)  # tx_minute -> row of tx_minute_features
     unique: list[dict] = field(default_factory=list)  # typed transactions the features select from
-    # (what was rejected, reason): the entry itself when the poller rejected it, the transaction's fields as
-    # the job read them (texts) when the job did, the raw text of a page that is not JSON
+    # (what was rejected, reason): the entry itself when its shape or a field's type is wrong (the poller
+    # rejects it), the transaction's non-null fields when its values are (the job does); a page that is not
+    # JSON as its text
     dead_letter: list[tuple[Any, str]] = field(default_factory=list)
     late: list[str] = field(default_factory=list)  # hashes
     duplicates: int = 0
 
 
-def _text(value: Any) -> str | None:
-    """A JSON value as the job reads it: strings as they are, anything else as its JSON text."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return value
-    return json.dumps(value, separators=(",", ":"))
+def _is_integer(value: Any, bits: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and -(2 ** (bits - 1)) <= value < 2 ** (bits - 1)
 
 
-def _integer(text: str | None, bits: int = 64) -> int | None:
-    """The integer a text is written as, or None ('1.5', ' 1', '01' and out-of-range values are not)."""
-    if text is None:
-        return None
-    try:
-        number = int(text)
-    except ValueError:
-        return None
-    if str(number) != text or not -(2 ** (bits - 1)) <= number < 2 ** (bits - 1):
-        return None
-    return number
-
-
-def _event_time(texts: dict[str, str | None], future_tolerance_s: int) -> int:
-    time = _integer(texts.get("time"))
-    try:
-        polled_at = float(texts["polled_at"]) if texts.get("polled_at") is not None else 1e18
-    except ValueError:
-        polled_at = 1e18
-    return time if time is not None and 0 < time <= polled_at + future_tolerance_s else 0
-
-
-def _reason(texts: dict[str, str | None], ts: int, future_tolerance_s: int) -> str | None:
-    if not texts.get("hash"):
-        return "missing hash"
-    if texts.get("time") is None:
-        return "missing time"
-    if texts.get("fee") is None:
-        return "missing fee"
-    fee = _integer(texts["fee"])
-    if fee is None:
-        return "fee is not an integer"
-    if fee < 0:
-        return "negative fee"
-    if ts == 0:
-        return f"time is not a unix time up to {future_tolerance_s} s after the poll"
-    for name in ("ver", "vin_sz", "vout_sz", "size", "weight", "lock_time", "tx_index", "block_index", "block_height"):
-        if texts.get(name) is not None and _integer(texts[name], 32 if name in INT32_FIELDS else 64) is None:
+def _type_problem(tx: Any) -> str | None:
+    if not isinstance(tx, dict):
+        return "not a JSON object"
+    for name in SCALAR_FIELDS:
+        value = tx.get(name)
+        if value is None:
+            continue
+        if name in STRING_FIELDS and not isinstance(value, str):
+            return f"{name} is not a string"
+        if name in INT32_FIELDS and not _is_integer(value, 32):
             return f"{name} is not an integer"
-    for name in BOOLEAN_FIELDS:
-        if texts.get(name) is not None and texts[name] not in ("true", "false"):
+        if name in INT64_FIELDS and not _is_integer(value, 64):
+            return f"{name} is not an integer"
+        if name in BOOLEAN_FIELDS and not isinstance(value, bool):
             return f"{name} is not a boolean"
+    for name in ("inputs", "out"):
+        if name in tx and not isinstance(tx[name], list):
+            return f"{name} is not a list"
     return None
 
 
-def _typed(texts: dict[str, str | None], ts: int) -> dict:
-    row: dict[str, Any] = {"hash": texts["hash"], "relayed_by": texts.get("relayed_by")}
-    for name in INTEGER_FIELDS:
-        row[name] = _integer(texts.get(name))
-    for name in BOOLEAN_FIELDS:
-        row[name] = None if texts.get(name) is None else texts[name] == "true"
-    row["input_count"] = _integer(texts.get("input_count"))
-    row["output_count"] = _integer(texts.get("output_count"))
-    row["polled_at"] = float(texts["polled_at"]) if texts.get("polled_at") is not None else None
-    row["ts"] = ts
+def _value_problem(row: dict, future_tolerance_s: int) -> str | None:
+    if not row.get("hash"):
+        return "missing hash"
+    if row.get("time") is None:
+        return "missing time"
+    if row.get("fee") is None:
+        return "missing fee"
+    if row["fee"] < 0:
+        return "negative fee"
+    if row["ts"] == 0:
+        return f"time is not a unix time up to {future_tolerance_s} s after the poll"
+    return None
+
+
+def _typed(tx: dict, polled_at: float, future_tolerance_s: int) -> dict:
+    row: dict[str, Any] = {name: tx.get(name) for name in SCALAR_FIELDS}
+    row["input_count"] = len(tx["inputs"]) if "inputs" in tx else None
+    row["output_count"] = len(tx["out"]) if "out" in tx else None
+    row["polled_at"] = float(polled_at)
+    time = row["time"]
+    row["ts"] = time if time is not None and 0 < time <= polled_at + future_tolerance_s else 0
     return row
 
 
@@ -124,33 +108,26 @@ def expected_results(polls: Iterable[tuple[float, Any]], watermark_delay_s: int 
             advance(0)
             txs = []
         for tx in txs:
-            if not isinstance(tx, dict):
-                expected.dead_letter.append((tx, "not a JSON object"))
+            problem = _type_problem(tx)
+            if problem:
+                expected.dead_letter.append((tx, problem))
                 advance(0)
                 continue
-            not_lists = [name for name in ("inputs", "out") if name in tx and not isinstance(tx[name], list)]
-            if not_lists:
-                expected.dead_letter.append((tx, f"{not_lists[0]} is not a list"))
-                advance(0)
-                continue
-            texts = {name: _text(tx.get(name)) for name in SCALAR_FIELDS}
-            for name, count in (("inputs", "input_count"), ("out", "output_count")):
-                texts[count] = str(len(tx[name])) if isinstance(tx.get(name), list) else None
-            texts["polled_at"] = _text(polled_at)
-            ts = _event_time(texts, future_tolerance_s)
-            reason = _reason(texts, ts, future_tolerance_s)
+            row = _typed(tx, polled_at, future_tolerance_s)
+            ts = row["ts"]
+            reason = _value_problem(row, future_tolerance_s)
             watermark = None if highest is None else highest - watermark_delay_s
             if reason is not None:
-                expected.dead_letter.append(({k: v for k, v in texts.items() if v is not None}, reason))
+                expected.dead_letter.append(({k: v for k, v in row.items() if v is not None and k != "ts"}, reason))
             elif watermark is not None and ts <= watermark:
-                if texts["hash"] not in late_seen:
-                    late_seen.add(texts["hash"])
-                    expected.late.append(texts["hash"])
-            elif (texts["hash"], ts) in seen:
+                if row["hash"] not in late_seen:
+                    late_seen.add(row["hash"])
+                    expected.late.append(row["hash"])
+            elif (row["hash"], ts) in seen:
                 expected.duplicates += 1
             else:
-                seen.add((texts["hash"], ts))
-                expected.unique.append(_typed(texts, ts))
+                seen.add((row["hash"], ts))
+                expected.unique.append(row)
             advance(ts)  # the watermark follows the record that moved it (records first, then the watermark)
         advance(int(polled_at))  # the poll's heartbeat
     expected.features = {row["tx_minute"]: row for row in tumbling(expected.unique, 60, minute_features)}

@@ -44,6 +44,7 @@ MALFORMED = [
     {"hash": "ver-fraction", "time": T0 + 66, "fee": 5, "ver": 1.5},
     {"hash": "double-spend-text", "time": T0 + 66, "fee": 5, "double_spend": "maybe"},
     {"hash": "inputs-text", "time": T0 + 66, "fee": 5, "inputs": "none"},
+    {"hash": ["a", "list"], "time": T0 + 66, "fee": 5},
 ]
 
 

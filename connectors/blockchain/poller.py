@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
-from connectors.blockchain.source import Poll, ReplaySource, SourceUnavailable
+from connectors.blockchain.source import Poll, RecordingError, ReplaySource, SourceUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +26,17 @@ class PollWriter(Protocol):
     def write(self, poll: Poll) -> object: ...
 
 
+class FanOut:
+    """A writer that hands each poll to several writers in turn (e.g. the spool, then the raw archive)."""
+
+    def __init__(self, *writers: PollWriter) -> None:
+        self.writers = writers
+
+    def write(self, poll: Poll) -> None:
+        for writer in self.writers:
+            writer.write(poll)
+
+
 @dataclass
 class PollerStats:
     polls: int = 0
@@ -36,6 +47,7 @@ class PollerStats:
     last_polled_at: float | None = None
     last_error: str = ""
     finished: bool = False
+    fatal_error: str = ""  # why the poller stopped for good (an unreadable recording)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def snapshot(self) -> dict[str, object]:
@@ -52,6 +64,7 @@ class Poller:
         min_interval_s: float = 5.0,
         on_poll: Callable[[Poll], None] | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        on_finish: Callable[[], None] | None = None,
     ) -> None:
         if not 0 < min_interval_s <= interval_s:
             raise ValueError("need 0 < min_interval_s <= interval_s")
@@ -62,6 +75,7 @@ class Poller:
         self.stats = PollerStats(interval_s=interval_s)
         self._previous: set[str] | None = None
         self._on_poll = on_poll
+        self._on_finish = on_finish
         self._sleep = sleep
 
     @property
@@ -105,13 +119,21 @@ class Poller:
         return poll
 
     def run(self, stop: threading.Event) -> None:
-        """Poll until ``stop`` is set or a replay runs out."""
-        while not stop.is_set():
-            try:
-                self.poll_once()
-            except StopIteration:
-                break
-            if not self.paced_by_source and stop.wait(self.stats.interval_s):
-                break
-        with self.stats.lock:
-            self.stats.finished = True
+        """Poll until ``stop`` is set or a replay runs out (or cannot be read on: ``stats.fatal_error``)."""
+        try:
+            while not stop.is_set():
+                try:
+                    self.poll_once()
+                except StopIteration:
+                    break
+                if not self.paced_by_source and stop.wait(self.stats.interval_s):
+                    break
+        except RecordingError as error:
+            log.error("%s", error)
+            with self.stats.lock:
+                self.stats.fatal_error = str(error)
+        finally:
+            if self._on_finish:
+                self._on_finish()
+            with self.stats.lock:
+                self.stats.finished = True

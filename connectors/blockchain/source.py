@@ -11,6 +11,7 @@ import logging
 import os
 import time
 import zlib
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -65,7 +66,8 @@ class Poll:
         """The poll as stream lines (computed once)."""
         if self._lines is None:
             if self.problem:
-                self._lines = PollLines(self.polled_at, [rejected_line(self.page, self.problem)], rejected=1)
+                self._lines = PollLines(self.polled_at, rejected=1)
+                self._lines.add(rejected_line(self.page, self.problem))
             else:
                 self._lines = split_poll(self.page, self.polled_at)
         return self._lines
@@ -158,6 +160,19 @@ class RecordingWriter:
             out.write(data)
             out.flush()
             os.fsync(out.fileno())
+
+
+class ArchiveWriter:
+    """The raw archive of live polls: each poll appended, as received, to a recording per hour
+    (``<directory>/date=YYYY-MM-DD/hour=HH/polls.jsonl``): what the stream lines leave out (inputs, outputs)
+    is kept there, and `chainfeat run --recording` can replay any hour of it."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = Path(directory)
+
+    def write(self, poll: Poll) -> None:
+        moment = datetime.fromtimestamp(poll.polled_at, tz=timezone.utc)
+        RecordingWriter(self.directory / f"date={moment:%Y-%m-%d}" / f"hour={moment:%H}" / "polls.jsonl").write(poll)
 
 
 class RecordingError(RuntimeError):

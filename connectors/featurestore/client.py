@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar
 
 import boto3
@@ -260,28 +260,14 @@ class FeatureStoreClient:
             if not token:
                 return identifiers
 
-    def latest_minute_record(
-        self, group: str, now: datetime | None = None, lookback_minutes: int = 100
-    ) -> dict[str, Any] | None:
-        """The online record with the newest minute key, for a group keyed by ``YYYY-MM-DD HH:MM:SS`` minutes.
-
-        Exact, not guessed: first one BatchGetRecord over the ``lookback_minutes`` minute keys ending at
-        ``now`` (a live job's newest window is there); if none is online there (a replay of older data),
-        the identifiers are listed and the greatest one (minute keys sort as time does) is read.
-        """
+    def newest_record(self, group: str) -> dict[str, Any] | None:
+        """The online record with the newest event time, whatever the group is keyed by (every identifier
+        is read: for a group with very many records, prefer the local store's own index)."""
         definition = self.describe(group)
-        end = (now or datetime.now(timezone.utc)).replace(second=0, microsecond=0, tzinfo=None)
-        keys = [minute_key(end - timedelta(minutes=offset)) for offset in range(lookback_minutes)]
-        records = self.get_records(group, keys)
-        if not records:
-            identifiers = self.list_record_identifiers(group)
-            if not identifiers:
-                return None
-            record = self.get_record(group, max(identifiers))
-            records = [record] if record else []
+        records = self.get_records(group, self.list_record_identifiers(group))
         if not records:
             return None
-        return max(records, key=lambda row: str(row[definition.record_identifier]))
+        return max(records, key=lambda row: (row[definition.event_time_feature], str(row[definition.record_identifier])))
 
 
 def minute_key(moment: datetime) -> str:

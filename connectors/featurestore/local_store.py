@@ -339,6 +339,16 @@ class LocalFeatureStore:
             ).fetchall()
         return [record_id for (record_id,) in rows]
 
+    def newest_record_id(self, group: str) -> str | None:
+        """The online record with the newest event time (ties: the greatest identifier)."""
+        definition = self.definition(group)
+        with self._lock:
+            row = self._db.execute(
+                "SELECT record_id FROM online WHERE feature_group = ? AND deleted = 0 "
+                "ORDER BY event_time DESC, record_id DESC LIMIT 1", (definition.name,)
+            ).fetchone()
+        return row[0] if row else None
+
     def online_count(self, group: str) -> int:
         definition = self.definition(group)
         with self._lock:

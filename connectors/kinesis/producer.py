@@ -1,4 +1,5 @@
-"""The poller's Kinesis output: each poll's lines (transactions + heartbeat) as Kinesis records.
+"""The poller's Kinesis output: each poll's stream lines (connectors/blockchain/transactions.py: one per
+transaction, then a heartbeat) as Kinesis records.
 
 PutRecords in batches within Kinesis limits (500 records, 5 MiB per call, 1 MiB per record including
 its partition key); partition key = transaction hash. Records a response reports as failed
@@ -9,7 +10,6 @@ nothing is sent twice except when Kinesis itself asks for a retry of a call it m
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import dataclass
@@ -19,8 +19,8 @@ import boto3
 from botocore.config import Config
 
 from connectors.blockchain.source import Poll
+from connectors.blockchain.transactions import partition_key, rejected_line
 from connectors.retry import RetriesExhausted, RetryPolicy, is_retryable_aws_error
-from connectors.spool import poll_lines
 
 log = logging.getLogger(__name__)
 
@@ -55,22 +55,14 @@ class KinesisConfig:
         return boto3.client("kinesis", **kwargs)
 
 
-def record_for(line: str) -> dict[str, Any]:
-    """A Kinesis record for a spool line; a line over 1 MiB loses its inputs/out lists (the job needs
-    hash, time and fee) and says so with "truncated": true."""
-    data = line.encode()
-    try:
-        parsed = json.loads(line)
-    except ValueError:
-        parsed = None
-    key = parsed.get("hash") if isinstance(parsed, dict) and parsed.get("hash") else HEARTBEAT_PARTITION_KEY
-    key = str(key)[:256]
-    if len(data) + len(key.encode()) > MAX_BYTES_PER_RECORD and isinstance(parsed, dict):
-        slim = {k: v for k, v in parsed.items() if k not in ("inputs", "out")}
-        slim["truncated"] = True
-        log.warning("transaction %s is over 1 MiB; sent without its inputs/out", key)
-        data = json.dumps(slim, separators=(",", ":")).encode()
-    return {"Data": data, "PartitionKey": key}
+def record_for(line: bytes, key: bytes | None = None) -> dict[str, Any]:
+    """A Kinesis record for a stream line (``key``: its transaction's raw hash). A line over 1 MiB — only a
+    transaction with absurd field values can be — is sent as a rejected line, so the job dead-letters it."""
+    partition = partition_key(key)
+    if len(line) + len(partition.encode()) > MAX_BYTES_PER_RECORD:
+        log.warning("a transaction line of %d bytes is over Kinesis's 1 MiB; sent as rejected", len(line))
+        line = rejected_line(line, "transaction line over 1 MiB")
+    return {"Data": line, "PartitionKey": partition}
 
 
 def batches(records: Iterable[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
@@ -99,7 +91,8 @@ class KinesisWriter:
         self.records_resent = 0
 
     def write(self, poll: Poll) -> int:
-        return self.put([record_for(line) for line in poll_lines(poll)])
+        lines = poll.lines
+        return self.put([record_for(line, key) for line, key in zip(lines.lines, lines.keys)])
 
     def put(self, records: list[dict[str, Any]]) -> int:
         for batch in batches(records):

@@ -1,4 +1,4 @@
-"""The spool (atomic poll files) and the feed publisher (ordered, flow-controlled, crash-safe)."""
+"""The spool (atomic poll files) and the feed publisher (ordered, one unread file at most, crash-safe)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 import random
 
 from connectors.blockchain.source import Poll
-from connectors.spool import FeedPublisher, SpoolWriter, poll_lines, poll_time_of, spool_files
+from connectors.spool import FeedPublisher, ProgressLog, SpoolWriter, poll_time_of, spool_files
 
 T0 = 1714521600.0
 
@@ -19,12 +19,6 @@ def feed_lines(feed_dir) -> list[dict]:
     return [json.loads(line) for path in sorted(feed_dir.glob("feed-*.jsonl")) for line in path.read_text().splitlines()]
 
 
-def test_poll_lines_carry_polled_at_and_end_with_a_heartbeat() -> None:
-    lines = [json.loads(line) for line in poll_lines(poll(1))]
-    assert lines[0] == {"hash": "h1", "time": int(T0) + 15, "fee": 1, "polled_at": T0 + 15.25}
-    assert lines[-1] == {"heartbeat": True, "time": int(T0) + 15, "polled_at": T0 + 15.25}
-
-
 def test_spool_files_are_partitioned_complete_and_sort_by_poll_time(tmp_path) -> None:
     writer = SpoolWriter(tmp_path / "spool")
     numbers = list(range(300))  # 75 minutes: crosses an hour partition
@@ -32,46 +26,71 @@ def test_spool_files_are_partitioned_complete_and_sort_by_poll_time(tmp_path) ->
     for number in numbers:
         writer.write(poll(number))
     names = spool_files(tmp_path / "spool")
-    assert [poll_time_of(name) for name in names] == [int(T0) + 15 * n for n in range(300)]
+    assert [poll_time_of(name) for name in names] == [T0 + 15 * n + 0.25 for n in range(300)]
     assert names[0].startswith("date=2024-05-01/hour=00/") and names[-1].startswith("date=2024-05-01/hour=01/")
     assert not [p for p in (tmp_path / "spool").rglob(".*")]  # no temp file left behind
+    assert spool_files(tmp_path / "spool", after=names[200]) == names[201:]
+    lines = [json.loads(line) for line in (tmp_path / "spool" / names[0]).read_text().splitlines()]
+    assert lines == [{"hash": "h0", "time": int(T0), "fee": 1, "polled_at": T0 + 0.25},
+                     {"heartbeat": True, "time": int(T0), "polled_at": T0 + 0.25}]
 
 
-def test_publisher_publishes_in_poll_order_whatever_the_write_order(tmp_path) -> None:
+def test_a_replayed_poll_written_again_rewrites_its_own_file(tmp_path) -> None:
+    writer = SpoolWriter(tmp_path / "spool", durable=False)
+    for attempt in range(2):  # a replay resumed from an older saved position writes polls 1 and 2 again
+        for number in (1, 2):
+            replayed = poll(number)
+            replayed.key = f"r{number:09d}"
+            writer.write(replayed)
+    assert len(spool_files(tmp_path / "spool")) == 2
+
+
+def test_publisher_publishes_in_poll_order_and_numbers_each_file(tmp_path) -> None:
     writer = SpoolWriter(tmp_path / "spool")
-    publisher = FeedPublisher(tmp_path / "spool", tmp_path / "feed")
+    publisher = FeedPublisher(tmp_path / "spool", tmp_path / "feed", committed=lambda: 99)
     for number in (5, 1, 3):
         writer.write(poll(number))
-    publisher.publish()
-    for number in (4, 2, 6):  # written late, but 2 and 4 were polled before 5: they follow, in order
+    first = publisher.publish()
+    for number in (6, 7):
         writer.write(poll(number))
-    publisher.publish()
+    second = publisher.publish()
     assert publisher.publish() is None  # nothing new
-    hashes = [line["hash"] for line in feed_lines(tmp_path / "feed") if "hash" in line]
-    assert hashes == ["h1", "h3", "h5", "h6"]  # 2 and 4 arrived after 5 was published: never re-ordered
+    assert [first.name, second.name] == ["feed-000000001.jsonl", "feed-000000002.jsonl"]
+    lines = feed_lines(tmp_path / "feed")
+    assert [line["hash"] for line in lines if "hash" in line] == ["h1", "h3", "h5", "h6", "h7"]
+    markers = [line for line in lines if "publication" in line]
+    assert markers == [{"heartbeat": True, "time": int(T0) + 75, "polled_at": T0 + 75.25, "publication": 1},
+                       {"heartbeat": True, "time": int(T0) + 105, "polled_at": T0 + 105.25, "publication": 2}]
+    assert [line.get("publication") for line in lines][-1] == 2  # a file ends with its marker
 
 
-def test_flow_control_waits_until_the_job_read_the_previous_file(tmp_path) -> None:
+def test_the_next_file_waits_until_the_job_read_and_checkpointed_the_previous(tmp_path) -> None:
     writer = SpoolWriter(tmp_path / "spool")
-    read_up_to: list[int] = [0]
-    publisher = FeedPublisher(tmp_path / "spool", tmp_path / "feed", ready=lambda heartbeat: read_up_to[0] >= heartbeat)
+    committed = [0]
+    requests: list[int] = []
+    publisher = FeedPublisher(tmp_path / "spool", tmp_path / "feed", committed=lambda: committed[0],
+                              request_checkpoint=lambda: requests.append(1))
     writer.write(poll(1))
     assert publisher.publish() is not None  # the first file needs no permission
     writer.write(poll(2))
     writer.write(poll(3))
-    assert publisher.publish() is None  # the job has not read poll 1 yet
-    read_up_to[0] = poll_time_of(spool_files(tmp_path / "spool")[0])
+    assert publisher.publish() is None and not publisher.read_by_job()  # publication 1 not committed yet
+    assert requests  # it asked for a checkpoint meanwhile
+    committed[0] = 1
     published = publisher.publish()
     assert published is not None and [json.loads(line).get("hash") for line in published.read_text().splitlines()] == [
-        "h2", None, "h3", None,
+        "h2", None, "h3", None, None,
     ]
+    assert not publisher.read_by_job()
+    committed[0] = 2
+    assert publisher.read_by_job()
 
 
 def test_an_interrupted_publication_is_redone_identically(tmp_path) -> None:
     writer = SpoolWriter(tmp_path / "spool")
     for number in range(3):
         writer.write(poll(number))
-    publisher = FeedPublisher(tmp_path / "spool", tmp_path / "feed")
+    publisher = FeedPublisher(tmp_path / "spool", tmp_path / "feed", committed=lambda: 99)
     # Simulate a crash after the intent was recorded but before the feed file was written.
     state = {"through": "", "next": 1, "pending": {"from": "", "through": spool_files(tmp_path / "spool")[1], "number": 1}}
     (tmp_path / "feed" / "_publisher.json").write_text(json.dumps(state))
@@ -83,15 +102,14 @@ def test_an_interrupted_publication_is_redone_identically(tmp_path) -> None:
     assert hashes == ["h0", "h1", "h2", "h3"]
 
 
-def test_consolidate_merges_recent_feed_files_in_order(tmp_path) -> None:
-    writer = SpoolWriter(tmp_path / "spool")
-    publisher = FeedPublisher(tmp_path / "spool", tmp_path / "feed")
-    for number in range(4):
-        writer.write(poll(number))
-        publisher.publish()
-    assert len(list((tmp_path / "feed").glob("feed-*.jsonl"))) == 4
-    merged = publisher.consolidate(published_after=0)
-    assert [p.name for p in (tmp_path / "feed").glob("feed-*.jsonl")] == [merged.name]
-    assert [line["hash"] for line in feed_lines(tmp_path / "feed") if "hash" in line] == ["h0", "h1", "h2", "h3"]
-    writer.write(poll(4))
-    assert publisher.publish().name == "feed-000000006.jsonl"  # numbering goes on after the merge
+def test_progress_log_reads_committed_files_only_and_prunes_old_ones(tmp_path) -> None:
+    progress = tmp_path / "progress"
+    progress.mkdir()
+    log = ProgressLog(progress)
+    assert log.highest() == 0
+    (progress / ".part-in-progress").write_text(json.dumps({"publication": 9}) + "\n")  # not committed yet
+    for number in range(1, 6):
+        (progress / f"part-{number}").write_text(json.dumps({"publication": number, "polled_at": 1.0}) + "\n")
+    assert log.highest() == 5
+    assert len([p for p in progress.iterdir() if not p.name.startswith(".")]) == 3
+    assert log.highest() == 5  # still known after pruning

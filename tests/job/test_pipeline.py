@@ -82,15 +82,18 @@ def test_duplicates_out_of_order_late_and_malformed(server, data_dir) -> None:
     late = sink_rows(data_dir / "late")
     assert sorted(row["hash"] for row in late) == sorted(expected.late)
     assert late[0]["fee"] == 20 and late[0]["input_count"] == 1 and late[0]["output_count"] == 2  # typed, whole
-    assert sink_rows(data_dir / "progress") == [{"publication": 1, "polled_at": T0 + 260}]
+    assert sink_rows(data_dir / "progress" / "publications") == [{"publication": 1, "polled_at": T0 + 260}]
+    stats = sink_rows(data_dir / "progress" / "dedup")
+    assert sum(row["sightings"] - row["unique_transactions"] for row in stats) == expected.duplicates
 
     # The reference agrees with what the scenario was built to show (so neither can be trivially wrong):
     assert expected.late == ["G"]
     assert len(expected.dead_letter) == len(MALFORMED) + 1
     assert {reason for _line, reason in expected.dead_letter} == {
         "not a JSON object", "missing hash", "missing time", "missing fee", "fee is not an integer",
-        "negative fee", "time is not a unix time up to 600 s after the poll", "size is not an integer",
-        "ver is not an integer", "double_spend is not a boolean", "inputs is not a list", "poll is not valid JSON",
+        "negative fee", "time is not an integer", "time is not a unix time up to 600 s after the poll",
+        "size is not an integer", "ver is not an integer", "double_spend is not a boolean", "inputs is not a list",
+        "hash is not a string", "poll is not valid JSON",
     }
     assert expected.features["2024-05-01 00:00:00"]["total_nb_trx_1min"] == 4  # A, B, C, E once each
     assert expected.features["2024-05-01 00:00:00"]["total_fee_1min"] == 670

@@ -174,18 +174,18 @@ def test_ensure_feature_group_is_idempotent_and_checks_schema(client, server) ->
         other.ensure_feature_group(changed)
 
 
-def test_latest_minute_record_live_window(client) -> None:
-    now = datetime.now(timezone.utc).replace(second=0, microsecond=0)
-    rows = feature_rows(30, start=now - timedelta(minutes=40))
-    client.put_records(GROUP, rows)
-    assert client.latest_minute_record(GROUP) == rows[-1]
-
-
-def test_latest_minute_record_historic_data_is_exact(client) -> None:
-    rows = feature_rows(500)  # 2024: far outside the live look-back window
+def test_newest_record_is_the_newest_event_time_whatever_the_key(client, server) -> None:
+    rows = feature_rows(500)  # historic data, written newest first
     client.put_records(GROUP, list(reversed(rows)))
-    assert client.latest_minute_record(GROUP) == rows[-1]
+    assert client.newest_record(GROUP) == rows[-1]
+    # A group keyed by entity: the newest event time is not the greatest identifier.
+    by_relay = FeatureGroupDefinition("relay_features", "relayed_by", "event_time",
+                                      {"relayed_by": FeatureType.STRING, "event_time": FeatureType.FRACTIONAL})
+    client.ensure_feature_group(by_relay)
+    client.put_records("relay_features", [{"relayed_by": "z", "event_time": 100.0}, {"relayed_by": "a", "event_time": 200.0}])
+    assert client.newest_record("relay_features") == {"relayed_by": "a", "event_time": 200.0}
+    assert server.store.newest_record_id("relay_features") == "a"
 
 
-def test_latest_minute_record_empty_group(client) -> None:
-    assert client.latest_minute_record(GROUP) is None
+def test_newest_record_of_an_empty_group(client) -> None:
+    assert client.newest_record(GROUP) is None

@@ -21,7 +21,6 @@ from connectors.kinesis.producer import (
     record_for,
 )
 from connectors.retry import RetryPolicy
-from connectors.spool import poll_lines
 
 T0 = 1714521600
 STREAM = "chainfeat-test"
@@ -129,7 +128,8 @@ def test_failed_records_are_resent_until_none_is_lost(stream, proxy) -> None:
     writer = writer_through(proxy, attempts=10)
     sent = [writer.write(poll) for poll in polls(3, 400)]
     assert proxy.injected_failures > 0 and writer.records_resent == proxy.injected_failures
-    expected = [(record_for(line)["PartitionKey"], line.encode()) for poll in polls(3, 400) for line in poll_lines(poll)]
+    expected = [(record_for(line, key)["PartitionKey"], line)
+                for poll in polls(3, 400) for line, key in zip(poll.lines.lines, poll.lines.keys)]
     assert sum(sent) == len(expected) == 1203
     assert Counter(stream_records(stream)) == Counter(expected)  # each exactly once
     assert {key for key, _ in expected} >= {"heartbeat", "0000" + "0" * 60}
@@ -149,13 +149,20 @@ def test_batches_respect_kinesis_limits() -> None:
     assert all(size <= MAX_BYTES_PER_CALL for size in sizes) and sum(len(b) for b in batches(large)) == 12
 
 
-def test_a_record_over_one_mebibyte_keeps_what_the_job_needs() -> None:
+def test_inputs_and_outputs_are_counted_not_sent() -> None:
     tx = {"hash": "h" * 64, "time": T0, "fee": 5, "inputs": [{"script": "ab" * 600_000}], "out": []}
-    record = record_for(json.dumps(tx))
-    slim = json.loads(record["Data"])
-    assert len(record["Data"]) < 1024 * 1024
-    assert slim == {"hash": "h" * 64, "time": T0, "fee": 5, "truncated": True}
-    assert record["PartitionKey"] == "h" * 64
+    (line, heartbeat) = Poll(T0 + 1, [tx]).lines.lines
+    record = record_for(line, b'"' + b"h" * 64 + b'"')
+    assert json.loads(record["Data"]) == {"hash": "h" * 64, "time": T0, "fee": 5, "input_count": 1,
+                                          "output_count": 0, "polled_at": T0 + 1}
+    assert record["PartitionKey"] == "h" * 64 and record_for(heartbeat)["PartitionKey"] == "heartbeat"
+
+
+def test_a_line_over_one_mebibyte_is_sent_as_rejected() -> None:
+    (line, _heartbeat) = Poll(T0, [{"hash": "h" * 64, "time": T0, "fee": 5, "relayed_by": "x" * 2_000_000}]).lines.lines
+    record = record_for(line, b'"' + b"h" * 64 + b'"')
+    rejected = json.loads(record["Data"])
+    assert len(record["Data"]) < 1024 * 1024 and rejected["rejection"].startswith("transaction line over 1 MiB")
 
 
 def test_poll_command_replays_onto_kinesis(stream, moto_url, tmp_path, cli_env) -> None:

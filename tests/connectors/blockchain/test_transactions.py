@@ -1,0 +1,95 @@
+"""Splitting a poll's page into stream lines: every API field as written, inputs/outputs counted, what
+cannot be a transaction rejected with its raw text, never a crash."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from connectors.blockchain.synthetic import SyntheticProfile, polls
+from connectors.blockchain.transactions import TRANSACTION_FIELDS, partition_key, split_poll
+
+T0 = 1714521600
+
+
+def lines_of(page: bytes, polled_at: float = T0 + 15.5) -> list[dict]:
+    return [json.loads(line) for line in split_poll(page, polled_at).lines]
+
+
+def test_a_page_of_the_api_becomes_one_line_per_transaction_then_a_heartbeat() -> None:
+    poll = next(iter(polls(SyntheticProfile(duration_s=30))))
+    split = split_poll(poll.page, poll.polled_at)
+    lines = [json.loads(line) for line in split.lines]
+    assert len(lines) == len(poll.txs) + 1 and split.transactions == len(poll.txs) and split.rejected == 0
+    for tx, line in zip(poll.txs, lines):
+        assert line == {**{k: tx[k] for k in TRANSACTION_FIELDS if k in tx}, "input_count": len(tx["inputs"]),
+                        "output_count": len(tx["out"]), "polled_at": poll.polled_at}
+    assert lines[-1] == {"heartbeat": True, "time": int(poll.polled_at), "polled_at": poll.polled_at}
+    assert split.hashes == {json.dumps(tx["hash"]).encode() for tx in poll.txs}
+
+
+def test_fields_keep_their_values_and_unknown_ones_are_left_out() -> None:
+    page = b'{"txs": [{"hash": "a", "fee": 150, "time": 1000, "size": 12, "rbf": null, "odd": 1}]}'
+    (line, _heartbeat) = split_poll(page, T0).lines
+    assert line == b'{"hash":"a","size":12,"fee":150,"time":1000,"rbf":null,"polled_at":1714521600.0}'
+
+
+@pytest.mark.parametrize(("tx", "reason"), [
+    ({"hash": 5}, "hash is not a string"),
+    ({"hash": "a", "fee": 1.5}, "fee is not an integer"),
+    ({"hash": "a", "fee": "12"}, "fee is not an integer"),
+    ({"hash": "a", "fee": 2**63}, "fee is not an integer"),
+    ({"hash": "a", "size": 2**31}, "size is not an integer"),
+    ({"hash": "a", "ver": True}, "ver is not an integer"),
+    ({"hash": "a", "rbf": 1}, "rbf is not a boolean"),
+    ({"hash": "a", "relayed_by": {"ip": 1}}, "relayed_by is not a string"),
+    ({"hash": "a", "out": {}}, "out is not a list"),
+])
+def test_a_field_of_another_json_type_rejects_the_transaction(tx: dict, reason: str) -> None:
+    page = json.dumps({"txs": [{"hash": "ok", "fee": 1}, tx]}).encode()
+    good, rejected, _heartbeat = lines_of(page)
+    assert good == {"hash": "ok", "fee": 1, "polled_at": T0 + 15.5}
+    assert rejected == {"rejected": json.dumps(tx, separators=(",", ":")), "rejection": reason, "polled_at": T0 + 15.5}
+
+
+@pytest.mark.parametrize(("page", "reason"), [
+    (b"this is not json {", "poll is not valid JSON"),
+    (b"\xff\xfe not utf-8", "poll is not valid JSON"),
+    (b"[1, 2]", "poll is not a JSON object with a txs list"),
+    (b'{"txs": "none"}', "poll is not a JSON object with a txs list"),
+    (b"[" * 100_000 + b"]" * 100_000, "poll is not"),  # deep nesting: rejected, no RecursionError
+])
+def test_a_page_that_is_not_a_poll_becomes_one_rejected_line(page: bytes, reason: str) -> None:
+    rejected, heartbeat = lines_of(page)
+    assert rejected["rejection"].startswith(reason) and rejected["polled_at"] == T0 + 15.5
+    assert rejected["rejected"].encode("utf-8", errors="replace")[:50] == page.decode("utf-8", "replace").encode()[:50]
+    assert heartbeat["heartbeat"] is True
+
+
+def test_entries_that_cannot_be_transactions_are_rejected_one_by_one() -> None:
+    page = json.dumps({"txs": [{"hash": "a", "fee": 1, "inputs": []}, 5, "text", [1], None,
+                               {"hash": "b", "inputs": "none"}, {"hash": "c", "out": [1, 2]}]}).encode()
+    split = split_poll(page, T0)
+    lines = [json.loads(line) for line in split.lines]
+    assert lines[0] == {"hash": "a", "fee": 1, "input_count": 0, "polled_at": T0}
+    assert [(line.get("rejected"), line.get("rejection")) for line in lines[1:6]] == [
+        ("5", "not a JSON object"), ('"text"', "not a JSON object"), ("[1]", "not a JSON object"),
+        ("null", "not a JSON object"), ('{"hash":"b","inputs":"none"}', "inputs is not a list"),
+    ]
+    assert lines[6] == {"hash": "c", "output_count": 2, "polled_at": T0}
+    assert split.transactions == 7 and split.rejected == 5
+    assert split.hashes == {b'"a"', b'"c"'}
+
+
+def test_a_huge_rejected_entry_keeps_its_beginning() -> None:
+    page = b'{"txs": ["' + b"x" * 1_000_000 + b'"]}'
+    rejected, _heartbeat = lines_of(page)
+    assert len(rejected["rejected"]) == 256 * 1024 and "of 1000002 bytes kept" in rejected["rejection"]
+
+
+def test_partition_keys() -> None:
+    assert partition_key(b'"abc"') == "abc"
+    assert partition_key(b"123") == "123"
+    assert partition_key(None) == partition_key(b"") == "heartbeat"
+    assert len(partition_key(b'"' + b"h" * 1000 + b'"')) == 256
