@@ -35,7 +35,15 @@ from connectors.spool import SpoolWriter
 from job.config import ConfigError, load_property_groups
 from job.flink_rest import FlinkRestError
 from job.data_dir import DataDir
-from job.local_run import BUNDLED_RECORDING, DEFAULT_DASHBOARD_PORT, LocalRun, RunError, RunOptions, make_poller
+from job.local_run import (
+    BUNDLED_RECORDING,
+    DEFAULT_DASHBOARD_PORT,
+    LocalRun,
+    NothingNew,
+    RunError,
+    RunOptions,
+    make_poller,
+)
 from job.output import OutputFormat, render_record, render_rows
 from job.progress import ProgressView
 from job.settings import DEFAULT_DATA_DIR, DEFAULT_FEATURE_GROUP
@@ -216,6 +224,13 @@ def run(
                f"{f', {recording.name} at speed {speed:g}' if source == 'replay' else ''})...", err=True)
     try:
         local.start()
+    except NothingNew as done:
+        typer.echo(str(done), err=True)
+        summary = {**local.counters(), "job_state": "FINISHED", "newest_rows": local.newest_rows(),
+                   "savepoint": local.restored_from, "data_dir": str(data_dir)}
+        local.stop()
+        _print_run_summary(summary, fmt)
+        return
     except (FeatureStoreLocked, OSError, RunError, FeatureStoreError, ValueError) as error:
         local.stop()  # FeatureFileError (a ValueError) names the feature file, line and column
         raise fail(str(error)) from None
@@ -234,16 +249,20 @@ def run(
         newest = local.newest_rows()
     except (RunError, FlinkRestError, FeatureStoreError) as error:
         failure = error
-    savepoint = local.stop()
+    savepoint = local.stop() or local.savepoint
     if failure is not None:
         resume = f"; resume with the same command (savepoint {savepoint})" if savepoint else ""
         raise fail(f"{failure}{resume}")
     final["job_state"] = local.job_state()  # after the stop: what a script should know
-    summary = {**final, "newest_rows": newest, "savepoint": savepoint, "data_dir": str(data_dir)}
+    _print_run_summary({**final, "newest_rows": newest, "savepoint": savepoint, "data_dir": str(data_dir)}, fmt)
+
+
+def _print_run_summary(summary: dict, fmt: OutputFormat) -> None:
     if fmt is OutputFormat.table:
-        shown = {**summary, "windows_written": ", ".join(f"{g}: {n}" for g, n in final["windows_written"].items())}
+        written = ", ".join(f"{group}: {count}" for group, count in summary["windows_written"].items())
+        shown = {**summary, "windows_written": written}
         typer.echo(render_record({k: v for k, v in shown.items() if k != "newest_rows"}, fmt, "chainfeat run"))
-        for group, row in newest.items():
+        for group, row in summary["newest_rows"].items():
             if row:
                 typer.echo(render_record(row, fmt, f"{group}: newest row"))
     else:

@@ -30,6 +30,7 @@ from job.config import JobConfig, load_property_groups
 from job.data_dir import DataDir
 from job.flink_rest import FlinkRest, FlinkRestError
 from job.monitor import JobMonitor
+from job.sql_files import feature_files
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,10 @@ DEFAULT_DASHBOARD_PORT = 8081
 
 class RunError(RuntimeError):
     pass
+
+
+class NothingNew(Exception):
+    """A bounded replay whose job already read and flushed everything: there is nothing to run."""
 
 
 @dataclass
@@ -67,6 +72,26 @@ def latest_restore_point(savepoints: Path, checkpoints: Path) -> str | None:
     if not candidates:
         return None
     return max(candidates, key=lambda path: path.stat().st_mtime).resolve().as_uri()
+
+
+_DRAIN_MARK = "_drained.json"
+
+
+def mark_drain(savepoints: Path) -> None:
+    """Record that a drain was asked for: the next savepoint in ``savepoints`` is a drained one."""
+    atomic_write(savepoints / _DRAIN_MARK, json.dumps({"requested_at": time.time()}).encode())
+
+
+def drained_savepoint(savepoints: Path) -> str | None:
+    """The newest savepoint, if it was taken by a drain (newer than the drain's mark)."""
+    try:
+        requested_at = json.loads((savepoints / _DRAIN_MARK).read_text())["requested_at"]
+    except (FileNotFoundError, ValueError, KeyError):
+        return None
+    newest = max((path.parent for path in savepoints.glob("*/_metadata")), key=lambda p: p.stat().st_mtime, default=None)
+    if newest is None or newest.stat().st_mtime < requested_at:
+        return None
+    return newest.resolve().as_uri()
 
 
 def committed_lines(directory: Path) -> int:
@@ -146,6 +171,7 @@ class LocalRun:
         self.monitor: JobMonitor | None = None
         self.rest = FlinkRest(f"http://127.0.0.1:{options.dashboard_port}")
         self.restored_from: str | None = None
+        self.savepoint: str | None = None
         self.feature_groups: list[str] = []
         self._threads: list[threading.Thread] = []
         overrides: dict[str, Any] = {"features_dir": options.features.resolve()} if options.features else {}
@@ -163,7 +189,8 @@ class LocalRun:
 
     def start(self) -> None:
         """Start the feature store, build the job (a feature file Flink rejects stops the run here, before
-        anything is polled or submitted), then start the poller, the job and the feed publisher."""
+        anything is polled or submitted), then start the poller, the job and the feed publisher. Raises
+        NothingNew when a finished bounded replay is run again."""
         os.environ.setdefault("FLINK_LOG_DIR", str(self.data.logs))
         self.data.logs.mkdir(parents=True, exist_ok=True)
         self.restored_from = latest_restore_point(self.data.savepoints, local_dir(self.config.checkpoint_uri))
@@ -172,12 +199,14 @@ class LocalRun:
             raise RunError(f"{self.feed_dir} holds {len(feed_files)} files but there is no checkpoint or savepoint "
                            "to resume from, so they would be read out of order; run again with --reset")
 
-        from job.pipeline import build_pipeline  # imports pyflink: keep it off the CLI's start-up path
-
         endpoint = self.config.featurestore_endpoint_url
         if not endpoint:
             self.server = LocalFeatureStoreServer(self.data.root, port=self.options.featurestore_port).start()
             endpoint = self.server.url
+        self._refuse_a_finished_job(endpoint)
+
+        from job.pipeline import build_pipeline  # imports pyflink: keep it off the CLI's start-up path
+
         extra = {"execution.checkpointing.savepoint-dir": self.data.savepoints.resolve().as_uri(),
                  **self.config.extra_flink_config}
         config = replace(self.config, featurestore_endpoint_url=endpoint, restore_from=self.restored_from,
@@ -193,6 +222,21 @@ class LocalRun:
         self.job_id = str(self.job_client.get_job_id())
         self.monitor = JobMonitor(self.rest, self.job_id, self.job_client)
         self._spawn(self.publisher.run, self.stop_event, name="publisher")
+
+    def _refuse_a_finished_job(self, endpoint: str) -> None:
+        """A job stopped by --exit-when-done was drained: every window is written and it takes no more input.
+        Running the same replay again has nothing to do; anything new needs a fresh data dir."""
+        drained = drained_savepoint(self.data.savepoints)
+        if drained is None or drained != self.restored_from:
+            return
+        source = self.poller.source
+        if isinstance(source, ReplaySource) and source.done and not self.publisher.backlog():
+            self.client = FeatureStoreClient(FeatureStoreConfig(endpoint_url=endpoint, region=self.config.featurestore_region))
+            self.feature_groups = [path.stem for path in feature_files(self.config.features_dir)]
+            raise NothingNew(f"nothing new to replay: {self.options.recording.name} was replayed to the end and "
+                             f"every window written (savepoint {drained})")
+        raise RunError(f"the job of {self.data.root} was finished by --exit-when-done (savepoint {drained}): its "
+                       "windows are written and it takes no more input; use --reset, or another --data-dir")
 
     def _spawn(self, target: Any, *args: Any, name: str) -> None:
         thread = threading.Thread(target=target, args=args, name=name, daemon=True)
@@ -211,6 +255,7 @@ class LocalRun:
 
     def job_state(self) -> str:
         return self.monitor.state() if self.monitor else "NOT STARTED"
+
 
     def counters(self) -> dict[str, Any]:
         poller = self.poller.stats.snapshot()
@@ -260,7 +305,8 @@ class LocalRun:
             self._tick(deadline, interrupted, "the job to read the whole feed")
         assert self.monitor is not None
         self.monitor.restarts()  # read while the job still reports it
-        self.monitor.stop_with_savepoint(self.data.savepoints.resolve().as_uri(), drain=True)
+        mark_drain(self.data.savepoints)
+        self.savepoint = self.monitor.stop_with_savepoint(self.data.savepoints.resolve().as_uri(), drain=True)
         self.monitor.wait_for_end(deadline)
 
     def _tick(self, deadline: float, interrupted: threading.Event, waiting_for: str) -> None:

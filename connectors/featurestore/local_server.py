@@ -93,18 +93,25 @@ class FaultInjector:
         self._lock = threading.Lock()
         self._remaining = 0
         self._fault = Fault("error")
+        self._writes_only = False
         self.injected = 0
 
-    def arm(self, count: int, kind: str = "error", status: int = 503, code: str = "ServiceUnavailable") -> None:
+    def arm(self, count: int, kind: str = "error", status: int = 503, code: str = "ServiceUnavailable",
+            writes_only: bool = False) -> None:
+        """Fail the next ``count`` requests; ``writes_only``: only PutRecord/BatchWriteRecord ones (an outage
+        that the job's writer sees while readers, e.g. a dashboard, would not use it up)."""
         if kind not in self.KINDS:
             raise ValueError(f"fault kind must be one of {', '.join(self.KINDS)}, got {kind!r}")
         with self._lock:
             self._remaining, self._fault = max(0, int(count)), Fault(kind, int(status), code)
+            self._writes_only = bool(writes_only)
 
-    def take(self, batch_write: bool) -> Fault | None:
+    def take(self, batch_write: bool, write: bool = False) -> Fault | None:
         """The fault for this request, if one is armed; "unprocessed" faults wait for a BatchWriteRecord."""
         with self._lock:
             if self._remaining <= 0 or (self._fault.kind == "unprocessed" and not batch_write):
+                return None
+            if self._writes_only and not (write or batch_write):
                 return None
             self._remaining -= 1
             self.injected += 1
@@ -112,7 +119,8 @@ class FaultInjector:
 
     def state(self) -> dict[str, Any]:
         with self._lock:
-            return {"remaining": self._remaining, "injected": self.injected, **self._fault.__dict__}
+            return {"remaining": self._remaining, "injected": self.injected, "writes_only": self._writes_only,
+                    **self._fault.__dict__}
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -150,7 +158,8 @@ class _Handler(BaseHTTPRequestHandler):
             if target.startswith("SageMaker."):
                 self._send_json(200, app.control_plane(target.split(".", 1)[1], body))
                 return
-            fault = app.faults.take(batch_write=url.path == "/BatchWriteRecord")
+            fault = app.faults.take(batch_write=url.path == "/BatchWriteRecord",
+                                    write=method == "PUT" and url.path.startswith("/FeatureGroup/"))
             if fault and fault.kind == "drop":
                 self.close_connection = True
                 self.connection.shutdown(2)
@@ -269,6 +278,7 @@ class FeatureStoreApp:
                     body.get("kind", "error"),
                     body.get("status", 503),
                     body.get("code", "ServiceUnavailable"),
+                    body.get("writes_only", False),
                 )
             return self.faults.state()
         if path == "/_chainfeat/flush" and method == "POST":

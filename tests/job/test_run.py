@@ -1,29 +1,58 @@
-"""`chainfeat run` as a user runs it (a subprocess): bounded replay, restart after a kill, speed."""
+"""`chainfeat run` as a user runs it (a subprocess): bounded replay, added feature files, restarts after a
+kill, an outage that fails the job, replay speed — each checked against the independent reference."""
 
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import subprocess
 import time
+import urllib.request
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from connectors.blockchain.source import read_recording, shift_poll
-from connectors.featurestore.client import minute_key
 from connectors.blockchain.synthetic import SyntheticProfile, write_recording
+from connectors.featurestore.client import FeatureStoreClient, FeatureStoreConfig, minute_key
 from connectors.featurestore.offline_query import run_query
-from connectors.spool import poll_lines
+from job.config import DEFAULT_PROPERTIES
 from job.local_run import BUNDLED_RECORDING
+from job.sql_files import FEATURES_DIR
 from tests.conftest import CHAINFEAT
-from tests.job.test_pipeline import free_port
-from tests.reference import expected_results
+from tests.reference import expected_results, hopping, minute_key as epoch_minute_key, tumbling
+from tests.support import GROUP, free_port, online_rows
 
 pytestmark = pytest.mark.slow
 
-FEATURES_SQL = "SELECT tx_minute, event_time, total_nb_trx_1min, total_fee_1min, avg_fee_1min FROM tx_minute_features"
+FEATURES_SQL = f"SELECT tx_minute, event_time, total_nb_trx_1min, total_fee_1min, avg_fee_1min FROM {GROUP}"
+RELAYS = ("10.0.0.1", "10.0.0.2", "10.0.0.3")
+
+# Two feature files a user might add: a 5-minute window sliding every minute, and a group keyed by entity.
+SIZE_HOP_SQL = """-- Average size and input count over the last 5 minutes, every minute.
+CREATE TEMPORARY VIEW size_5min AS
+SELECT
+    DATE_FORMAT(window_start, 'yyyy-MM-dd HH:mm:ss') AS window_start_utc,
+    CAST(UNIX_TIMESTAMP(DATE_FORMAT(window_end, 'yyyy-MM-dd HH:mm:ss')) AS DOUBLE) AS event_time,
+    COUNT(*) AS nb_trx_5min,
+    AVG(CAST(size AS DOUBLE)) AS avg_size_5min,
+    SUM(input_count) AS total_inputs_5min
+FROM TABLE(HOP(TABLE unique_transactions, DESCRIPTOR(ts), INTERVAL '1' MINUTE, INTERVAL '5' MINUTE))
+GROUP BY window_start, window_end;
+"""
+RELAY_SQL = """-- Per relaying node and minute: the record identifier is the node, so online keeps its newest minute.
+CREATE TEMPORARY VIEW relay_minute AS
+SELECT
+    relayed_by,
+    CAST(UNIX_TIMESTAMP(DATE_FORMAT(window_end, 'yyyy-MM-dd HH:mm:ss')) AS DOUBLE) AS event_time,
+    COUNT(*) AS nb_trx_1min,
+    MAX(fee) AS max_fee_1min,
+    SUM(CASE WHEN rbf THEN 1 ELSE 0 END) AS nb_rbf_1min
+FROM TABLE(TUMBLE(TABLE unique_transactions, DESCRIPTOR(ts), INTERVAL '1' MINUTE))
+GROUP BY window_start, window_end, relayed_by;
+"""
 
 
 def run_args(data_dir: Path, *extra: str) -> list[str]:
@@ -31,18 +60,24 @@ def run_args(data_dir: Path, *extra: str) -> list[str]:
             "--featurestore-port", "0", *extra]
 
 
-def reference_for(recording: Path, shift_s: int = 0) -> dict[str, dict]:
-    lines = [line for poll in read_recording(recording) for line in poll_lines(shift_poll(poll, shift_s))]
-    return expected_results(lines).features
+def reference_for(recording: Path, shift_s: int = 0):
+    polls = [shift_poll(poll, shift_s) for poll in read_recording(recording)]
+    return expected_results([(poll.polled_at, json.loads(poll.page)) for poll in polls])
+
+
+def offline_rows(data_dir: Path, sql: str, key: str | tuple[str, ...]) -> dict:
+    """Offline rows by key; a window written twice (re-emitted after a restore) must be identical."""
+    columns, rows = run_query(data_dir, sql)
+    found: dict = {}
+    for row in rows:
+        record = dict(zip(columns, row))
+        identity = tuple(record[k] for k in key) if isinstance(key, tuple) else record[key]
+        assert found.setdefault(identity, record) == record
+    return found
 
 
 def offline_features(data_dir: Path) -> dict[str, dict]:
-    columns, rows = run_query(data_dir, FEATURES_SQL)
-    features = {}
-    for row in rows:
-        record = dict(zip(columns, row))
-        assert features.setdefault(record["tx_minute"], record) == record  # re-written windows are identical
-    return features
+    return offline_rows(data_dir, FEATURES_SQL, "tx_minute")
 
 
 def replay_shift(data_dir: Path, recording: Path) -> int:
@@ -58,24 +93,38 @@ def short_recording(tmp_path_factory) -> Path:
     return path
 
 
+@pytest.fixture(scope="module")
+def relayed_recording(tmp_path_factory) -> Path:
+    """A short recording whose transactions come from three relaying nodes (the same node for every sighting)."""
+    source = tmp_path_factory.mktemp("recordings") / "synthetic.jsonl"
+    write_recording(source, SyntheticProfile(duration_s=600, seed=5))
+    path = source.with_name("relayed.jsonl")
+    with open(path, "w") as out:
+        for poll in read_recording(source):
+            txs = [{**tx, "relayed_by": RELAYS[int(tx["hash"][:4], 16) % 3]} for tx in poll.txs]
+            out.write(json.dumps({"polled_at": poll.polled_at, "txs": txs}) + "\n")
+    return path
+
+
 def test_bundled_replay_matches_reference_and_query_latest_show_it(data_dir, cli_env) -> None:
     result = subprocess.run(run_args(data_dir, "--speed", "0", "--exit-when-done", "--format", "json"),
                             env=cli_env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads(result.stdout)
-    expected = reference_for(BUNDLED_RECORDING)
+    reference = reference_for(BUNDLED_RECORDING)
+    expected = reference.features
 
     assert offline_features(data_dir) == expected
     polls = list(read_recording(BUNDLED_RECORDING))
     assert summary["polls"] == len(polls) == 261
     assert summary["transactions"] == sum(len(p.txs) for p in polls)
     unique = len({tx["hash"] for p in polls for tx in p.txs})
-    assert summary["duplicates"] == summary["transactions"] - unique
-    assert summary["windows_written"] == len(expected)
-    assert (summary["dead_letter"], summary["late"]) == (0, 0)
+    assert summary["duplicates"] == reference.duplicates == summary["transactions"] - unique
+    assert summary["windows_written"] == {GROUP: len(expected)}
+    assert (summary["dead_letter"], summary["late"], summary["job_restarts"]) == (0, 0, 0)
     assert summary["gaps"] == 10
     newest = max(expected)
-    assert summary["latest_feature_row"] == expected[newest]
+    assert summary["newest_rows"] == {GROUP: expected[newest]}
 
     latest = subprocess.run([*CHAINFEAT, "latest", "--format", "json"], env=cli_env, capture_output=True,
                             text=True, timeout=120)
@@ -85,6 +134,86 @@ def test_bundled_replay_matches_reference_and_query_latest_show_it(data_dir, cli
                            env=cli_env, capture_output=True, text=True, timeout=120)
     assert query.returncode == 0, query.stderr
     assert json.loads(query.stdout) == [expected[key] for key in sorted(expected)]
+
+    again = subprocess.run(run_args(data_dir, "--speed", "0", "--exit-when-done", "--format", "json"),
+                           env=cli_env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-3000:]  # a finished replay: nothing new, no hang
+    assert json.loads(again.stdout)["polls"] == 0 and offline_features(data_dir) == expected
+
+
+def test_added_hop_and_entity_feature_files_match_the_reference(data_dir, cli_env, tmp_path, relayed_recording) -> None:
+    features = tmp_path / "features"
+    features.mkdir()
+    shutil.copy(FEATURES_DIR / f"{GROUP}.sql", features)
+    (features / "size_5min.sql").write_text(SIZE_HOP_SQL)
+    (features / "relay_minute.sql").write_text(RELAY_SQL)
+    result = subprocess.run(
+        run_args(data_dir, "--recording", str(relayed_recording), "--speed", "0", "--exit-when-done", "--format", "json",
+                 "--features", str(features)),
+        env=cli_env, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads(result.stdout)
+    unique = reference_for(relayed_recording).unique
+
+    def size_5min(start: int, end: int, rows: list[dict]) -> dict:
+        return {"window_start_utc": epoch_minute_key(start), "event_time": float(end), "nb_trx_5min": len(rows),
+                "avg_size_5min": sum(row["size"] for row in rows) / len(rows),
+                "total_inputs_5min": sum(row["input_count"] for row in rows)}
+
+    def relay_minute(start: int, end: int, rows: list[dict]) -> dict:
+        return {"relayed_by": rows[0]["relayed_by"], "event_time": float(end), "nb_trx_1min": len(rows),
+                "max_fee_1min": max(row["fee"] for row in rows), "nb_rbf_1min": sum(1 for row in rows if row["rbf"])}
+
+    hop = {row["window_start_utc"]: row for row in hopping(unique, 300, 60, size_5min)}
+    relay = {(row["relayed_by"], row["event_time"]): row
+             for row in tumbling(unique, 60, relay_minute, key=lambda row: row["relayed_by"])}
+    assert len(hop) > 10 and {key for key, _ in relay} == set(RELAYS)
+
+    offline_hop = offline_rows(data_dir, "SELECT window_start_utc, event_time, nb_trx_5min, avg_size_5min, "
+                                         "total_inputs_5min FROM size_5min", "window_start_utc")
+    assert offline_hop.keys() == hop.keys()
+    for key, row in hop.items():  # averages: equal up to float summation order
+        assert offline_hop[key] == {**row, "avg_size_5min": pytest.approx(row["avg_size_5min"], rel=1e-12)}
+    offline_relay = offline_rows(data_dir, "SELECT relayed_by, event_time, nb_trx_1min, max_fee_1min, nb_rbf_1min "
+                                           "FROM relay_minute", ("relayed_by", "event_time"))
+    assert offline_relay == relay  # every window of every node
+
+    # Online keeps, per node, its newest minute.
+    newest_per_relay = {}
+    for (node, event_time), row in relay.items():
+        if node not in newest_per_relay or event_time > newest_per_relay[node]["event_time"]:
+            newest_per_relay[node] = row
+    with_store = subprocess.run([*CHAINFEAT, "latest", "--group", "relay_minute", "--format", "json"],
+                                env=cli_env, capture_output=True, text=True, timeout=120)
+    assert with_store.returncode == 0, with_store.stderr
+    newest = max(newest_per_relay.values(), key=lambda row: (row["event_time"], row["relayed_by"]))
+    assert json.loads(with_store.stdout) == newest
+    assert summary["windows_written"] == {GROUP: len(reference_for(relayed_recording).features),
+                                          "relay_minute": 3, "size_5min": len(hop)}
+    assert summary["newest_rows"]["relay_minute"] == newest
+
+
+def test_a_feature_file_with_an_unknown_column_stops_the_run_with_one_message(data_dir, cli_env, tmp_path) -> None:
+    features = tmp_path / "features"
+    features.mkdir()
+    (features / "bad_size.sql").write_text(
+        "-- average size over 5 minutes\n"
+        "CREATE TEMPORARY VIEW bad_size AS\n"
+        "SELECT\n"
+        "    DATE_FORMAT(window_start, 'yyyy-MM-dd HH:mm:ss') AS window_start_utc,\n"
+        "    CAST(UNIX_TIMESTAMP(DATE_FORMAT(window_end, 'yyyy-MM-dd HH:mm:ss')) AS DOUBLE) AS event_time,\n"
+        "    AVG(CAST(sizes AS DOUBLE)) AS avg_size\n"
+        "FROM TABLE(TUMBLE(TABLE unique_transactions, DESCRIPTOR(ts), INTERVAL '5' MINUTE))\n"
+        "GROUP BY window_start, window_end;\n"
+    )
+    result = subprocess.run(run_args(data_dir, "--speed", "0", "--exit-when-done", "--features", str(features)),
+                            env=cli_env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [f"error: {features / 'bad_size.sql'}:6:14: Column 'sizes' not found in any table"], result.stderr
+    assert "Traceback" not in result.stderr and "\tat org.apache" not in result.stderr
+    assert not (data_dir / "spool").exists() and not (data_dir / "checkpoints").exists()  # nothing started
 
 
 def test_restart_after_kill_mid_stream_counts_everything_once(data_dir, cli_env, short_recording) -> None:
@@ -111,7 +240,43 @@ def test_restart_after_kill_mid_stream_counts_everything_once(data_dir, cli_env,
     summary = json.loads(second.stdout)
     assert summary["restored_from"]
     assert summary["late"] == 0
-    assert offline_features(data_dir) == reference_for(short_recording, replay_shift(data_dir, short_recording))
+    assert offline_features(data_dir) == reference_for(short_recording, replay_shift(data_dir, short_recording)).features
+
+
+def test_a_store_outage_that_fails_the_job_mid_replay_changes_nothing(server, data_dir, tmp_path, cli_env,
+                                                                     short_recording) -> None:
+    """The feature store answers 503 long enough for the writer to give up: Flink restarts the job from its
+    last checkpoint, the restored job re-reads what it had not checkpointed, and the windows are exact."""
+    groups = json.loads(DEFAULT_PROPERTIES.read_text())
+    for group in groups:
+        if group["PropertyGroupId"] == "FeatureStore":
+            group["PropertyMap"]["endpoint.url"] = server.url
+    properties = tmp_path / "properties.json"
+    properties.write_text(json.dumps(groups))
+    run_dir = tmp_path / "run"
+    run = subprocess.Popen(
+        run_args(run_dir, "--recording", str(short_recording), "--speed", "12", "--exit-when-done", "--format", "json",
+                 "--properties", str(properties)),
+        env=cli_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        client = FeatureStoreClient(FeatureStoreConfig(endpoint_url=server.url))
+        deadline = time.monotonic() + 180
+        while not (client.exists(GROUP) and server.store.online_count(GROUP) >= 2):
+            assert run.poll() is None and time.monotonic() < deadline, "no window written in time"
+            time.sleep(0.3)
+        request = urllib.request.Request(f"{server.url}/_chainfeat/faults", method="POST",
+                                         data=json.dumps({"count": 13, "status": 503, "writes_only": True}).encode())
+        urllib.request.urlopen(request, timeout=10).close()  # 10 failed attempts fail the job, then 3 more
+        stdout, stderr = run.communicate(timeout=600)
+    finally:
+        run.kill()
+    assert run.returncode == 0, stderr[-3000:]
+    summary = json.loads(stdout)
+    assert summary["job_restarts"] >= 1 and summary["late"] == 0
+    expected = reference_for(short_recording, replay_shift(run_dir, short_recording)).features
+    assert offline_features(data_dir) == expected
+    assert online_rows(server.url, GROUP) == expected
 
 
 def test_results_do_not_depend_on_replay_speed(tmp_path, cli_env, short_recording) -> None:
@@ -128,7 +293,7 @@ def test_results_do_not_depend_on_replay_speed(tmp_path, cli_env, short_recordin
     for row in offline_features(paced).values():
         key = minute_key(datetime.strptime(row["tx_minute"], "%Y-%m-%d %H:%M:%S") - timedelta(seconds=shift))
         unshifted[key] = {**row, "tx_minute": key, "event_time": row["event_time"] - shift}
-    assert unshifted == offline_features(fast) == reference_for(short_recording)
+    assert unshifted == offline_features(fast) == reference_for(short_recording).features
 
 
 def _polls_done(data_dir: Path) -> int:
