@@ -254,13 +254,15 @@ def run(
         resume = f"; resume with the same command (savepoint {savepoint})" if savepoint else ""
         raise fail(f"{failure}{resume}")
     final["job_state"] = local.job_state()  # after the stop: what a script should know
-    _print_run_summary({**final, "newest_rows": newest, "savepoint": savepoint, "data_dir": str(data_dir)}, fmt)
+    _print_run_summary({**final, "newest_rows": newest, "savepoint": savepoint, "timeline_s": local.timeline(),
+                        "data_dir": str(data_dir)}, fmt)
 
 
 def _print_run_summary(summary: dict, fmt: OutputFormat) -> None:
     if fmt is OutputFormat.table:
         written = ", ".join(f"{group}: {count}" for group, count in summary["windows_written"].items())
-        shown = {**summary, "windows_written": written}
+        steps = ", ".join(f"{step} {seconds:g}s" for step, seconds in summary.get("timeline_s", {}).items())
+        shown = {**summary, "windows_written": written, "timeline_s": steps}
         typer.echo(render_record({k: v for k, v in shown.items() if k != "newest_rows"}, fmt, "chainfeat run"))
         for group, row in summary["newest_rows"].items():
             if row:

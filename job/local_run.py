@@ -173,6 +173,7 @@ class LocalRun:
         self.restored_from: str | None = None
         self.savepoint: str | None = None
         self.feature_groups: list[str] = []
+        self._moments: dict[str, float] = {}  # when each step of the run happened (time.time())
         self._threads: list[threading.Thread] = []
         overrides: dict[str, Any] = {"features_dir": options.features.resolve()} if options.features else {}
         self.config = JobConfig.from_properties(load_property_groups(options.properties), self.data.root, **overrides)
@@ -191,6 +192,7 @@ class LocalRun:
         """Start the feature store, build the job (a feature file Flink rejects stops the run here, before
         anything is polled or submitted), then start the poller, the job and the feed publisher. Raises
         NothingNew when a finished bounded replay is run again."""
+        self._moments["started"] = time.time()
         os.environ.setdefault("FLINK_LOG_DIR", str(self.data.logs))
         self.data.logs.mkdir(parents=True, exist_ok=True)
         self.restored_from = latest_restore_point(self.data.savepoints, local_dir(self.config.checkpoint_uri))
@@ -212,6 +214,7 @@ class LocalRun:
         config = replace(self.config, featurestore_endpoint_url=endpoint, restore_from=self.restored_from,
                          extra_flink_config=extra)
         pipeline = build_pipeline(config, rest_port=self.options.dashboard_port)
+        self._moments["job_built"] = time.time()
         self.feature_groups = [definition.name for definition in pipeline.feature_groups]
         self.client = FeatureStoreClient(FeatureStoreConfig(endpoint_url=endpoint, region=self.config.featurestore_region))
         for definition in pipeline.feature_groups:
@@ -219,6 +222,7 @@ class LocalRun:
 
         self._spawn(self.poller.run, self.stop_event, name="poller")  # a replay fills the spool while the job starts
         self.job_client = pipeline.execute_async("chainfeat")
+        self._moments["job_submitted"] = time.time()
         self.job_id = str(self.job_client.get_job_id())
         self.monitor = JobMonitor(self.rest, self.job_id, self.job_client)
         self._spawn(self.publisher.run, self.stop_event, name="publisher")
@@ -303,11 +307,24 @@ class LocalRun:
         while not self.publisher.read_by_job():
             self._request_checkpoint()
             self._tick(deadline, interrupted, "the job to read the whole feed")
+        self._moments["all_read"] = time.time()
         assert self.monitor is not None
         self.monitor.restarts()  # read while the job still reports it
         mark_drain(self.data.savepoints)
         self.savepoint = self.monitor.stop_with_savepoint(self.data.savepoints.resolve().as_uri(), drain=True)
         self.monitor.wait_for_end(deadline)
+        self._moments["ended"] = time.time()
+
+    def timeline(self) -> dict[str, float]:
+        """Seconds from the start of the run to each step reached: job built (JVM + plan), submitted
+        (planned, cluster up), replay finished, everything read and checkpointed, job ended (drained)."""
+        moments = dict(self._moments)
+        if self.poller.stats.finished_at:
+            moments["replay_finished"] = self.poller.stats.finished_at
+        start = moments.pop("started", None)
+        if start is None:
+            return {}
+        return {step: round(moment - start, 2) for step, moment in sorted(moments.items(), key=lambda item: item[1])}
 
     def _tick(self, deadline: float, interrupted: threading.Event, waiting_for: str) -> None:
         if interrupted.is_set():

@@ -47,6 +47,7 @@ class PollerStats:
     last_polled_at: float | None = None
     last_error: str = ""
     finished: bool = False
+    finished_at: float | None = None  # time.time() when the poller stopped
     fatal_error: str = ""  # why the poller stopped for good (an unreadable recording)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
@@ -137,3 +138,4 @@ class Poller:
                 self._on_finish()
             with self.stats.lock:
                 self.stats.finished = True
+                self.stats.finished_at = time.time()

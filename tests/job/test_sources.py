@@ -17,17 +17,17 @@ def kinesis_groups(**source) -> dict:
     return groups
 
 
-def test_kinesis_source_sql_carries_the_stream_and_the_shared_event_time(tmp_path) -> None:
+def test_kinesis_source_sql_carries_the_stream_and_the_shared_columns(tmp_path) -> None:
     config = JobConfig.from_properties(kinesis_groups(endpoint="http://127.0.0.1:4567"), tmp_path)
     (statement,) = sql_files.statements(sql_files.SQL_DIR / "sources" / "kinesis.sql", config.sql_params)
     for option in ("'connector' = 'kinesis'", f"'stream.arn' = '{ARN}'", "'aws.region' = 'eu-west-1'",
-                   "'source.init.position' = 'TRIM_HORIZON'", "'format' = 'raw'",
+                   "'source.init.position' = 'TRIM_HORIZON'", "'format' = 'json'",
                    "'aws.endpoint' = 'http://127.0.0.1:4567'"):
         assert option in statement
     (spool,) = sql_files.statements(sql_files.SQL_DIR / "sources" / "spool.sql", config.sql_params)
-    shared = config.sql_params["event_time_columns"]
+    shared = config.sql_params["transaction_lines"]
     assert shared in statement and shared in spool
-    assert "WATERMARK FOR ts AS ts - INTERVAL '60' SECOND" in shared
+    assert "WATERMARK FOR ts AS ts - INTERVAL '60' SECOND" in shared and "fee BIGINT" in shared
 
 
 def test_kinesis_needs_a_stream_arn(tmp_path) -> None:

@@ -1,0 +1,266 @@
+"""chainfeat end to end against its peers, on the same data, in one run.
+
+    .venv/bin/python bench/end_to_end.py [--transactions 1000000] [--duplicates 0.10] [--peers duckdb,pathway]
+
+The workload (bench/workload.py): a recording of N unique transactions polled as the API pages them, with
+--duplicates of all sightings being re-polls, and the same sightings flattened to one JSON line each.
+
+- chainfeat: `chainfeat run --recording R --speed 0 --exit-when-done`, a subprocess, timed from its start
+  to its exit: replay, spool, feed, the Flink job (dedup + 1-minute windows), feature-store writes, drain.
+  Its run timeline gives each stage's share; the JVM's resident memory is sampled every 0.5 s.
+- DuckDB: first-seen dedup by hash over the flattened file, then per-minute count/sum/avg (batch).
+- Pathway (its own venv, created on first use under the bench cache): the flattened file read statically,
+  dedup by hash (groupby), tumbling 1-minute windows, count/sum.
+Every engine's windows must be equal (count and sum of fees per minute); the script exits 1 if not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import duckdb  # noqa: E402
+
+from bench.workload import CACHE, Workload, workload  # noqa: E402
+from connectors.featurestore.offline_query import run_query  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+PATHWAY_VERSION = "0.33.0"
+Windows = dict[str, tuple[int, int]]  # minute 'YYYY-MM-DD HH:MM:SS' -> (count, sum of fees)
+
+PATHWAY_SCRIPT = """
+import sys, time
+started = time.perf_counter()
+import pathway as pw
+
+class Sighting(pw.Schema):
+    hash: str | None
+    time: int | None
+    fee: int | None
+
+sightings = pw.io.jsonlines.read(sys.argv[1], schema=Sighting, mode="static")
+sightings = sightings.filter(pw.this.hash.is_not_none())
+unique = sightings.groupby(pw.this.hash).reduce(
+    pw.this.hash, time=pw.unwrap(pw.reducers.min(pw.this.time)), fee=pw.unwrap(pw.reducers.any(pw.this.fee)))
+windows = unique.windowby(pw.this.time, window=pw.temporal.tumbling(duration=60)).reduce(
+    start=pw.this._pw_window_start, n=pw.reducers.count(), total=pw.reducers.sum(pw.this.fee))
+pw.io.csv.write(windows, sys.argv[2])
+pw.run(monitoring_level=pw.MonitoringLevel.NONE)
+print(time.perf_counter() - started)
+"""
+
+
+def minute(epoch_s: int) -> str:
+    return datetime.fromtimestamp(epoch_s, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+# ---- peers ---------------------------------------------------------------------------------------------
+
+def run_duckdb(data: Workload) -> tuple[float, Windows]:
+    started = time.perf_counter()
+    rows = duckdb.connect().execute(
+        f"""
+        WITH sightings AS (
+            SELECT hash, time, fee, row_number() OVER () AS position
+            FROM read_json('{data.flattened}', format = 'newline_delimited',
+                           columns = {{'hash': 'VARCHAR', 'time': 'BIGINT', 'fee': 'BIGINT'}})
+        ), first_seen AS (
+            SELECT time, fee FROM sightings QUALIFY row_number() OVER (PARTITION BY hash ORDER BY position) = 1
+        )
+        SELECT time // 60 * 60 AS start, count(*), sum(fee) FROM first_seen GROUP BY 1
+        """
+    ).fetchall()
+    return time.perf_counter() - started, {minute(start): (count, total) for start, count, total in rows}
+
+
+def pathway_python(cache: Path) -> Path:
+    """Pathway in a venv of its own (it does not co-install with apache-flink's pins)."""
+    venv = cache / f"pathway-{PATHWAY_VERSION}"
+    python = venv / "bin" / "python"
+    if not (venv / ".installed").exists():
+        print(f"creating {venv} with pathway=={PATHWAY_VERSION} (first run only)...", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "--quiet", f"pathway=={PATHWAY_VERSION}"], check=True)
+        (venv / ".installed").touch()
+    return python
+
+
+def run_pathway(data: Workload, work: Path, cache: Path) -> tuple[float, Windows]:
+    python = pathway_python(cache)
+    script, output = work / "pathway_job.py", work / "pathway_windows.csv"
+    script.write_text(PATHWAY_SCRIPT)
+    started = time.perf_counter()
+    result = subprocess.run([str(python), str(script), str(data.flattened), str(output)],
+                            capture_output=True, text=True, cwd=work)
+    elapsed = time.perf_counter() - started
+    if result.returncode != 0:
+        raise RuntimeError(f"pathway failed: {result.stderr[-2000:]}")
+    latest: dict[int, tuple[int, tuple[int, int]]] = {}  # window start -> (pathway time, values), diff = +1
+    with open(output) as handle:
+        for row in csv.DictReader(handle):
+            if int(row["diff"]) == 1 and int(row["time"]) >= latest.get(int(row["start"]), (-1, None))[0]:
+                latest[int(row["start"])] = (int(row["time"]), (int(row["n"]), int(row["total"])))
+    return elapsed, {minute(start): values for start, (_t, values) in latest.items()}
+
+
+# ---- chainfeat -----------------------------------------------------------------------------------------
+
+def descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(line.split(":\t", 1) for line in status.read_text().splitlines() if ":\t" in line)
+        except OSError:
+            continue
+        children.setdefault(int(fields.get("PPid", "0").strip()), []).append(int(status.parent.name))
+    found, pending = [], [pid]
+    while pending:
+        for child in children.get(pending.pop(), []):
+            found.append(child)
+            pending.append(child)
+    return found
+
+
+def rss_by_name(pid: int) -> dict[str, int]:
+    """Resident bytes of a process tree, summed per command name (java, python...)."""
+    totals: dict[str, int] = {}
+    for process in [pid, *descendants(pid)]:
+        try:
+            text = Path(f"/proc/{process}/status").read_text()
+        except OSError:
+            continue
+        fields = dict(line.split(":\t", 1) for line in text.splitlines() if ":\t" in line)
+        name = fields.get("Name", "?").strip()
+        name = "java" if name == "java" else "python" if name.startswith("python") else name
+        totals[name] = totals.get(name, 0) + int(fields.get("VmRSS", "0 kB").split()[0]) * 1024
+    return totals
+
+
+def run_chainfeat(data: Workload, work: Path) -> dict:
+    data_dir = work / "chainfeat"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYFLINK_")}
+    command = [sys.executable, "-m", "job.cli", "run", "--data-dir", str(data_dir), "--recording", str(data.recording),
+               "--speed", "0", "--exit-when-done", "--format", "json", "--featurestore-port", "0",
+               "--dashboard-port", str(_free_port())]
+    samples: list[tuple[float, dict[str, int]]] = []
+    started = time.perf_counter()
+    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.5):
+            samples.append((time.perf_counter() - started, rss_by_name(process.pid)))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    stdout, stderr = process.communicate()
+    elapsed = time.perf_counter() - started
+    done.set()
+    sampler.join()
+    if process.returncode != 0:
+        raise RuntimeError(f"chainfeat run failed ({process.returncode}): {stderr[-3000:]}")
+    summary = json.loads(stdout)
+    columns, rows = run_query(data_dir, "SELECT tx_minute, total_nb_trx_1min, total_fee_1min FROM tx_minute_features")
+    windows = {tx_minute: (count, total) for tx_minute, count, total in rows}
+    return {"seconds": elapsed, "summary": summary, "windows": windows, "rss": samples}
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+# ---- report --------------------------------------------------------------------------------------------
+
+def stage_lines(result: dict) -> list[str]:
+    """Each step of the run from its timeline, with the share of the whole wall time it took."""
+    total = result["seconds"]
+    timeline = result["summary"].get("timeline_s", {})
+    process_start = total - timeline.get("ended", total)  # interpreter start and CLI imports
+    steps = [("python start + CLI imports", process_start)]
+    previous = 0.0
+    for step in ("job_built", "job_submitted", "all_read", "ended"):
+        if step in timeline:
+            steps.append((step, timeline[step] - previous))
+            previous = timeline[step]
+    labels = {"job_built": "JVM up + SQL planned into views", "job_submitted": "job planned, compiled, cluster up",
+              "all_read": "job ran until everything was read and checkpointed", "ended": "drain: last windows + savepoint"}
+    lines = [f"    {labels.get(step, step):<52} {seconds:6.1f} s  {100 * seconds / total:5.1f} %" for step, seconds in steps]
+    if "replay_finished" in timeline:
+        lines.append(f"    (replay + spool, in parallel with the above, done at {timeline['replay_finished']:.1f} s)")
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--transactions", type=int, default=1_000_000, help="unique transactions")
+    parser.add_argument("--duplicates", type=float, default=0.10, help="share of sightings that are re-polls")
+    parser.add_argument("--peers", default="duckdb,pathway", help="comma-separated: duckdb, pathway (or none)")
+    parser.add_argument("--cache", type=Path, default=CACHE, help="where workloads and the Pathway venv are kept")
+    parser.add_argument("--keep", type=Path, help="work in this directory and keep it")
+    args = parser.parse_args()
+    peers = [peer for peer in args.peers.split(",") if peer and peer != "none"]
+
+    started = time.perf_counter()
+    data = workload(args.transactions, args.duplicates, cache=args.cache)
+    print(f"workload: {data.transactions:,} transactions, {data.sightings:,} sightings "
+          f"({data.sightings - data.transactions:,} re-polls) in {data.polls:,} polls, "
+          f"{data.bytes_per_sighting:.0f} bytes per sighting ({time.perf_counter() - started:.0f} s to load/generate)")
+    work = args.keep or Path(tempfile.mkdtemp(prefix="chainfeat-e2e-"))
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+
+    results: dict[str, tuple[float, Windows]] = {}
+    if "duckdb" in peers:
+        results["duckdb"] = run_duckdb(data)
+    if "pathway" in peers:
+        results["pathway"] = run_pathway(data, work, args.cache)
+    chainfeat = run_chainfeat(data, work)
+    results["chainfeat"] = (chainfeat["seconds"], chainfeat["windows"])
+
+    print(f"\n{'engine':<10} {'seconds':>8} {'tx/s':>10}   (unique transactions per second of wall time, start-up included)")
+    for engine, (seconds, _windows) in results.items():
+        print(f"{engine:<10} {seconds:8.1f} {data.transactions / seconds:10,.0f}")
+    rate = data.transactions / chainfeat["seconds"]
+    for peer in peers:
+        print(f"chainfeat / {peer}: {rate / (data.transactions / results[peer][0]):.2f}")
+    print("\nchainfeat stages:")
+    print("\n".join(stage_lines(chainfeat)))
+    java = [sample["java"] for _t, sample in chainfeat["rss"] if "java" in sample]
+    python = [sample.get("python", 0) for _t, sample in chainfeat["rss"]]
+    if java:
+        quarter = [java[min(len(java) - 1, int(len(java) * q))] / 2**20 for q in (0.25, 0.5, 0.75, 1.0)]
+        print(f"\nJVM resident memory: peak {max(java) / 2**20:,.0f} MiB; at 25/50/75/100 % of the run "
+              + " / ".join(f"{value:,.0f}" for value in quarter) + " MiB")
+    if python:
+        print(f"Python processes: peak {max(python) / 2**20:,.0f} MiB")
+    summary = chainfeat["summary"]
+    print(f"chainfeat counted {summary['transactions']:,} sightings, {summary['duplicates']:,} duplicates, "
+          f"{summary['late']} late, {summary['dead_letter']} dead-letter lines")
+
+    reference = results[peers[0]][1] if peers else chainfeat["windows"]
+    equal = {engine: windows == reference for engine, (_s, windows) in results.items()}
+    print(f"\nwindows: {len(reference):,}; equal to {peers[0] if peers else 'itself'}: "
+          + ", ".join(f"{engine} {'yes' if same else 'NO'}" for engine, same in equal.items()))
+    if not args.keep:
+        shutil.rmtree(work, ignore_errors=True)
+    sys.exit(0 if all(equal.values()) else 1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,77 @@
+"""The benchmarks' data: a recording of N unique transactions, polled as the API pages them, and the same
+sightings flattened to one JSON line per transaction (what peers read). Generated once per (N, duplicate
+share, seed) into a cache directory and reused.
+
+Each poll (every 15 s) brings the transactions that arrived since the previous one (Poisson, ~5 tx/s,
+newest first) plus re-polls of the previous poll's transactions, so that ``duplicates`` of all sightings
+are re-polls; transactions are connectors/blockchain/synthetic.py's (every API field, inputs and outputs).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import msgspec
+
+from connectors.blockchain.synthetic import transaction
+
+T0 = 1714521600
+POLL_INTERVAL_S = 15
+RATE_PER_S = 5.0
+CACHE = Path(os.environ.get("CHAINFEAT_BENCH_CACHE", Path.home() / ".cache" / "chainfeat" / "bench"))
+
+
+@dataclass(frozen=True)
+class Workload:
+    recording: Path  # one poll per line: {"polled_at": ..., "txs": [...]}
+    flattened: Path  # one sighting per line: the transaction plus polled_at
+    transactions: int  # unique
+    sightings: int
+    polls: int
+
+    @property
+    def bytes_per_sighting(self) -> float:
+        return self.flattened.stat().st_size / self.sightings
+
+
+def workload(transactions: int, duplicates: float = 0.10, seed: int = 1, cache: Path = CACHE) -> Workload:
+    """The cached workload, generated first if needed (atomically: a partial file is never reused)."""
+    name = f"tx{transactions}-dup{duplicates:g}-seed{seed}"
+    recording, flattened, counts = (cache / f"{name}.recording.jsonl", cache / f"{name}.flat.jsonl",
+                                    cache / f"{name}.counts.json")
+    if not counts.exists():
+        cache.mkdir(parents=True, exist_ok=True)
+        sightings, polls = _generate(transactions, duplicates, seed, recording, flattened)
+        counts.write_bytes(msgspec.json.encode({"sightings": sightings, "polls": polls}))
+    numbers = msgspec.json.decode(counts.read_bytes())
+    return Workload(recording, flattened, transactions, numbers["sightings"], numbers["polls"])
+
+
+def _generate(transactions: int, duplicates: float, seed: int, recording: Path, flattened: Path) -> tuple[int, int]:
+    rng = random.Random(seed)
+    encode = msgspec.json.Encoder().encode
+    polled_at = float(T0)
+    unique = sightings = polls = 0
+    previous: list[dict] = []
+    partial_recording, partial_flattened = recording.with_suffix(".partial"), flattened.with_suffix(".partial")
+    with open(partial_recording, "wb") as rec, open(partial_flattened, "wb") as flat:
+        while unique < transactions:
+            polled_at += POLL_INTERVAL_S
+            count = min(transactions - unique, max(1, int(rng.gauss(RATE_PER_S * POLL_INTERVAL_S, 8))))
+            page = []
+            for offset in sorted((rng.uniform(0, POLL_INTERVAL_S) for _ in range(count)), reverse=True):
+                unique += 1
+                page.append(transaction(rng, unique, int(polled_at - offset)))
+            repolled = rng.sample(previous, k=min(len(previous), round(len(page) * duplicates / (1 - duplicates))))
+            txs = page + repolled
+            rec.write(encode({"polled_at": polled_at, "txs": txs}) + b"\n")
+            flat.write(b"".join(encode({**tx, "polled_at": polled_at}) + b"\n" for tx in txs))
+            sightings += len(txs)
+            polls += 1
+            previous = page
+    os.replace(partial_recording, recording)
+    os.replace(partial_flattened, flattened)
+    return sightings, polls
