@@ -24,7 +24,7 @@ import os
 import threading
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from connectors.blockchain.source import Poll
 from connectors.blockchain.transactions import heartbeat_line
@@ -35,13 +35,14 @@ _STATE_FILE = "_publisher.json"  # underscore: Flink's file source skips it
 _KEEP_PROGRESS_FILES = 3
 
 
-def atomic_write(path: Path, data: bytes, durable: bool = True) -> None:
-    """Write ``data`` to ``path`` so readers see all of it or nothing (hidden temp file, rename).
-    ``durable``: fsync before the rename, so the file also survives a power loss, not only a crash."""
+def atomic_write(path: Path, data: bytes | Iterable[bytes], durable: bool = True) -> None:
+    """Write ``data`` (bytes, or chunks of them) to ``path`` so readers see all of it or nothing (hidden
+    temp file, rename). ``durable``: fsync before the rename, so the file also survives a power loss."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.parent / f".{path.name}.tmp"
     with open(temporary, "wb") as handle:
-        handle.write(data)
+        for chunk in [data] if isinstance(data, bytes) else data:
+            handle.write(chunk)
         if durable:
             handle.flush()
             os.fsync(handle.fileno())
@@ -138,28 +139,6 @@ class ProgressLog:
         return self._highest
 
 
-class DedupStats:
-    """The job's committed per-minute dedup counts (sql/sinks/progress.sql): totals of on-time sightings and
-    unique transactions; their difference is the re-polled transactions it dropped. Committed files never
-    change, so each is read once."""
-
-    def __init__(self, stats_dir: Path) -> None:
-        self.stats_dir = Path(stats_dir)
-        self._read: dict[Path, tuple[int, int]] = {}
-
-    def totals(self) -> tuple[int, int]:
-        for path in committed_files(self.stats_dir):
-            if path not in self._read:
-                rows = _rows(path)
-                self._read[path] = (sum(int(row.get("sightings") or 0) for row in rows),
-                                    sum(int(row.get("unique_transactions") or 0) for row in rows))
-        return sum(s for s, _ in self._read.values()), sum(u for _, u in self._read.values())
-
-    def duplicates(self) -> int:
-        sightings, unique = self.totals()
-        return sightings - unique
-
-
 class FeedPublisher:
     """Publishes the spool to the feed directory in poll order (see the module docstring).
 
@@ -188,6 +167,11 @@ class FeedPublisher:
         """How many publications were made (the number of the newest)."""
         return self._state()["next"] - 1
 
+    def last_poll_time(self) -> float | None:
+        """The poll time of the newest poll published (None before the first publication)."""
+        through = self._state()["through"]
+        return poll_time_of(through) if through else None
+
     def backlog(self) -> list[str]:
         return spool_files(self.spool_dir, after=self._state()["through"])
 
@@ -213,11 +197,20 @@ class FeedPublisher:
             self._save({**state, "pending": pending})
         else:  # redo an interrupted publication: exactly its recorded range
             names = [name for name in spool_files(self.spool_dir, after=pending["from"]) if name <= pending["through"]]
-        content = b"".join((self.spool_dir / name).read_bytes() for name in names)
-        content += heartbeat_line(poll_time_of(pending["through"]), publication=pending["number"]) + b"\n"
+        marker = heartbeat_line(poll_time_of(pending["through"]), publication=pending["number"]) + b"\n"
         target = self.feed_dir / f"feed-{pending['number']:09d}.jsonl"
-        atomic_write(target, content)
+        atomic_write(target, [*((self.spool_dir / name).read_bytes() for name in names), marker])
         self._save({"through": pending["through"], "next": pending["number"] + 1})
+        return target
+
+    def publish_heartbeat(self, at: float) -> Path:
+        """Publish a file holding only a heartbeat at ``at`` (which must be after every poll published):
+        the end of a replay, moving event time past its last transactions so that every window closes."""
+        state = self._state()
+        number = state["next"]
+        target = self.feed_dir / f"feed-{number:09d}.jsonl"
+        atomic_write(target, heartbeat_line(at, publication=number) + b"\n")
+        self._save({**state, "next": number + 1})
         return target
 
     def run(self, stop: threading.Event, interval_s: float = 1.0) -> None:

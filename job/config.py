@@ -85,7 +85,6 @@ class JobConfig:
     dead_letter_uri: str = ""
     late_uri: str = ""
     progress_uri: str = ""
-    dedup_stats_uri: str = ""
     features_dir: Path = FEATURES_DIR
     kinesis_stream_arn: str = ""
     kinesis_init_position: str = "TRIM_HORIZON"
@@ -115,8 +114,7 @@ class JobConfig:
             checkpoint_uri=_uri(job.get("checkpoint.path", "checkpoints"), data_dir),
             dead_letter_uri=_uri(outputs.get("dead.letter.path", "dead_letter"), data_dir),
             late_uri=_uri(outputs.get("late.path", "late"), data_dir),
-            progress_uri=_uri(source.get("progress.path", "progress/publications"), data_dir),
-            dedup_stats_uri=_uri(source.get("dedup.stats.path", "progress/dedup"), data_dir),
+            progress_uri=_uri(source.get("progress.path", "progress"), data_dir),
             features_dir=_path(job.get("features.dir", ""), FEATURES_DIR),
             kinesis_stream_arn=source.get("stream.arn", ""),
             kinesis_init_position=source.get("init.position", "TRIM_HORIZON"),
@@ -153,7 +151,6 @@ class JobConfig:
             "dead_letter_uri": self.dead_letter_uri,
             "late_uri": self.late_uri,
             "progress_uri": self.progress_uri,
-            "dedup_stats_uri": self.dedup_stats_uri,
         }
         params["transaction_lines"] = render(SQL_DIR / "sources" / "transaction_lines.sql", params).rstrip()
         return params

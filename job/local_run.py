@@ -25,7 +25,7 @@ from connectors.blockchain.poller import FanOut, Poller
 from connectors.blockchain.source import ArchiveWriter, LiveSource, ReplaySource
 from connectors.featurestore.client import FeatureStoreClient, FeatureStoreConfig
 from connectors.featurestore.local_server import LocalFeatureStoreServer
-from connectors.spool import DedupStats, FeedPublisher, ProgressLog, SpoolWriter, atomic_write
+from connectors.spool import FeedPublisher, ProgressLog, SpoolWriter, atomic_write
 from job.config import JobConfig, load_property_groups
 from job.data_dir import DataDir
 from job.flink_rest import FlinkRest, FlinkRestError
@@ -179,8 +179,6 @@ class LocalRun:
         self.config = JobConfig.from_properties(load_property_groups(options.properties), self.data.root, **overrides)
         self.feed_dir = local_dir(self.config.feed_uri)
         self.progress = ProgressLog(local_dir(self.config.progress_uri))
-        self.dedup_stats = DedupStats(local_dir(self.config.dedup_stats_uri))
-        self._duplicates_before = self.dedup_stats.duplicates()  # counted by earlier runs on this data dir
         self.publisher = FeedPublisher(self.data.spool, self.feed_dir, committed=self.progress.highest,
                                        request_checkpoint=self._request_checkpoint)
         spool = SpoolWriter(self.data.spool, durable=options.source == "live")
@@ -268,7 +266,7 @@ class LocalRun:
             "transactions": poller["transactions"],
             "gaps": poller["gaps"],
             "poll_errors": poller["errors"],
-            "duplicates": self.dedup_stats.duplicates() - self._duplicates_before,
+            "duplicates": self.monitor.duplicates() if self.monitor else 0,
             "dead_letter": committed_lines(local_dir(self.config.dead_letter_uri)),
             "late": committed_lines(local_dir(self.config.late_uri)),
             "windows_written": self.windows_written(),
@@ -304,16 +302,26 @@ class LocalRun:
         interrupted = interrupted or threading.Event()
         while not self.poller.stats.finished or self.publisher.backlog():
             self._tick(deadline, interrupted, "the replay to be published")
-        while not self.publisher.read_by_job():
-            self._request_checkpoint()
-            self._tick(deadline, interrupted, "the job to read the whole feed")
+        self._wait_for_the_job_to_read(deadline, interrupted)
         self._moments["all_read"] = time.time()
+        # The replay is over: a heartbeat past its last poll by the watermark delay closes every window while
+        # the job still runs, so its counters are final (the drain below would flush them anyway).
+        last_poll = self.publisher.last_poll_time()
+        if last_poll is not None:
+            self.publisher.publish_heartbeat(last_poll + self.config.watermark_delay_s + 1)
+            self._wait_for_the_job_to_read(deadline, interrupted)
         assert self.monitor is not None
+        self.monitor.settled_duplicates()
         self.monitor.restarts()  # read while the job still reports it
         mark_drain(self.data.savepoints)
         self.savepoint = self.monitor.stop_with_savepoint(self.data.savepoints.resolve().as_uri(), drain=True)
         self.monitor.wait_for_end(deadline)
         self._moments["ended"] = time.time()
+
+    def _wait_for_the_job_to_read(self, deadline: float, interrupted: threading.Event) -> None:
+        while not self.publisher.read_by_job():
+            self._request_checkpoint()
+            self._tick(deadline, interrupted, "the job to read the whole feed")
 
     def timeline(self) -> dict[str, float]:
         """Seconds from the start of the run to each step reached: job built (JVM + plan), submitted

@@ -12,6 +12,27 @@ from job.flink_rest import FlinkRest, FlinkRestError
 log = logging.getLogger(__name__)
 
 TERMINAL_STATES = ("FINISHED", "CANCELED", "FAILED", "ENDED")
+# The operator that drops re-polled transactions (sql/dedup.sql): its records in minus out are duplicates.
+DEDUP_OPERATOR = "WindowDeduplicate"
+METRICS_REFRESH_S = 0.5  # metrics.fetcher.update-interval of a local run (job/pipeline.py)
+
+
+class RestartSummedCounter:
+    """A counter read from metrics that restart at 0 when Flink restarts the job: sums every attempt."""
+
+    def __init__(self) -> None:
+        self.finished_attempts = 0.0
+        self.current = 0.0
+
+    def update(self, value: float) -> float:
+        if value < self.current:  # a new attempt started counting from 0
+            self.finished_attempts += self.current
+        self.current = value
+        return self.total
+
+    @property
+    def total(self) -> float:
+        return self.finished_attempts + self.current
 
 
 class JobMonitor:
@@ -23,6 +44,8 @@ class JobMonitor:
         self.checkpoint_every_s = checkpoint_every_s
         self._last_checkpoint_request = 0.0
         self._restarts = 0
+        self._dedup_in = RestartSummedCounter()
+        self._dedup_out = RestartSummedCounter()
 
     def state(self) -> str:
         try:
@@ -35,6 +58,32 @@ class JobMonitor:
             return str(self.job_client.get_job_status().result()).split(".")[-1]
         except Exception:  # noqa: BLE001 - the cluster is gone: the job has ended
             return "ENDED"
+
+    def duplicates(self) -> int:
+        """Re-polled transactions the job dropped: its dedup's records in minus out, over every attempt of
+        the job (the last value read once it has ended). Sightings of the last open seconds count once
+        those close; after a Flink restart, duplicates the restored job reads again count twice."""
+        try:
+            metrics = self.rest.operator_metrics(self.job_id, rf"\.{DEDUP_OPERATOR}\[\d+\]\.numRecords(In|Out)$")
+        except FlinkRestError:
+            metrics = {}
+        if metrics:
+            self._dedup_in.update(sum(v for k, v in metrics.items() if k.endswith("numRecordsIn")))
+            self._dedup_out.update(sum(v for k, v in metrics.items() if k.endswith("numRecordsOut")))
+        return int(self._dedup_in.total - self._dedup_out.total)
+
+    def settled_duplicates(self, timeout_s: float = 10.0) -> int:
+        """duplicates() once two readings a metrics refresh apart agree (the REST API serves metrics it
+        fetches periodically)."""
+        deadline = time.monotonic() + timeout_s
+        previous = self.duplicates()
+        while time.monotonic() < deadline:
+            time.sleep(METRICS_REFRESH_S * 1.5)
+            current = self.duplicates()
+            if current == previous:
+                return current
+            previous = current
+        return previous
 
     def restarts(self) -> int:
         """How often Flink restarted the job after a failure (the last value read once it has ended)."""

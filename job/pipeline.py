@@ -21,10 +21,11 @@ from pyflink.table import StatementSet, StreamTableEnvironment
 from pyflink.table.expressions import col
 
 from connectors.featurestore.client import FeatureStoreConfig
-from connectors.featurestore.flink_sink import feature_store_writer
+from udfs.feature_store_writer import feature_store_writer
 from connectors.featurestore.model import FeatureGroupDefinition, FeatureType
 from job import sql_files
 from job.config import JobConfig
+from job.monitor import METRICS_REFRESH_S
 from udfs.metrics import register_side_output_counters
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,11 @@ def flink_configuration(config: JobConfig, rest_port: int | None = None, local: 
         "table.exec.source.idle-timeout": config.idle_timeout,
     }
     operational = {
+        # Measured (bench/end_to_end.py): without object reuse Flink copies each row for every branch of the
+        # plan (dead letter, late, on time, progress); with digest reuse every feature group and output shares
+        # one parse and one dedup instead of each planning its own. Managed Flink: see issue 12's list.
+        "pipeline.object-reuse": "true",
+        "table.optimizer.reuse-optimize-block-with-digest-enabled": "true",
         "execution.checkpointing.interval": config.checkpoint_interval,
         "execution.checkpointing.dir": config.checkpoint_uri,
         "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
@@ -71,7 +77,8 @@ def flink_configuration(config: JobConfig, rest_port: int | None = None, local: 
         # loopback only; port 0 picks a free one.
         settings.setdefault("python.executable", sys.executable)
         settings.setdefault("python.client.executable", sys.executable)
-        settings.update({"rest.port": str(rest_port or 0), "rest.bind-address": "127.0.0.1", "rest.address": "127.0.0.1"})
+        settings.update({"rest.port": str(rest_port or 0), "rest.bind-address": "127.0.0.1", "rest.address": "127.0.0.1",
+                         "metrics.fetcher.update-interval": str(round(METRICS_REFRESH_S * 1000))})
     if config.restore_from:
         settings["execution.savepoint.path"] = config.restore_from
     for key, value in settings.items():

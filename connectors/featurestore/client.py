@@ -39,7 +39,7 @@ class FeatureStoreConfig:
 
     endpoint_url: str | None = None
     region: str = "us-east-1"
-    batch_size: int = 100
+    batch_size: int = 25  # BatchWriteRecord takes at most 25 entries
     max_attempts: int = 10
     base_delay_s: float = 0.05
     max_delay_s: float = 5.0

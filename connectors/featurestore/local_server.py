@@ -84,6 +84,9 @@ class Fault:
     code: str = "ServiceUnavailable"
 
 
+MAX_BATCH_WRITE_ENTRIES = 25  # as Amazon SageMaker Feature Store
+
+
 class FaultInjector:
     """Fails the next N runtime requests in a chosen way; thread-safe."""
 
@@ -307,6 +310,9 @@ class FeatureStoreApp:
 
     def _batch_write(self, body: dict[str, Any], unprocessed: bool) -> dict[str, Any]:
         entries = _required(body, "Entries")
+        if not 1 <= len(entries) <= MAX_BATCH_WRITE_ENTRIES:
+            raise ValidationError(f"1 validation error detected: Value at 'entries' failed to satisfy constraint: "
+                                  f"Member must have length between 1 and {MAX_BATCH_WRITE_ENTRIES}")
         # An "unprocessed" fault leaves the second half of the batch unwritten, as a throttled service does.
         keep = (len(entries) + 1) // 2 if unprocessed else len(entries)
         errors = []

@@ -42,7 +42,7 @@ def test_zip_layout_and_run_options_match_what_managed_flink_needs(app_zip) -> N
     assert summary["jarfile"] == "lib/connector.jar" and "lib/connector.jar" in names
     for folder in summary["pyFiles"].split(","):
         assert folder.endswith("/") and any(name.startswith(folder) for name in names)
-    for required in ("job/entrypoint.py", "job/application_properties.json", "connectors/featurestore/flink_sink.py",
+    for required in ("job/entrypoint.py", "job/application_properties.json", "udfs/feature_store_writer.py",
                      "sql/features/tx_minute_features.sql", "sql/sources/kinesis.sql",
                      "site-packages/boto3/__init__.py", "site-packages/botocore/data/endpoints.json",
                      "site-packages/urllib3/__init__.py", "site-packages/six.py"):

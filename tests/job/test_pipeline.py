@@ -82,9 +82,7 @@ def test_duplicates_out_of_order_late_and_malformed(server, data_dir) -> None:
     late = sink_rows(data_dir / "late")
     assert sorted(row["hash"] for row in late) == sorted(expected.late)
     assert late[0]["fee"] == 20 and late[0]["input_count"] == 1 and late[0]["output_count"] == 2  # typed, whole
-    assert sink_rows(data_dir / "progress" / "publications") == [{"publication": 1, "polled_at": T0 + 260}]
-    stats = sink_rows(data_dir / "progress" / "dedup")
-    assert sum(row["sightings"] - row["unique_transactions"] for row in stats) == expected.duplicates
+    assert sink_rows(data_dir / "progress") == [{"publication": 1, "polled_at": T0 + 260}]
 
     # The reference agrees with what the scenario was built to show (so neither can be trivially wrong):
     assert expected.late == ["G"]

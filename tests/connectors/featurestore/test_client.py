@@ -74,7 +74,7 @@ def fault_state(url: str) -> dict:
 
 @pytest.fixture
 def client(server) -> FeatureStoreClient:
-    client = FeatureStoreClient(FeatureStoreConfig(endpoint_url=server.url, batch_size=40, max_delay_s=0.05))
+    client = FeatureStoreClient(FeatureStoreConfig(endpoint_url=server.url, batch_size=20, max_delay_s=0.05))
     assert client.ensure_feature_group(DEFINITION) is True
     return client
 
