@@ -31,7 +31,6 @@ from connectors.featurestore.local_server import (
 )
 from connectors.featurestore.offline_query import OfflineQueryError, run_query
 from connectors.kinesis.producer import KinesisConfig, KinesisWriteError, KinesisWriter
-from connectors.spool import SpoolWriter
 from job.config import ConfigError, load_property_groups
 from job.flink_rest import FlinkRestError
 from job.data_dir import DataDir
@@ -319,7 +318,7 @@ def poll(
         writer = KinesisWriter(KinesisConfig(stream, region=region, endpoint_url=kinesis_endpoint_url))
         where = f"Kinesis stream {stream} ({region})"
     elif sink == "spool":
-        writer = SpoolWriter(DataDir(data_dir).spool, durable=source == "live")
+        writer = None  # the data dir's spool
         where = str(DataDir(data_dir).spool)
     else:
         raise fail(f"--sink must be spool or kinesis, not {sink!r}", EXIT_USAGE)

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from connectors.blockchain.poller import FanOut, Poller
-from connectors.blockchain.source import ArchiveWriter, LiveSource, ReplaySource
+from connectors.blockchain.source import ArchiveWriter, LiveSource, Poll, ReplaySource
 from connectors.featurestore.client import FeatureStoreClient, FeatureStoreConfig
 from connectors.featurestore.local_server import LocalFeatureStoreServer
 from connectors.spool import FeedPublisher, ProgressLog, SpoolWriter, atomic_write
@@ -130,21 +130,35 @@ class ReplayState:
         return int(state["next_poll"]), state.get("origin")
 
     def save(self, source: ReplaySource, force: bool = False) -> None:
+        """Record that every poll before ``source.index`` is out (at most every ``every_s``)."""
         now = time.monotonic()
         if not force and now - self._saved_at < self.every_s:
             return
         self._saved_at = now
-        state = {"recording": self.recording, "next_poll": source.index, "origin": source.origin}
+        self._write(source.index, source.origin)
+
+    def save_after(self, poll: Poll, origin: float | None) -> None:
+        """Record that every poll up to this one (a replayed poll: its key is its place) is on disk."""
+        self._write(int(poll.key.removeprefix("r")) + 1, origin)
+
+    def _write(self, next_poll: int, origin: float | None) -> None:
+        state = {"recording": self.recording, "next_poll": next_poll, "origin": origin}
         # A crash, not a power loss, is what a replay must survive: the recording can be replayed again.
         atomic_write(self.path, json.dumps(state).encode(), durable=False)
 
 
-def make_poller(data: DataDir, source: str, recording: Path, speed: float, writer: Any,
+SPOOL_BATCH_BYTES = 8 * 1024 * 1024  # a replay at speed 0 writes spool files of about this size
+
+
+def make_poller(data: DataDir, source: str, recording: Path, speed: float, writer: Any = None,
                 stop: threading.Event | None = None, interval_s: float = 15.0) -> Poller:
     """The poller of `chainfeat run` and `chainfeat poll`: a live source (every poll also appended to the
-    data dir's raw archive), or a replay that resumes where the data dir's last replay stopped."""
+    data dir's raw archive), or a replay that resumes where the data dir's last replay stopped. ``writer``:
+    where polls go; None is the data dir's spool (durable for live polls, in large files for a replay at
+    speed 0)."""
     if source == "live":
-        return Poller(LiveSource(), FanOut(writer, ArchiveWriter(data.archive)), interval_s, min(interval_s, 5.0))
+        spool = writer or SpoolWriter(data.spool, durable=True)
+        return Poller(LiveSource(), FanOut(spool, ArchiveWriter(data.archive)), interval_s, min(interval_s, 5.0))
     if source != "replay":
         raise RunError(f"--source must be replay or live, not {source!r}")
     if not recording.exists():
@@ -153,8 +167,12 @@ def make_poller(data: DataDir, source: str, recording: Path, speed: float, write
     start, origin = state.load()
     replay = ReplaySource(recording, speed, start_index=start, origin=origin,
                           sleep=stop.wait if stop is not None else time.sleep)
-    return Poller(replay, writer, on_poll=lambda _poll: state.save(replay),
-                  on_finish=lambda: state.save(replay, force=True))
+    if writer is not None:  # e.g. Kinesis: a poll is out once written
+        return Poller(replay, writer, on_poll=lambda _poll: state.save(replay),
+                      on_finish=lambda: state.save(replay, force=True))
+    spool = SpoolWriter(data.spool, durable=False, batch_bytes=SPOOL_BATCH_BYTES if speed == 0 else 0,
+                        on_flush=lambda last: state.save_after(last, replay.origin))
+    return Poller(replay, spool)
 
 
 class LocalRun:
@@ -181,8 +199,7 @@ class LocalRun:
         self.progress = ProgressLog(local_dir(self.config.progress_uri))
         self.publisher = FeedPublisher(self.data.spool, self.feed_dir, committed=self.progress.highest,
                                        request_checkpoint=self._request_checkpoint)
-        spool = SpoolWriter(self.data.spool, durable=options.source == "live")
-        self.poller = make_poller(self.data, options.source, options.recording, options.speed, spool, self.stop_event)
+        self.poller = make_poller(self.data, options.source, options.recording, options.speed, stop=self.stop_event)
 
     # ---- wiring ------------------------------------------------------------------------------------
 

@@ -36,6 +36,12 @@ class FanOut:
         for writer in self.writers:
             writer.write(poll)
 
+    def flush(self) -> None:
+        for writer in self.writers:
+            flush = getattr(writer, "flush", None)
+            if flush is not None:
+                flush()
+
 
 @dataclass
 class PollerStats:
@@ -134,6 +140,9 @@ class Poller:
             with self.stats.lock:
                 self.stats.fatal_error = str(error)
         finally:
+            flush = getattr(self.writer, "flush", None)
+            if flush is not None:  # a writer that gathers polls writes what it holds
+                flush()
             if self._on_finish:
                 self._on_finish()
             with self.stats.lock:

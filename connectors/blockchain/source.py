@@ -19,7 +19,14 @@ import msgspec
 import urllib3
 from urllib3.util import Retry, Timeout
 
-from connectors.blockchain.transactions import PollLines, decode_json, encode_json, rejected_line, split_poll
+from connectors.blockchain.transactions import (
+    PollLines,
+    decode_json,
+    encode_json,
+    rejected_line,
+    split_poll,
+    split_recorded_poll,
+)
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +73,7 @@ class Poll:
         """The poll as stream lines (computed once)."""
         if self._lines is None:
             if self.problem:
-                self._lines = PollLines(self.polled_at, rejected=1)
-                self._lines.add(rejected_line(self.page, self.problem))
+                self._lines = PollLines(self.polled_at, rejected_line(self.page, self.problem) + b"\n", [None], rejected=1)
             else:
                 self._lines = split_poll(self.page, self.polled_at)
         return self._lines
@@ -203,6 +209,11 @@ def read_recording(path: Path) -> Iterator[Poll]:
 
 def _recorded_poll(line: bytes, previous: float, path: Path, number: int) -> tuple[Poll, float]:
     page = line.rstrip(b"\r\n")
+    lines = split_recorded_poll(page)
+    if lines is not None:  # the usual case: decoded and split at once
+        poll = Poll(lines.polled_at, page=page)
+        poll._lines = lines
+        return poll, lines.polled_at
     try:
         polled_at = _STAMP.decode(page).polled_at
     except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):

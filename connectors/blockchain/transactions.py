@@ -51,7 +51,10 @@ class _Counted(msgspec.Struct):
     """An input or output: only counted, never decoded."""
 
 
-class _Transaction(msgspec.Struct):
+class _Transaction(msgspec.Struct, omit_defaults=True):
+    """A transaction as decoded from a page and, once its lists are replaced by their lengths and the poll
+    time added (_to_line), as encoded into its line: one object, no copy."""
+
     hash: str | None | Unset = UNSET
     ver: Int32 | None | Unset = UNSET
     vin_sz: Int32 | None | Unset = UNSET
@@ -69,31 +72,20 @@ class _Transaction(msgspec.Struct):
     rbf: bool | None | Unset = UNSET
     inputs: list[_Counted] | Unset = UNSET
     out: list[_Counted] | Unset = UNSET
+    input_count: int | Unset = UNSET
+    output_count: int | Unset = UNSET
+    polled_at: float | Unset = UNSET
 
 
 class _Page(msgspec.Struct):
     txs: list[_Transaction]
 
 
-class TransactionLine(msgspec.Struct, omit_defaults=True):
-    hash: str | None | Unset = UNSET
-    ver: int | None | Unset = UNSET
-    vin_sz: int | None | Unset = UNSET
-    vout_sz: int | None | Unset = UNSET
-    size: int | None | Unset = UNSET
-    weight: int | None | Unset = UNSET
-    fee: int | None | Unset = UNSET
-    relayed_by: str | None | Unset = UNSET
-    lock_time: int | None | Unset = UNSET
-    tx_index: int | None | Unset = UNSET
-    double_spend: bool | None | Unset = UNSET
-    time: int | None | Unset = UNSET
-    block_index: int | None | Unset = UNSET
-    block_height: int | None | Unset = UNSET
-    rbf: bool | None | Unset = UNSET
-    input_count: int | Unset = UNSET
-    output_count: int | Unset = UNSET
-    polled_at: float | Unset = UNSET
+class _RecordedPage(msgspec.Struct):
+    """A recording line: a page with the moment it was polled."""
+
+    polled_at: float
+    txs: list[_Transaction]
 
 
 class RejectedLine(msgspec.Struct, omit_defaults=True):
@@ -110,87 +102,119 @@ class HeartbeatLine(msgspec.Struct, omit_defaults=True):
 
 
 _PAGE = msgspec.json.Decoder(_Page)
+_RECORDED_PAGE = msgspec.json.Decoder(_RecordedPage)
 _ANY = msgspec.json.Decoder()
 _ENCODER = msgspec.json.Encoder()
 
 
 @dataclass
 class PollLines:
-    """A poll as stream lines. ``keys`` gives, line by line, the transaction's raw ``hash`` value (None for
-    other lines); ``hashes`` holds them as a set, for gap detection (raw bytes: hashable whatever their
-    JSON type)."""
+    """A poll as stream lines: ``text`` holds them all, each ending in a newline; ``keys`` gives, line by
+    line, the transaction's hash (None for other lines); ``hashes`` holds them as a set, for gap detection."""
 
     polled_at: float
-    lines: list[bytes] = field(default_factory=list)
-    keys: list[bytes | None] = field(default_factory=list)
+    text: bytes = b""
+    keys: list[str | None] = field(default_factory=list)
     transactions: int = 0
     rejected: int = 0
 
     @property
-    def hashes(self) -> set[bytes]:
+    def lines(self) -> list[bytes]:
+        return self.text.splitlines()
+
+    @property
+    def hashes(self) -> set[str]:
         return {key for key in self.keys if key is not None}
 
-    def add(self, line: bytes, key: bytes | None = None) -> None:
-        self.lines.append(line)
-        self.keys.append(key)
 
-    def text(self) -> bytes:
-        """The lines as one block, each ending in a newline."""
-        return b"".join(line + b"\n" for line in self.lines)
+class _LineCollector:
+    """Builds a PollLines line by line (the slow path)."""
+
+    def __init__(self, polled_at: float) -> None:
+        self.result = PollLines(polled_at)
+        self._lines: list[bytes] = []
+
+    def add(self, line: bytes, key: str | None = None) -> None:
+        self._lines.append(line + b"\n")
+        self.result.keys.append(key)
+
+    def done(self) -> PollLines:
+        self.add(heartbeat_line(self.result.polled_at))
+        self.result.text = b"".join(self._lines)
+        return self.result
 
 
 def split_poll(page: bytes, polled_at: float) -> PollLines:
     """The stream lines of one poll: its page's raw JSON (``{"txs": [...], ...}``) taken at ``polled_at``."""
     polled_at = float(polled_at)
-    result = PollLines(polled_at=polled_at)
     try:
         transactions = _PAGE.decode(page).txs
     except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
-        _split_tolerantly(page, result)
-    else:
-        for tx in transactions:
-            result.add(_ENCODER.encode(_line(tx, polled_at)), None if tx.hash is UNSET else _ENCODER.encode(tx.hash))
-        result.transactions = len(transactions)
-    result.add(heartbeat_line(polled_at))
-    return result
+        collector = _LineCollector(polled_at)
+        _split_tolerantly(page, collector)
+        return collector.done()
+    return _split_decoded(transactions, polled_at)
 
 
-def _line(tx: _Transaction, polled_at: float) -> TransactionLine:
-    return TransactionLine(
-        tx.hash, tx.ver, tx.vin_sz, tx.vout_sz, tx.size, tx.weight, tx.fee, tx.relayed_by, tx.lock_time,
-        tx.tx_index, tx.double_spend, tx.time, tx.block_index, tx.block_height, tx.rbf,
-        UNSET if tx.inputs is UNSET else len(tx.inputs),
-        UNSET if tx.out is UNSET else len(tx.out),
-        polled_at,
+def split_recorded_poll(line: bytes) -> PollLines | None:
+    """A recording line (a page with ``polled_at``) split in one decode; None when it is not of the expected
+    shape (read_recording then judges it the slow way)."""
+    try:
+        recorded = _RECORDED_PAGE.decode(line)
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+        return None
+    return _split_decoded(recorded.txs, float(recorded.polled_at))
+
+
+def _split_decoded(transactions: list[_Transaction], polled_at: float) -> PollLines:
+    for tx in transactions:
+        _to_line(tx, polled_at)
+    return PollLines(
+        polled_at=polled_at,
+        text=_ENCODER.encode_lines(transactions) + heartbeat_line(polled_at) + b"\n",
+        keys=[None if tx.hash is UNSET else tx.hash for tx in transactions] + [None],
+        transactions=len(transactions),
     )
 
 
-def _split_tolerantly(page: bytes, result: PollLines) -> None:
+def _to_line(tx: _Transaction, polled_at: float) -> None:
+    if tx.inputs is UNSET:
+        tx.input_count = UNSET
+    else:
+        tx.input_count, tx.inputs = len(tx.inputs), UNSET
+    if tx.out is UNSET:
+        tx.output_count = UNSET
+    else:
+        tx.output_count, tx.out = len(tx.out), UNSET
+    tx.polled_at = polled_at
+
+
+def _split_tolerantly(page: bytes, result: _LineCollector) -> None:
     """The slow path: a page that is not the expected shape, judged entry by entry."""
     try:
         decoded = _ANY.decode(page)
     except (msgspec.DecodeError, RecursionError):
-        result.add(rejected_line(page, "poll is not valid JSON", result.polled_at))
-        result.rejected += 1
+        result.add(rejected_line(page, "poll is not valid JSON", result.result.polled_at))
+        result.result.rejected += 1
         return
     txs = decoded.get("txs") if isinstance(decoded, dict) else None
     if not isinstance(txs, list):
-        result.add(rejected_line(page, "poll is not a JSON object with a txs list", result.polled_at))
-        result.rejected += 1
+        result.add(rejected_line(page, "poll is not a JSON object with a txs list", result.result.polled_at))
+        result.result.rejected += 1
         return
     for tx in txs:
-        result.transactions += 1
+        result.result.transactions += 1
         problem = type_problem(tx)
         if problem:
-            result.add(rejected_line(_ENCODER.encode(tx), problem, result.polled_at))
-            result.rejected += 1
+            result.add(rejected_line(_ENCODER.encode(tx), problem, result.result.polled_at))
+            result.result.rejected += 1
             continue
         line: dict[str, Any] = {name: tx[name] for name in TRANSACTION_FIELDS if name in tx}
         for name, count in COUNTED_LISTS.items():
             if name in tx:
                 line[count] = len(tx[name])
-        line["polled_at"] = result.polled_at
-        result.add(_ENCODER.encode(line), _ENCODER.encode(tx["hash"]) if "hash" in tx else None)
+        line["polled_at"] = result.result.polled_at
+        result.add(_ENCODER.encode(line), tx.get("hash"))
 
 
 _TYPE_NAMES = {str: "a string", bool: "a boolean", Int32: "an integer", Int64: "an integer"}
@@ -225,15 +249,10 @@ def rejected_line(raw: bytes, reason: str, polled_at: float | None = None) -> by
     return _ENCODER.encode(RejectedLine(text, reason, UNSET if polled_at is None else polled_at))
 
 
-def partition_key(key: bytes | None) -> str:
-    """A Kinesis partition key for a line: its transaction's hash (the text of a JSON string), else
-    "heartbeat" (also for heartbeats and rejected lines)."""
-    if not key:
-        return "heartbeat"
-    text = key.decode("utf-8", errors="replace")
-    if len(text) >= 2 and text[0] == text[-1] == '"':
-        text = text[1:-1]
-    return text[:256] or "heartbeat"
+def partition_key(key: str | None) -> str:
+    """A Kinesis partition key for a line: its transaction's hash, else "heartbeat" (also for heartbeats
+    and rejected lines)."""
+    return key[:256] if key else "heartbeat"
 
 
 def heartbeat_line(polled_at: float, publication: int | None = None) -> bytes:

@@ -55,8 +55,8 @@ class KinesisConfig:
         return boto3.client("kinesis", **kwargs)
 
 
-def record_for(line: bytes, key: bytes | None = None) -> dict[str, Any]:
-    """A Kinesis record for a stream line (``key``: its transaction's raw hash). A line over 1 MiB — only a
+def record_for(line: bytes, key: str | None = None) -> dict[str, Any]:
+    """A Kinesis record for a stream line (``key``: its transaction's hash). A line over 1 MiB — only a
     transaction with absurd field values can be — is sent as a rejected line, so the job dead-letters it."""
     partition = partition_key(key)
     if len(line) + len(partition.encode()) > MAX_BYTES_PER_RECORD:

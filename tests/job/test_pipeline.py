@@ -126,7 +126,7 @@ def test_windows_close_during_an_idle_pause(server, data_dir) -> None:
     feed = data_dir / "feed"
 
     def write(number: int, polls: list[Poll]) -> None:
-        atomic_write(feed / f"feed-{number:09d}.jsonl", b"".join(poll.lines.text() for poll in polls))
+        atomic_write(feed / f"feed-{number:09d}.jsonl", b"".join(poll.lines.text for poll in polls))
 
     job = pipeline.execute_async("idle-pause")
     try:

@@ -152,7 +152,7 @@ def test_batches_respect_kinesis_limits() -> None:
 def test_inputs_and_outputs_are_counted_not_sent() -> None:
     tx = {"hash": "h" * 64, "time": T0, "fee": 5, "inputs": [{"script": "ab" * 600_000}], "out": []}
     (line, heartbeat) = Poll(T0 + 1, [tx]).lines.lines
-    record = record_for(line, b'"' + b"h" * 64 + b'"')
+    record = record_for(line, "h" * 64)
     assert json.loads(record["Data"]) == {"hash": "h" * 64, "time": T0, "fee": 5, "input_count": 1,
                                           "output_count": 0, "polled_at": T0 + 1}
     assert record["PartitionKey"] == "h" * 64 and record_for(heartbeat)["PartitionKey"] == "heartbeat"
@@ -160,7 +160,7 @@ def test_inputs_and_outputs_are_counted_not_sent() -> None:
 
 def test_a_line_over_one_mebibyte_is_sent_as_rejected() -> None:
     (line, _heartbeat) = Poll(T0, [{"hash": "h" * 64, "time": T0, "fee": 5, "relayed_by": "x" * 2_000_000}]).lines.lines
-    record = record_for(line, b'"' + b"h" * 64 + b'"')
+    record = record_for(line, "h" * 64)
     rejected = json.loads(record["Data"])
     assert len(record["Data"]) < 1024 * 1024 and rejected["rejection"].startswith("transaction line over 1 MiB")
 
