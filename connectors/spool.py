@@ -117,8 +117,16 @@ def spool_files(spool_dir: Path, after: str = "") -> list[str]:
 
 
 def poll_time_of(spool_name: str) -> float:
-    """Poll time (unix seconds) from a spool file name ``.../poll-<ms>-<id>.jsonl``."""
+    """Poll time (unix seconds) of the first poll in a spool file, from its name ``.../poll-<ms>-<id>.jsonl``."""
     return int(Path(spool_name).name.split("-")[1]) / 1000
+
+
+def last_poll_time(spool_file: Path) -> float:
+    """Poll time of the last poll in a spool file: its last line is that poll's heartbeat."""
+    with open(spool_file, "rb") as handle:
+        handle.seek(max(0, spool_file.stat().st_size - 4096))
+        last = handle.read().splitlines()[-1]
+    return float(json.loads(last)["polled_at"])
 
 
 def committed_files(directory: Path) -> list[Path]:
@@ -192,7 +200,7 @@ class FeedPublisher:
     def last_poll_time(self) -> float | None:
         """The poll time of the newest poll published (None before the first publication)."""
         through = self._state()["through"]
-        return poll_time_of(through) if through else None
+        return last_poll_time(self.spool_dir / through) if through else None
 
     def backlog(self) -> list[str]:
         return spool_files(self.spool_dir, after=self._state()["through"])
@@ -219,7 +227,7 @@ class FeedPublisher:
             self._save({**state, "pending": pending})
         else:  # redo an interrupted publication: exactly its recorded range
             names = [name for name in spool_files(self.spool_dir, after=pending["from"]) if name <= pending["through"]]
-        marker = heartbeat_line(poll_time_of(pending["through"]), publication=pending["number"]) + b"\n"
+        marker = heartbeat_line(last_poll_time(self.spool_dir / pending["through"]), publication=pending["number"]) + b"\n"
         target = self.feed_dir / f"feed-{pending['number']:09d}.jsonl"
         atomic_write(target, [*((self.spool_dir / name).read_bytes() for name in names), marker])
         self._save({"through": pending["through"], "next": pending["number"] + 1})

@@ -23,6 +23,7 @@ from connectors.blockchain.transactions import (
     PollLines,
     decode_json,
     encode_json,
+    heartbeat_line,
     rejected_line,
     split_poll,
     split_recorded_poll,
@@ -72,8 +73,9 @@ class Poll:
     def lines(self) -> PollLines:
         """The poll as stream lines (computed once)."""
         if self._lines is None:
-            if self.problem:
-                self._lines = PollLines(self.polled_at, rejected_line(self.page, self.problem) + b"\n", [None], rejected=1)
+            if self.problem:  # one rejected line, then the heartbeat every poll's lines end with
+                text = rejected_line(self.page, self.problem) + b"\n" + heartbeat_line(self.polled_at) + b"\n"
+                self._lines = PollLines(self.polled_at, text, [None, None], rejected=1)
             else:
                 self._lines = split_poll(self.page, self.polled_at)
         return self._lines
