@@ -35,6 +35,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev,infra]'
+	$(BIN)/chainfeat prepare || echo "chainfeat prepare failed: local runs work, they just start slower"
 	touch $@
 
 clean:

@@ -217,10 +217,11 @@ def main() -> None:
     peers = [peer for peer in args.peers.split(",") if peer and peer != "none"]
 
     started = time.perf_counter()
-    data = workload(args.transactions, args.duplicates, cache=args.cache)
+    data = workload(args.transactions, args.duplicates, cache=args.cache, flattened=bool(peers))
     print(f"workload: {data.transactions:,} transactions, {data.sightings:,} sightings "
           f"({data.sightings - data.transactions:,} re-polls) in {data.polls:,} polls, "
-          f"{data.bytes_per_sighting:.0f} bytes per sighting ({time.perf_counter() - started:.0f} s to load/generate)")
+          f"{data.recording.stat().st_size / data.sightings:.0f} bytes of recording per sighting "
+          f"({time.perf_counter() - started:.0f} s to load/generate)")
     work = args.keep or Path(tempfile.mkdtemp(prefix="chainfeat-e2e-"))
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)

@@ -27,36 +27,39 @@ CACHE = Path(os.environ.get("CHAINFEAT_BENCH_CACHE", Path.home() / ".cache" / "c
 @dataclass(frozen=True)
 class Workload:
     recording: Path  # one poll per line: {"polled_at": ..., "txs": [...]}
-    flattened: Path  # one sighting per line: the transaction plus polled_at
+    flattened: Path | None  # one sighting per line: the transaction plus polled_at (for peers)
     transactions: int  # unique
     sightings: int
     polls: int
 
     @property
-    def bytes_per_sighting(self) -> float:
-        return self.flattened.stat().st_size / self.sightings
+    def bytes_per_poll(self) -> float:
+        return self.recording.stat().st_size / self.polls
 
 
-def workload(transactions: int, duplicates: float = 0.10, seed: int = 1, cache: Path = CACHE) -> Workload:
-    """The cached workload, generated first if needed (atomically: a partial file is never reused)."""
+def workload(transactions: int, duplicates: float = 0.10, seed: int = 1, cache: Path = CACHE,
+             flattened: bool = True) -> Workload:
+    """The cached workload, generated first if needed (atomically: a partial file is never reused);
+    ``flattened=False`` when no peer runs (it saves the second copy)."""
     name = f"tx{transactions}-dup{duplicates:g}-seed{seed}"
-    recording, flattened, counts = (cache / f"{name}.recording.jsonl", cache / f"{name}.flat.jsonl",
-                                    cache / f"{name}.counts.json")
-    if not counts.exists():
+    recording, flat, counts = (cache / f"{name}.recording.jsonl", cache / f"{name}.flat.jsonl",
+                               cache / f"{name}.counts.json")
+    if not counts.exists() or (flattened and not flat.exists()):
         cache.mkdir(parents=True, exist_ok=True)
-        sightings, polls = _generate(transactions, duplicates, seed, recording, flattened)
+        sightings, polls = _generate(transactions, duplicates, seed, recording, flat if flattened else None)
         counts.write_bytes(msgspec.json.encode({"sightings": sightings, "polls": polls}))
     numbers = msgspec.json.decode(counts.read_bytes())
-    return Workload(recording, flattened, transactions, numbers["sightings"], numbers["polls"])
+    return Workload(recording, flat if flat.exists() else None, transactions, numbers["sightings"], numbers["polls"])
 
 
-def _generate(transactions: int, duplicates: float, seed: int, recording: Path, flattened: Path) -> tuple[int, int]:
+def _generate(transactions: int, duplicates: float, seed: int, recording: Path, flattened: Path | None) -> tuple[int, int]:
     rng = random.Random(seed)
     encode = msgspec.json.Encoder().encode
     polled_at = float(T0)
     unique = sightings = polls = 0
     previous: list[dict] = []
-    partial_recording, partial_flattened = recording.with_suffix(".partial"), flattened.with_suffix(".partial")
+    partial_recording = recording.with_suffix(".partial")
+    partial_flattened = flattened.with_suffix(".partial") if flattened else Path(os.devnull)
     with open(partial_recording, "wb") as rec, open(partial_flattened, "wb") as flat:
         while unique < transactions:
             polled_at += POLL_INTERVAL_S
@@ -68,10 +71,12 @@ def _generate(transactions: int, duplicates: float, seed: int, recording: Path, 
             repolled = rng.sample(previous, k=min(len(previous), round(len(page) * duplicates / (1 - duplicates))))
             txs = page + repolled
             rec.write(encode({"polled_at": polled_at, "txs": txs}) + b"\n")
-            flat.write(b"".join(encode({**tx, "polled_at": polled_at}) + b"\n" for tx in txs))
+            if flattened:
+                flat.write(b"".join(encode({**tx, "polled_at": polled_at}) + b"\n" for tx in txs))
             sightings += len(txs)
             polls += 1
             previous = page
     os.replace(partial_recording, recording)
-    os.replace(partial_flattened, flattened)
+    if flattened:
+        os.replace(partial_flattened, flattened)
     return sightings, polls

@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import threading
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -167,6 +168,22 @@ class ProgressLog:
         for path in committed[:-_KEEP_PROGRESS_FILES]:
             path.unlink(missing_ok=True)
         return self._highest
+
+    def awaiting_checkpoint(self, min_age_s: float = 1.0) -> bool:
+        """Whether the job wrote progress that only a checkpoint can commit: a hidden part file, old
+        enough (``min_age_s``) for the sink to have rolled it. Asking for checkpoints only then keeps them
+        off the job's back while it reads."""
+        if not self.progress_dir.is_dir():
+            return False
+        now = time.time()
+        for path in self.progress_dir.glob(".part-*"):
+            try:
+                stat = path.stat()
+            except FileNotFoundError:
+                continue
+            if stat.st_size and now - stat.st_mtime >= min_age_s:
+                return True
+        return False
 
 
 class FeedPublisher:

@@ -271,6 +271,50 @@ def _print_run_summary(summary: dict, fmt: OutputFormat) -> None:
 
 
 @app.command()
+def prepare(force: bool = typer.Option(False, "--force", help="Build the archive again even if it exists.")) -> None:
+    """Make local runs start faster: build the JVM's class archive (once per Java and PyFlink install, ~1 min).
+
+    It runs the bundled replay once, with the JVM writing the classes it loaded into an archive that every
+    later local JVM maps (start-up ~7 s shorter). `make setup` runs it.
+
+    Example: chainfeat prepare
+    """
+    import os
+    import subprocess
+    import tempfile
+    import time
+
+    from job.jvm import archive_creation_args, archive_path, jvms_writing
+    from job.local_run import free_port
+
+    path = archive_path()
+    if path.exists() and not force:
+        typer.echo(f"the JVM class archive is ready: {path}", err=True)
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".partial")
+    partial.unlink(missing_ok=True)
+    typer.echo(f"building the JVM class archive {path} (a short replay, then the JVM writes it; ~1 min)...", err=True)
+    with tempfile.TemporaryDirectory(prefix="chainfeat-prepare-") as scratch:
+        env = {**os.environ, "JVM_ARGS": archive_creation_args(partial)}
+        warm_up = subprocess.run(
+            [sys.executable, "-m", "job.cli", "run", "--data-dir", scratch, "--speed", "0", "--exit-when-done",
+             "--dashboard-port", str(free_port()), "--featurestore-port", "0", "--format", "json"],
+            env=env, capture_output=True, text=True,
+        )
+        if warm_up.returncode != 0:
+            raise fail(f"the warm-up run failed, so no archive was built (runs work without it): "
+                       f"{warm_up.stderr.strip().splitlines()[-1] if warm_up.stderr.strip() else warm_up.returncode}")
+        deadline = time.monotonic() + 300
+        while jvms_writing(partial) and time.monotonic() < deadline:
+            time.sleep(0.5)
+    if jvms_writing(partial) or not partial.exists():
+        raise fail("the JVM did not write its class archive; runs work without it (try `chainfeat prepare --force`)")
+    os.replace(partial, path)
+    typer.echo(f"the JVM class archive is ready: {path} ({path.stat().st_size / 2**20:.0f} MiB)", err=True)
+
+
+@app.command()
 def record(
     output: Path = typer.Option(..., "--output", "-o", help="Recording file to append to (.jsonl or .jsonl.gz)."),
     polls: int = typer.Option(0, min=0, help="Stop after this many polls (0: until Ctrl-C)."),

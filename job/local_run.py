@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
 import threading
 import time
 from dataclasses import dataclass, replace
@@ -58,6 +59,13 @@ class RunOptions:
     featurestore_port: int = 0
     properties: Path | None = None
     features: Path | None = None  # a directory of feature files instead of sql/features/
+
+
+def free_port() -> int:
+    """A free TCP port on the loopback interface."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def local_dir(uri: str) -> Path:
@@ -263,7 +271,8 @@ class LocalRun:
         self._threads.append(thread)
 
     def _request_checkpoint(self) -> None:
-        if self.monitor is not None:
+        """Ask for a checkpoint when the job has read a feed file and its progress waits for one."""
+        if self.monitor is not None and self.progress.awaiting_checkpoint():
             self.monitor.request_checkpoint()
 
     @property

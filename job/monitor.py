@@ -78,7 +78,7 @@ class JobMonitor:
         deadline = time.monotonic() + timeout_s
         previous = self.duplicates()
         while time.monotonic() < deadline:
-            time.sleep(METRICS_REFRESH_S * 1.5)
+            time.sleep(METRICS_REFRESH_S * 1.2)
             current = self.duplicates()
             if current == previous:
                 return current

@@ -25,6 +25,7 @@ from udfs.feature_store_writer import feature_store_writer
 from connectors.featurestore.model import FeatureGroupDefinition, FeatureType
 from job import sql_files
 from job.config import JobConfig
+from job.jvm import use_class_archive
 from job.monitor import METRICS_REFRESH_S
 from udfs.metrics import register_side_output_counters
 
@@ -229,6 +230,8 @@ def _add_inserts(table_env: StreamTableEnvironment, statement_set: StatementSet,
 
 def build_pipeline(config: JobConfig, rest_port: int | None = None, local: bool = True,
                    managed: bool = False) -> Pipeline:
+    if local:
+        use_class_archive()  # this process starts the JVM: let it map the classes (job/jvm.py)
     env = StreamExecutionEnvironment.get_execution_environment(flink_configuration(config, rest_port, local, managed))
     table_env = StreamTableEnvironment.create(env)
     groups = register_views(table_env, config)
@@ -249,6 +252,7 @@ def build_pipeline(config: JobConfig, rest_port: int | None = None, local: bool 
 
 def derive_feature_groups(config: JobConfig) -> list[FeatureGroupDefinition]:
     """The feature groups of sql/features/, resolved by Flink's planner without running anything."""
+    use_class_archive()
     table_env = StreamTableEnvironment.create(
         StreamExecutionEnvironment.get_execution_environment(flink_configuration(config, local=True))
     )

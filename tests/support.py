@@ -3,19 +3,12 @@
 from __future__ import annotations
 
 import json
-import socket
 from pathlib import Path
 
 from connectors.blockchain.source import Poll
 from connectors.featurestore.client import FeatureStoreClient, FeatureStoreConfig
 from connectors.spool import FeedPublisher, SpoolWriter
-
-
-def free_port() -> int:
-    """A free TCP port on the loopback interface."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from job.local_run import free_port  # noqa: F401 - one copy, re-exported for the tests
 
 
 # ---- the scenario the job's tests share: a few polls with every case the job must handle ----

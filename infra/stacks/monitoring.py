@@ -21,6 +21,7 @@ from constructs import Construct
 
 from infra.settings import POLLER_METRICS_NAMESPACE as POLLER_NAMESPACE
 from infra.settings import InfraSettings
+from job.monitor import DEDUP_OPERATOR
 
 FLINK_NAMESPACE = "AWS/KinesisAnalytics"
 ONE_MINUTE = Duration.minutes(1)
@@ -63,8 +64,8 @@ class MonitoringStack(Stack):
         bytes_in = cloudwatch.Metric(namespace="AWS/Kinesis", metric_name="IncomingBytes", statistic="Sum",
                                      dimensions_map={"StreamName": stream_name}, period=ONE_MINUTE)
         duplicates = cloudwatch.MathExpression(
-            expression=f"SUM({operator_search(app, 'numRecordsIn', 'Deduplicate')}) - "
-                       f"SUM({operator_search(app, 'numRecordsOut', 'Deduplicate')})",
+            expression=f"SUM({operator_search(app, 'numRecordsIn', DEDUP_OPERATOR)}) - "
+                       f"SUM({operator_search(app, 'numRecordsOut', DEDUP_OPERATOR)})",
             label="duplicates dropped (dedup in − out)", period=ONE_MINUTE)
         features_written = job_metric(app, "features_written", label="feature rows written")
         dead_letter = job_metric(app, "dead_letter_records", label="dead letter")

@@ -18,6 +18,7 @@ from aws_cdk.assertions import Match, Template  # noqa: E402
 
 from infra.app import build_app  # noqa: E402
 from job.config import load_property_groups  # noqa: E402
+from job.monitor import DEDUP_OPERATOR  # noqa: E402
 from job.package import RUN_OPTIONS_GROUP, build_zip, zip_run_options  # noqa: E402
 from tests.conftest import REPO_ROOT  # noqa: E402
 
@@ -214,7 +215,7 @@ def test_dashboard_shows_the_whole_flow(monitoring) -> None:
     for shown in ("IncomingBytes",  # bytes into the stream
                   "Polls", "Gaps", "PollErrors",  # the poller
                   "numRecordsInPerSecond", "numRecordsOutPerSecond",  # Flink, per operator
-                  "Deduplicate",  # duplicates dropped = dedup in - out
+                  DEDUP_OPERATOR,  # duplicates dropped = dedup in - out
                   "late_records", "dead_letter_records", "lastCheckpointDuration",
                   "put_latency_ms", "Operation5XXErrors", "freshness_s", "features_written"):
         assert shown in body, shown

@@ -1,0 +1,61 @@
+"""Faster JVM starts for local runs: a class-data-sharing (CDS) archive of the classes a chainfeat job loads.
+
+Starting PyFlink's JVM and planning the job loads some 20,000 classes; from an archive the JVM maps them
+instead (measured: the local run's start-up 21.5 s → 14.4 s). The archive belongs to one Java and one
+PyFlink install: `chainfeat prepare` (part of `make setup`) builds it once by running the bundled replay
+with -XX:ArchiveClassesAtExit; every later local JVM uses it. A missing or stale archive is ignored by the
+JVM (-Xshare:auto), so this never stops a run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from pathlib import Path
+
+import pyflink
+
+CACHE = Path(os.environ.get("CHAINFEAT_CACHE", Path.home() / ".cache" / "chainfeat"))
+_QUIET = "-Xshare:auto -Xlog:cds=off -Xlog:cds+dynamic=off"
+
+
+def archive_path() -> Path:
+    """Where the archive for this Java and PyFlink install lives (its name changes when either does)."""
+    flink_home = Path(pyflink.__file__).resolve().parent
+    java = shutil.which("java") or ""
+    identity = [str(Path(java).resolve()) if java else ""]
+    for jar in sorted([*flink_home.glob("lib/*.jar"), *flink_home.glob("opt/*.jar")]):
+        stat = jar.stat()
+        identity.append(f"{jar}:{stat.st_size}:{stat.st_mtime_ns}")
+    if java:
+        identity.append(str(Path(java).resolve().stat().st_mtime_ns))
+    digest = hashlib.sha256("\n".join(identity).encode()).hexdigest()[:16]
+    return CACHE / "jvm" / f"flink-classes-{digest}.jsa"
+
+
+def use_class_archive() -> None:
+    """Have the JVM PyFlink starts in this process map the archive, if there is one (call before PyFlink
+    launches its gateway; options already in JVM_ARGS are kept)."""
+    path = archive_path()
+    current = os.environ.get("JVM_ARGS", "")
+    if path.exists() and "SharedArchiveFile" not in current and "ArchiveClassesAtExit" not in current:
+        os.environ["JVM_ARGS"] = f"{current} -XX:SharedArchiveFile={path} {_QUIET}".strip()
+
+
+def archive_creation_args(partial: Path) -> str:
+    """JVM options that write the archive when the JVM exits."""
+    return f"-XX:ArchiveClassesAtExit={partial} {_QUIET}"
+
+
+def jvms_writing(partial: Path) -> list[int]:
+    """The JVMs still alive that will write ``partial`` when they exit (they outlive the Python process
+    that started them by the time the dump takes)."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if f"ArchiveClassesAtExit={partial}".encode() in cmdline.read_bytes():
+                found.append(int(cmdline.parent.name))
+        except OSError:
+            continue
+    return found
