@@ -84,6 +84,10 @@ def main_options(verbose: bool = typer.Option(False, "--verbose", "-v", help="Lo
     )
     # urllib3 logs every retry; the poller reports the outcome once, with what to do next.
     logging.getLogger("urllib3").setLevel(logging.DEBUG if verbose else logging.ERROR)
+    # A failing Python function's traceback is logged by the Python workers running in this process; the
+    # run reports the failure once, in one line (the whole trace is in the data dir's Flink logs).
+    for worker_logger in ("apache_beam", "pyflink"):
+        logging.getLogger(worker_logger).setLevel(logging.DEBUG if verbose else logging.CRITICAL)
 
 
 @featurestore_app.command("serve")
@@ -250,7 +254,8 @@ def run(
         failure = error
     savepoint = local.stop() or local.savepoint
     if failure is not None:
-        resume = f"; resume with the same command (savepoint {savepoint})" if savepoint else ""
+        resume_from = savepoint or local.resume_point()
+        resume = f"; resume with the same command (from {resume_from})" if resume_from else ""
         raise fail(f"{failure}{resume}")
     final["job_state"] = local.job_state()  # after the stop: what a script should know
     _print_run_summary({**final, "newest_rows": newest, "savepoint": savepoint, "timeline_s": local.timeline(),

@@ -275,6 +275,10 @@ class LocalRun:
         if self.monitor is not None and self.progress.awaiting_checkpoint():
             self.monitor.request_checkpoint()
 
+    def resume_point(self) -> str | None:
+        """What running the same command again would resume from."""
+        return latest_restore_point(self.data.savepoints, local_dir(self.config.checkpoint_uri))
+
     @property
     def dashboard_url(self) -> str:
         return f"http://127.0.0.1:{self.options.dashboard_port}/#/job/running/{self.job_id}/overview"
@@ -368,8 +372,12 @@ class LocalRun:
         if time.monotonic() > deadline:
             raise RunError(f"gave up waiting for {waiting_for}; see the Flink logs in {self.data.logs}")
         state = self.job_state()
-        if state in ("FAILED", "CANCELED"):
-            raise RunError(f"the Flink job is {state}; see {self.data.logs} and {self.dashboard_url}")
+        if state == "FAILED":
+            assert self.monitor is not None
+            raise RunError(f"the Flink job failed ({self.monitor.failure_cause()}); its windows after the last "
+                           f"checkpoint are not written. Logs: {self.data.logs}")
+        if state in ("CANCELED", "ENDED"):
+            raise RunError(f"the Flink job ended ({state}) before it read everything; logs: {self.data.logs}")
         interrupted.wait(0.2)
 
     def stop(self) -> str | None:

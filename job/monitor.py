@@ -4,6 +4,7 @@ on request and stop-with-savepoint. Used by `chainfeat run`; the wiring is local
 from __future__ import annotations
 
 import logging
+import re
 import time
 from typing import Any
 
@@ -33,6 +34,16 @@ class RestartSummedCounter:
     @property
     def total(self) -> float:
         return self.finished_attempts + self.current
+
+
+def innermost_cause(text: str) -> str:
+    """The last "Caused by: ..." of a Java exception chain (a Python error raised in a UDF ends it), or its
+    first line; at most 400 characters."""
+    causes = [line.split("Caused by:", 1)[1].strip() for line in text.splitlines() if "Caused by:" in line]
+    message = causes[-1] if causes else (text.strip().splitlines() or ["unknown cause"])[0]
+    for python_error in re.findall(r"^\s*([\w.]+(?:Error|Exception): .+)$", text, re.MULTILINE)[-1:]:
+        message = python_error.strip()  # the UDF's own error, clearer than the Java wrapper around it
+    return message[:400]
 
 
 class JobMonitor:
@@ -92,6 +103,21 @@ class JobMonitor:
         except FlinkRestError:
             pass
         return self._restarts
+
+    def failure_cause(self) -> str:
+        """Why the job failed, in one line: the root exception's innermost cause (REST while the cluster still
+        answers, else the job's result), without stack traces."""
+        text = ""
+        try:
+            text = (self.rest.get(f"/jobs/{self.job_id}/exceptions") or {}).get("root-exception") or ""
+        except FlinkRestError:
+            pass
+        if not text and self.job_client is not None:
+            try:
+                self.job_client.get_job_execution_result().result()
+            except Exception as error:  # noqa: BLE001 - py4j carries the Java exception chain as text
+                text = str(error)
+        return innermost_cause(text)
 
     def request_checkpoint(self) -> None:
         """Ask for a checkpoint, at most once per ``checkpoint_every_s`` (the feed publisher waits for one)."""

@@ -279,6 +279,26 @@ def test_a_store_outage_that_fails_the_job_mid_replay_changes_nothing(server, da
     assert online_rows(server.url, GROUP) == expected
 
 
+def test_a_run_whose_job_fails_for_good_exits_1_and_says_why(server, tmp_path, cli_env, short_recording) -> None:
+    """The store keeps failing: Flink's restarts run out, windows are missing, and the run must not exit 0."""
+    groups = json.loads(DEFAULT_PROPERTIES.read_text())
+    for group in groups:
+        if group["PropertyGroupId"] == "FeatureStore":
+            group["PropertyMap"]["endpoint.url"] = server.url
+    properties = tmp_path / "properties.json"
+    properties.write_text(json.dumps(groups))
+    server.app.faults.arm(1_000_000, "error", 503, "ServiceUnavailable", writes_only=True)
+    result = subprocess.run(
+        run_args(tmp_path / "run", "--recording", str(short_recording), "--speed", "0", "--exit-when-done",
+                 "--properties", str(properties)),
+        env=cli_env, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 1, result.stderr[-3000:]
+    error = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(error) == 1 and "the Flink job failed" in error[0] and "ServiceUnavailable" in error[0], result.stderr[-3000:]
+    assert "resume with the same command" in error[0]
+
+
 def test_results_do_not_depend_on_replay_speed(tmp_path, cli_env, short_recording) -> None:
     fast, paced = tmp_path / "fast", tmp_path / "paced"
     for target, speed in ((fast, "0"), (paced, "30")):
