@@ -150,6 +150,17 @@ def tumbling(rows: list[dict], size_s: int, aggregate: Callable[[int, int, list[
     return hopping(rows, size_s, size_s, aggregate, key)
 
 
+def cumulating(rows: list[dict], step_s: int, size_s: int, aggregate: Callable[[int, int, list[dict]], dict]) -> list[dict]:
+    """Windows that start every ``size_s`` and end every ``step_s`` after the start until ``size_s``."""
+    windows: dict[tuple[int, int], list[dict]] = defaultdict(list)
+    for row in rows:
+        start = row["ts"] // size_s * size_s
+        for end in range(start + step_s, start + size_s + 1, step_s):
+            if row["ts"] < end:
+                windows[(start, end)].append(row)
+    return [aggregate(start, end, members) for (start, end), members in sorted(windows.items())]
+
+
 def hopping(rows: list[dict], size_s: int, slide_s: int, aggregate: Callable[[int, int, list[dict]], dict],
             key: Callable[[dict], Any] = lambda row: None) -> list[dict]:
     """Windows of ``size_s`` every ``slide_s`` (aligned to the epoch), per key, in (start, key) order."""

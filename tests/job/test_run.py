@@ -22,7 +22,7 @@ from job.config import DEFAULT_PROPERTIES
 from job.local_run import BUNDLED_RECORDING
 from job.sql_files import FEATURES_DIR
 from tests.conftest import CHAINFEAT
-from tests.reference import expected_results, hopping, minute_key as epoch_minute_key, tumbling
+from tests.reference import cumulating, expected_results, hopping, minute_key as epoch_minute_key, tumbling
 from tests.support import GROUP, free_port, online_rows
 
 pytestmark = pytest.mark.slow
@@ -52,6 +52,17 @@ SELECT
     SUM(CASE WHEN rbf THEN 1 ELSE 0 END) AS nb_rbf_1min
 FROM TABLE(TUMBLE(TABLE unique_transactions, DESCRIPTOR(ts), INTERVAL '1' MINUTE))
 GROUP BY window_start, window_end, relayed_by;
+"""
+
+
+FEE_CUMULATE_SQL = """-- Fees so far in the current 10 minutes, every minute: a window start has several ends.
+CREATE TEMPORARY VIEW fee_10min_so_far AS
+SELECT
+    DATE_FORMAT(window_end, 'yyyy-MM-dd HH:mm:ss') AS window_end_utc,
+    CAST(UNIX_TIMESTAMP(DATE_FORMAT(window_end, 'yyyy-MM-dd HH:mm:ss')) AS DOUBLE) AS event_time,
+    SUM(fee) AS total_fee_so_far
+FROM TABLE(CUMULATE(TABLE unique_transactions, DESCRIPTOR(ts), INTERVAL '1' MINUTE, INTERVAL '10' MINUTE))
+GROUP BY window_start, window_end;
 """
 
 
@@ -141,12 +152,13 @@ def test_bundled_replay_matches_reference_and_query_latest_show_it(data_dir, cli
     assert json.loads(again.stdout)["polls"] == 0 and offline_features(data_dir) == expected
 
 
-def test_added_hop_and_entity_feature_files_match_the_reference(data_dir, cli_env, tmp_path, relayed_recording) -> None:
+def test_added_hop_cumulate_and_entity_feature_files_match_the_reference(data_dir, cli_env, tmp_path, relayed_recording) -> None:
     features = tmp_path / "features"
     features.mkdir()
     shutil.copy(FEATURES_DIR / f"{GROUP}.sql", features)
     (features / "size_5min.sql").write_text(SIZE_HOP_SQL)
     (features / "relay_minute.sql").write_text(RELAY_SQL)
+    (features / "fee_10min_so_far.sql").write_text(FEE_CUMULATE_SQL)
     result = subprocess.run(
         run_args(data_dir, "--recording", str(relayed_recording), "--speed", "0", "--exit-when-done", "--format", "json",
                  "--features", str(features)),
@@ -165,7 +177,12 @@ def test_added_hop_and_entity_feature_files_match_the_reference(data_dir, cli_en
         return {"relayed_by": rows[0]["relayed_by"], "event_time": float(end), "nb_trx_1min": len(rows),
                 "max_fee_1min": max(row["fee"] for row in rows), "nb_rbf_1min": sum(1 for row in rows if row["rbf"])}
 
+    def fee_so_far(start: int, end: int, rows: list[dict]) -> dict:
+        return {"window_end_utc": epoch_minute_key(end), "event_time": float(end),
+                "total_fee_so_far": sum(row["fee"] for row in rows)}
+
     hop = {row["window_start_utc"]: row for row in hopping(unique, 300, 60, size_5min)}
+    cumulative = {row["window_end_utc"]: row for row in cumulating(unique, 60, 600, fee_so_far)}
     relay = {(row["relayed_by"], row["event_time"]): row
              for row in tumbling(unique, 60, relay_minute, key=lambda row: row["relayed_by"])}
     assert len(hop) > 10 and {key for key, _ in relay} == set(RELAYS)
@@ -178,6 +195,8 @@ def test_added_hop_and_entity_feature_files_match_the_reference(data_dir, cli_en
     offline_relay = offline_rows(data_dir, "SELECT relayed_by, event_time, nb_trx_1min, max_fee_1min, nb_rbf_1min "
                                            "FROM relay_minute", ("relayed_by", "event_time"))
     assert offline_relay == relay  # every window of every node
+    assert offline_rows(data_dir, "SELECT window_end_utc, event_time, total_fee_so_far FROM fee_10min_so_far",
+                        "window_end_utc") == cumulative
 
     # Online keeps, per node, its newest minute.
     newest_per_relay = {}
@@ -190,7 +209,7 @@ def test_added_hop_and_entity_feature_files_match_the_reference(data_dir, cli_en
     newest = max(newest_per_relay.values(), key=lambda row: (row["event_time"], row["relayed_by"]))
     assert json.loads(with_store.stdout) == newest
     assert summary["windows_written"] == {GROUP: len(reference_for(relayed_recording).features),
-                                          "relay_minute": 3, "size_5min": len(hop)}
+                                          "relay_minute": 3, "size_5min": len(hop), "fee_10min_so_far": len(cumulative)}
     assert summary["newest_rows"]["relay_minute"] == newest
 
 
