@@ -30,40 +30,6 @@ pytestmark = pytest.mark.slow
 FEATURES_SQL = f"SELECT tx_minute, event_time, total_nb_trx_1min, total_fee_1min, avg_fee_1min FROM {GROUP}"
 RELAYS = ("10.0.0.1", "10.0.0.2", "10.0.0.3")
 
-# Two feature files a user might add: a 5-minute window sliding every minute, and a group keyed by entity.
-SIZE_HOP_SQL = """-- Average size and input count over the last 5 minutes, every minute.
-CREATE TEMPORARY VIEW size_5min AS
-SELECT
-    DATE_FORMAT(window_start, 'yyyy-MM-dd HH:mm:ss') AS window_start_utc,
-    CAST(UNIX_TIMESTAMP(DATE_FORMAT(window_end, 'yyyy-MM-dd HH:mm:ss')) AS DOUBLE) AS event_time,
-    COUNT(*) AS nb_trx_5min,
-    AVG(CAST(size AS DOUBLE)) AS avg_size_5min,
-    SUM(input_count) AS total_inputs_5min
-FROM TABLE(HOP(TABLE unique_transactions, DESCRIPTOR(ts), INTERVAL '1' MINUTE, INTERVAL '5' MINUTE))
-GROUP BY window_start, window_end;
-"""
-RELAY_SQL = """-- Per relaying node and minute: the record identifier is the node, so online keeps its newest minute.
-CREATE TEMPORARY VIEW relay_minute AS
-SELECT
-    relayed_by,
-    CAST(UNIX_TIMESTAMP(DATE_FORMAT(window_end, 'yyyy-MM-dd HH:mm:ss')) AS DOUBLE) AS event_time,
-    COUNT(*) AS nb_trx_1min,
-    MAX(fee) AS max_fee_1min,
-    SUM(CASE WHEN rbf THEN 1 ELSE 0 END) AS nb_rbf_1min
-FROM TABLE(TUMBLE(TABLE unique_transactions, DESCRIPTOR(ts), INTERVAL '1' MINUTE))
-GROUP BY window_start, window_end, relayed_by;
-"""
-
-
-FEE_CUMULATE_SQL = """-- Fees so far in the current 10 minutes, every minute: a window start has several ends.
-CREATE TEMPORARY VIEW fee_10min_so_far AS
-SELECT
-    DATE_FORMAT(window_end, 'yyyy-MM-dd HH:mm:ss') AS window_end_utc,
-    CAST(UNIX_TIMESTAMP(DATE_FORMAT(window_end, 'yyyy-MM-dd HH:mm:ss')) AS DOUBLE) AS event_time,
-    SUM(fee) AS total_fee_so_far
-FROM TABLE(CUMULATE(TABLE unique_transactions, DESCRIPTOR(ts), INTERVAL '1' MINUTE, INTERVAL '10' MINUTE))
-GROUP BY window_start, window_end;
-"""
 
 
 def run_args(data_dir: Path, *extra: str) -> list[str]:
@@ -156,9 +122,8 @@ def test_added_hop_cumulate_and_entity_feature_files_match_the_reference(data_di
     features = tmp_path / "features"
     features.mkdir()
     shutil.copy(FEATURES_DIR / f"{GROUP}.sql", features)
-    (features / "size_5min.sql").write_text(SIZE_HOP_SQL)
-    (features / "relay_minute.sql").write_text(RELAY_SQL)
-    (features / "fee_10min_so_far.sql").write_text(FEE_CUMULATE_SQL)
+    for example in ("size_5min", "relay_minute", "fee_10min_so_far"):  # the examples the README shows
+        shutil.copy(FEATURES_DIR / "examples" / f"{example}.sql", features)
     result = subprocess.run(
         run_args(data_dir, "--recording", str(relayed_recording), "--speed", "0", "--exit-when-done", "--format", "json",
                  "--features", str(features)),
