@@ -43,6 +43,12 @@ def _uri(value: str, data_dir: Path) -> str:
     return (path if path.is_absolute() else data_dir / path).resolve().as_uri()
 
 
+def _fragment(name: str, params: Mapping[str, object]) -> str:
+    """A .sql file that other files include (a column list): its lines without the leading comment."""
+    text = render(SQL_DIR / name, params)
+    return "\n".join(line for line in text.splitlines() if not line.startswith("--")).rstrip()
+
+
 def _path(value: str, default: Path) -> Path:
     """A directory from the properties: relative paths are the repository's (the SQL's home)."""
     if not value:
@@ -152,5 +158,6 @@ class JobConfig:
             "late_uri": self.late_uri,
             "progress_uri": self.progress_uri,
         }
-        params["transaction_lines"] = render(SQL_DIR / "sources" / "transaction_lines.sql", params).rstrip()
+        params["transaction_columns"] = _fragment("transaction_columns.sql", params)
+        params["transaction_lines"] = _fragment("sources/transaction_lines.sql", params)
         return params

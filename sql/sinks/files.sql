@@ -11,24 +11,7 @@ CREATE TEMPORARY TABLE dead_letter_sink (
 );
 
 CREATE TEMPORARY TABLE late_sink (
-    `hash` STRING,
-    ver INT,
-    vin_sz INT,
-    vout_sz INT,
-    size INT,
-    weight INT,
-    fee BIGINT,
-    relayed_by STRING,
-    lock_time BIGINT,
-    tx_index BIGINT,
-    double_spend BOOLEAN,
-    `time` BIGINT,
-    block_index BIGINT,
-    block_height BIGINT,
-    rbf BOOLEAN,
-    input_count INT,
-    output_count INT,
-    polled_at DOUBLE,
+${transaction_columns},
     ts TIMESTAMP_LTZ(3),
     watermark_at TIMESTAMP_LTZ(3)
 ) WITH (

@@ -57,6 +57,17 @@ def offline_features(data_dir: Path) -> dict[str, dict]:
     return offline_rows(data_dir, FEATURES_SQL, "tx_minute")
 
 
+def properties_with_store(url: str, directory: Path) -> Path:
+    """The shipped properties file, with the feature store at ``url`` (a server the test controls)."""
+    groups = json.loads(DEFAULT_PROPERTIES.read_text())
+    for group in groups:
+        if group["PropertyGroupId"] == "FeatureStore":
+            group["PropertyMap"]["endpoint.url"] = url
+    path = directory / "properties.json"
+    path.write_text(json.dumps(groups))
+    return path
+
+
 def replay_shift(data_dir: Path, recording: Path) -> int:
     state = json.loads((data_dir / "poller" / "replay.json").read_text())
     first = next(read_recording(recording)).polled_at
@@ -231,12 +242,7 @@ def test_a_store_outage_that_fails_the_job_mid_replay_changes_nothing(server, da
                                                                      short_recording) -> None:
     """The feature store answers 503 long enough for the writer to give up: Flink restarts the job from its
     last checkpoint, the restored job re-reads what it had not checkpointed, and the windows are exact."""
-    groups = json.loads(DEFAULT_PROPERTIES.read_text())
-    for group in groups:
-        if group["PropertyGroupId"] == "FeatureStore":
-            group["PropertyMap"]["endpoint.url"] = server.url
-    properties = tmp_path / "properties.json"
-    properties.write_text(json.dumps(groups))
+    properties = properties_with_store(server.url, tmp_path)
     run_dir = tmp_path / "run"
     run = subprocess.Popen(
         run_args(run_dir, "--recording", str(short_recording), "--speed", "12", "--exit-when-done", "--format", "json",
@@ -265,12 +271,7 @@ def test_a_store_outage_that_fails_the_job_mid_replay_changes_nothing(server, da
 
 def test_a_run_whose_job_fails_for_good_exits_1_and_says_why(server, tmp_path, cli_env, short_recording) -> None:
     """The store keeps failing: Flink's restarts run out, windows are missing, and the run must not exit 0."""
-    groups = json.loads(DEFAULT_PROPERTIES.read_text())
-    for group in groups:
-        if group["PropertyGroupId"] == "FeatureStore":
-            group["PropertyMap"]["endpoint.url"] = server.url
-    properties = tmp_path / "properties.json"
-    properties.write_text(json.dumps(groups))
+    properties = properties_with_store(server.url, tmp_path)
     server.app.faults.arm(1_000_000, "error", 503, "ServiceUnavailable", writes_only=True)
     result = subprocess.run(
         run_args(tmp_path / "run", "--recording", str(short_recording), "--speed", "0", "--exit-when-done",

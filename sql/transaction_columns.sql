@@ -1,0 +1,20 @@
+-- The typed transaction's columns (names and types), shared by the source tables (sources/transaction_lines.sql)
+-- and the late output (sinks/files.sql).
+    `hash` STRING,
+    ver INT,
+    vin_sz INT,
+    vout_sz INT,
+    size INT,
+    weight INT,
+    fee BIGINT,
+    relayed_by STRING,
+    lock_time BIGINT,
+    tx_index BIGINT,
+    double_spend BOOLEAN,
+    `time` BIGINT,
+    block_index BIGINT,
+    block_height BIGINT,
+    rbf BOOLEAN,
+    input_count INT,
+    output_count INT,
+    polled_at DOUBLE
