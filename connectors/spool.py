@@ -19,6 +19,7 @@ its file is written and the file's name derives from it, so a crash at any point
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -246,7 +247,7 @@ class FeedPublisher:
             names = [name for name in spool_files(self.spool_dir, after=pending["from"]) if name <= pending["through"]]
         marker = heartbeat_line(last_poll_time(self.spool_dir / pending["through"]), publication=pending["number"]) + b"\n"
         target = self.feed_dir / f"feed-{pending['number']:09d}.jsonl"
-        atomic_write(target, [*((self.spool_dir / name).read_bytes() for name in names), marker])
+        atomic_write(target, itertools.chain(((self.spool_dir / name).read_bytes() for name in names), [marker]))
         self._save({"through": pending["through"], "next": pending["number"] + 1})
         return target
 
