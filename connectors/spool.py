@@ -118,11 +118,6 @@ def spool_files(spool_dir: Path, after: str = "") -> list[str]:
     return sorted(name for name in names if name > after)
 
 
-def poll_time_of(spool_name: str) -> float:
-    """Poll time (unix seconds) of the first poll in a spool file, from its name ``.../poll-<ms>-<id>.jsonl``."""
-    return int(Path(spool_name).name.split("-")[1]) / 1000
-
-
 def last_poll_time(spool_file: Path) -> float:
     """Poll time of the last poll in a spool file: its last line is that poll's heartbeat."""
     with open(spool_file, "rb") as handle:

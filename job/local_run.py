@@ -26,7 +26,7 @@ from connectors.blockchain.poller import FanOut, Poller
 from connectors.blockchain.source import ArchiveWriter, LiveSource, Poll, ReplaySource
 from connectors.featurestore.client import FeatureStoreClient, FeatureStoreConfig
 from connectors.featurestore.local_server import LocalFeatureStoreServer
-from connectors.spool import FeedPublisher, ProgressLog, SpoolWriter, atomic_write
+from connectors.spool import FeedPublisher, ProgressLog, SpoolWriter, atomic_write, committed_files
 from job.config import JobConfig, load_property_groups
 from job.data_dir import DataDir
 from job.flink_rest import FlinkRest, FlinkRestError
@@ -104,13 +104,10 @@ def drained_savepoint(savepoints: Path) -> str | None:
 
 def committed_lines(directory: Path) -> int:
     """Lines in the committed files of a Flink filesystem sink (in-progress files are hidden)."""
-    if not directory.exists():
-        return 0
     total = 0
-    for path in directory.rglob("*"):
-        if path.is_file() and not path.name.startswith((".", "_")):
-            with open(path, "rb") as handle:
-                total += sum(1 for _ in handle)
+    for path in committed_files(directory):
+        with open(path, "rb") as handle:
+            total += sum(1 for _ in handle)
     return total
 
 
@@ -287,7 +284,6 @@ class LocalRun:
 
     def job_state(self) -> str:
         return self.monitor.state() if self.monitor else "NOT STARTED"
-
 
     def counters(self) -> dict[str, Any]:
         poller = self.poller.stats.snapshot()

@@ -6,7 +6,7 @@ import json
 import random
 
 from connectors.blockchain.source import Poll
-from connectors.spool import FeedPublisher, ProgressLog, SpoolWriter, poll_time_of, spool_files
+from connectors.spool import FeedPublisher, ProgressLog, SpoolWriter, last_poll_time, spool_files
 
 T0 = 1714521600.0
 
@@ -26,7 +26,7 @@ def test_spool_files_are_partitioned_complete_and_sort_by_poll_time(tmp_path) ->
     for number in numbers:
         writer.write(poll(number))
     names = spool_files(tmp_path / "spool")
-    assert [poll_time_of(name) for name in names] == [T0 + 15 * n + 0.25 for n in range(300)]
+    assert [last_poll_time(tmp_path / "spool" / name) for name in names] == [T0 + 15 * n + 0.25 for n in range(300)]
     assert names[0].startswith("date=2024-05-01/hour=00/") and names[-1].startswith("date=2024-05-01/hour=01/")
     assert not [p for p in (tmp_path / "spool").rglob(".*")]  # no temp file left behind
     assert spool_files(tmp_path / "spool", after=names[200]) == names[201:]
