@@ -113,3 +113,20 @@ def test_progress_log_reads_committed_files_only_and_prunes_old_ones(tmp_path) -
     assert log.highest() == 5
     assert len([p for p in progress.iterdir() if not p.name.startswith(".")]) == 3
     assert log.highest() == 5  # still known after pruning
+
+
+def test_a_fast_replay_gathers_polls_into_files_and_says_what_is_on_disk(tmp_path) -> None:
+    flushed: list[str] = []
+    writer = SpoolWriter(tmp_path / "spool", durable=False, batch_bytes=300, on_flush=lambda last: flushed.append(last.key))
+    for number in range(7):
+        replayed = poll(number)
+        replayed.key = f"r{number:09d}"
+        writer.write(replayed)
+    assert flushed == ["r000000002", "r000000005"]  # ~140 bytes a poll: a file every third poll
+    writer.flush()  # what the poller does when it stops
+    assert flushed[-1] == "r000000006"
+    names = spool_files(tmp_path / "spool")
+    assert [name.rsplit("-", 1)[1] for name in names] == ["r000000000.jsonl", "r000000003.jsonl", "r000000006.jsonl"]
+    lines = [json.loads(line) for name in names for line in (tmp_path / "spool" / name).read_text().splitlines()]
+    assert [line["hash"] for line in lines if "hash" in line] == [f"h{n}" for n in range(7)]
+    assert writer.flush() is None  # nothing held
