@@ -44,10 +44,12 @@ def workload(transactions: int, duplicates: float = 0.10, seed: int = 1, cache: 
     name = f"tx{transactions}-dup{duplicates:g}-seed{seed}"
     recording, flat, counts = (cache / f"{name}.recording.jsonl", cache / f"{name}.flat.jsonl",
                                cache / f"{name}.counts.json")
-    if not counts.exists() or (flattened and not flat.exists()):
+    if not counts.exists():
         cache.mkdir(parents=True, exist_ok=True)
         sightings, polls = _generate(transactions, duplicates, seed, recording, flat if flattened else None)
         counts.write_bytes(msgspec.json.encode({"sightings": sightings, "polls": polls}))
+    elif flattened and not flat.exists():
+        _flatten(recording, flat)
     numbers = msgspec.json.decode(counts.read_bytes())
     return Workload(recording, flat if flat.exists() else None, transactions, numbers["sightings"], numbers["polls"])
 
@@ -80,3 +82,14 @@ def _generate(transactions: int, duplicates: float, seed: int, recording: Path, 
     if flattened:
         os.replace(partial_flattened, flattened)
     return sightings, polls
+
+
+def _flatten(recording: Path, flattened: Path) -> None:
+    """The flattened copy of a cached recording generated without one (the same lines _generate writes)."""
+    encode, decode = msgspec.json.Encoder().encode, msgspec.json.Decoder().decode
+    partial = flattened.with_suffix(".partial")
+    with open(recording, "rb") as rec, open(partial, "wb") as flat:
+        for line in rec:
+            poll = decode(line)
+            flat.write(b"".join(encode({**tx, "polled_at": poll["polled_at"]}) + b"\n" for tx in poll["txs"]))
+    os.replace(partial, flattened)

@@ -74,11 +74,13 @@ def main(argv: list[str]) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     reporter = metrics_reporter(poller, writer, stream, region)
-    reporting = threading.Thread(target=reporter.run, args=(stop,), daemon=True) if reporter else None
+    # The reporter stops after the poller: a poll in flight when the signal came is counted in the last report.
+    poller_stopped = threading.Event()
+    reporting = threading.Thread(target=reporter.run, args=(poller_stopped,), daemon=True) if reporter else None
     if reporting:
         reporting.start()
     poller.run(stop)
-    stop.set()
+    poller_stopped.set()
     if reporting:
         reporting.join(timeout=30)  # the last counts go out before the container stops
     logging.info("stopped after %s", poller.stats.snapshot())
