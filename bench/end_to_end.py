@@ -34,7 +34,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import duckdb  # noqa: E402
 
 from bench.workload import CACHE, Workload, workload  # noqa: E402
-from connectors.featurestore.offline_query import run_query  # noqa: E402
+from connectors.featurestore.local.offline import run_query  # noqa: E402
+from job.data_dir import DataDir  # noqa: E402
+from job.local_run import free_port  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 PATHWAY_VERSION = "0.33.0"
@@ -153,7 +155,7 @@ def run_chainfeat(data: Workload, work: Path) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYFLINK_")}
     command = [sys.executable, "-m", "job.cli", "run", "--data-dir", str(data_dir), "--recording", str(data.recording),
                "--speed", "0", "--exit-when-done", "--format", "json", "--featurestore-port", "0",
-               "--dashboard-port", str(_free_port())]
+               "--dashboard-port", str(free_port())]
     samples: list[tuple[float, dict[str, int]]] = []
     started = time.perf_counter()
     process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -172,17 +174,9 @@ def run_chainfeat(data: Workload, work: Path) -> dict:
     if process.returncode != 0:
         raise RuntimeError(f"chainfeat run failed ({process.returncode}): {stderr[-3000:]}")
     summary = json.loads(stdout)
-    columns, rows = run_query(data_dir, "SELECT tx_minute, total_nb_trx_1min, total_fee_1min FROM tx_minute_features")
+    columns, rows = run_query(DataDir(data_dir).featurestore, "SELECT tx_minute, total_nb_trx_1min, total_fee_1min FROM tx_minute_features")
     windows = {tx_minute: (count, total) for tx_minute, count, total in rows}
     return {"seconds": elapsed, "summary": summary, "windows": windows, "rss": samples}
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 # ---- report --------------------------------------------------------------------------------------------

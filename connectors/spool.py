@@ -31,25 +31,12 @@ from typing import Any, Callable, Iterable
 
 from connectors.blockchain.source import Poll
 from connectors.blockchain.transactions import heartbeat_line
+from connectors.files import atomic_write
 
 log = logging.getLogger(__name__)
 
 _STATE_FILE = "_publisher.json"  # underscore: Flink's file source skips it
 _KEEP_PROGRESS_FILES = 3
-
-
-def atomic_write(path: Path, data: bytes | Iterable[bytes], durable: bool = True) -> None:
-    """Write ``data`` (bytes, or chunks of them) to ``path`` so readers see all of it or nothing (hidden
-    temp file, rename). ``durable``: fsync before the rename, so the file also survives a power loss."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.parent / f".{path.name}.tmp"
-    with open(temporary, "wb") as handle:
-        for chunk in [data] if isinstance(data, bytes) else data:
-            handle.write(chunk)
-        if durable:
-            handle.flush()
-            os.fsync(handle.fileno())
-    os.replace(temporary, path)
 
 
 class SpoolWriter:

@@ -1,4 +1,4 @@
-"""cdk-nag findings we accept, each acknowledged on its own with its reason (DESIGN.md: zero
+"""cdk-nag findings we accept, each acknowledged on its own with its reason (none goes
 unacknowledged). cdk-nag 3 runs as a policy-validation plugin: an unacknowledged finding fails synth."""
 
 from __future__ import annotations

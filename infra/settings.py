@@ -6,7 +6,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Mapping
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from job import REPO_ROOT
+
 POLLER_METRICS_NAMESPACE = "chainfeat/Poller"  # the poller's PutMetricData namespace, on the dashboard
 
 

@@ -19,20 +19,22 @@ from typing import Iterator, Optional
 
 import typer
 
+from connectors import DEFAULT_REGION
 from connectors.blockchain.poller import Poller
 from connectors.blockchain.source import LIVE_URL, LiveSource, RecordingWriter
 from connectors.featurestore.client import FeatureStoreClient, FeatureStoreConfig, FeatureStoreError
-from connectors.featurestore.local_server import (
+from connectors.featurestore.local.server import (
     DEFAULT_PORT,
     FeatureStoreLocked,
     LocalFeatureStoreServer,
     exclusive_offline_store,
     read_server_info,
 )
-from connectors.featurestore.offline_query import OfflineQueryError, run_query
+from connectors.featurestore.local.offline import OfflineQueryError, run_query
+from connectors.featurestore.local.store import OFFLINE_DIR
 from connectors.kinesis.producer import KinesisConfig, KinesisWriteError, KinesisWriter
 from job.config import ConfigError, load_property_groups
-from job.flink_rest import FlinkRestError
+from job.flink_rest import DEFAULT_REST_PORT, FlinkRestError
 from job.data_dir import DataDir
 from job.local_run import (
     BUNDLED_RECORDING,
@@ -103,7 +105,7 @@ def featurestore_serve(
     boto3.client("sagemaker-featurestore-runtime", endpoint_url="http://127.0.0.1:8766")
     """
     try:
-        server = LocalFeatureStoreServer(data_dir, host=host, port=port, flush_interval_s=flush_interval).start()
+        server = LocalFeatureStoreServer(DataDir(data_dir).featurestore, host=host, port=port, flush_interval_s=flush_interval).start()
     except (FeatureStoreLocked, OSError) as error:
         raise fail(str(error)) from None
     typer.echo(f"feature store listening on {server.url} (data in {server.root}); Ctrl-C to stop", err=True)
@@ -125,7 +127,7 @@ def query(
     Example: chainfeat query "SELECT tx_minute, total_nb_trx_1min FROM tx_minute_features ORDER BY 1 DESC LIMIT 5"
     """
     try:
-        columns, rows = run_query(data_dir, sql)
+        columns, rows = run_query(DataDir(data_dir).featurestore, sql)
     except OfflineQueryError as error:
         raise fail(f"query failed: {error}") from None
     typer.echo(render_rows(columns, rows, fmt))
@@ -173,14 +175,15 @@ def compact(
     """
     from connectors.featurestore.compaction import compact as compact_offline_store  # pyarrow: only when used
 
-    offline = DataDir(data_dir).featurestore / "offline"
+    store = DataDir(data_dir).featurestore
+    offline = store / OFFLINE_DIR
     root = offline / group if group else offline
     if not root.is_dir():
         groups = ", ".join(sorted(p.name for p in offline.iterdir() if p.is_dir())) if offline.is_dir() else ""
         raise fail(f"no offline data {f'for feature group {group} ' if group else ''}in {data_dir} yet "
                    f"(groups with offline data: {groups or 'none'}); run `chainfeat run` first", EXIT_NOTHING_YET)
     try:
-        with exclusive_offline_store(data_dir):
+        with exclusive_offline_store(store):
             report = compact_offline_store(str(root), min_age=timedelta(hours=min_age_hours), dry_run=dry_run)
     except FeatureStoreLocked as error:
         raise fail(f"cannot compact: {error}; stop it first (its flushes could rewrite files a compaction removes)") from None
@@ -354,7 +357,7 @@ def poll(
     interval: float = typer.Option(15.0, help="Seconds between live polls (shortened on gaps)."),
     sink: str = typer.Option("spool", help="spool (the data dir's) or kinesis."),
     stream: Optional[str] = typer.Option(None, help="Kinesis stream name (with --sink kinesis)."),
-    region: str = typer.Option("us-east-1", envvar="AWS_REGION", help="AWS region of the stream."),
+    region: str = typer.Option(DEFAULT_REGION, envvar="AWS_REGION", help="AWS region of the stream."),
     kinesis_endpoint_url: Optional[str] = typer.Option(None, help="Kinesis endpoint (tests, LocalStack, moto)."),
 ) -> None:
     """Poll into the data dir's spool (a running `chainfeat run` picks it up) or onto a Kinesis stream.
@@ -408,12 +411,12 @@ def package(
 
 @app.command()
 def submit(
-    flink_url: Optional[str] = typer.Option(None, "--flink-url", help="Self-managed cluster: its REST address (http://HOST:8081)."),
+    flink_url: Optional[str] = typer.Option(None, "--flink-url", help=f"Self-managed cluster: its REST address (http://HOST:{DEFAULT_REST_PORT})."),
     application: Optional[str] = typer.Option(None, "--application", help="Managed Flink: the application's name."),
     bucket: Optional[str] = typer.Option(None, "--bucket", help="Managed Flink: S3 bucket for the zip."),
     key: str = typer.Option("chainfeat/chainfeat-flink-app.zip", "--key", help="Managed Flink: S3 key for the zip."),
     role_arn: Optional[str] = typer.Option(None, "--role-arn", help="Managed Flink: the application's execution role."),
-    region: str = typer.Option("us-east-1", envvar="AWS_REGION", help="Managed Flink: AWS region."),
+    region: str = typer.Option(DEFAULT_REGION, envvar="AWS_REGION", help="Managed Flink: AWS region."),
     parallelism: int = typer.Option(1, min=1, help="Managed Flink: parallelism (KPUs)."),
     zip_path: Path = typer.Option(Path("dist/chainfeat-flink-app.zip"), "--zip", help="Zip from `chainfeat package`."),
     properties: Optional[Path] = typer.Option(None, help="Properties file (default: job/application_properties.json)."),
@@ -461,7 +464,7 @@ def submit(
 
 @app.command()
 def status(
-    flink_url: str = typer.Option("http://127.0.0.1:8081", "--flink-url", help="REST address of the Flink cluster."),
+    flink_url: str = typer.Option(f"http://127.0.0.1:{DEFAULT_REST_PORT}", "--flink-url", help="REST address of the Flink cluster."),
     job: Optional[str] = typer.Option(None, "--job", help="Job id (default: the newest job)."),
     fmt: OutputFormat = Format,
 ) -> None:
@@ -490,11 +493,11 @@ def feature_store_client(data_dir: Path, endpoint_url: str | None) -> Iterator[F
     if endpoint_url:
         yield FeatureStoreClient(FeatureStoreConfig(endpoint_url=endpoint_url))
         return
-    running = read_server_info(data_dir)
+    running = read_server_info(DataDir(data_dir).featurestore)
     if running:
         yield FeatureStoreClient(FeatureStoreConfig(endpoint_url=running["url"]))
         return
-    with LocalFeatureStoreServer(data_dir, port=0).start() as server:
+    with LocalFeatureStoreServer(DataDir(data_dir).featurestore, port=0).start() as server:
         yield FeatureStoreClient(FeatureStoreConfig(endpoint_url=server.url, total_timeout_s=10))
 
 

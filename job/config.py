@@ -1,17 +1,21 @@
 """The job's configuration: Managed Flink property groups, one source of truth for local and AWS.
 
 On Managed Flink the job reads /etc/flink/application_properties.json; locally job/application_properties.json
-(or ``--properties FILE``). Relative paths in it are resolved against the data dir.
+(or ``--properties FILE``). Every setting and its default is in job/application_properties.json, and only
+there: a properties file given instead is read over it key by key, and a key the defaults do not have is an
+error (a typo must not silently fall back). Relative paths are resolved against the data dir.
 """
 
 from __future__ import annotations
 
+import enum
 import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
-from job.sql_files import FEATURES_DIR, SQL_DIR, render
+from job.package import RUN_OPTIONS_GROUP
+from job.sql_files import FEATURES_DIR, SQL_DIR
 
 SOURCE_TYPES = ("spool", "kinesis")
 DEFAULT_PROPERTIES = Path(__file__).resolve().parent / "application_properties.json"
@@ -22,17 +26,53 @@ class ConfigError(ValueError):
     pass
 
 
-def load_property_groups(path: Path | None = None) -> dict[str, dict[str, str]]:
-    """``{PropertyGroupId: PropertyMap}`` from a Managed Flink properties file."""
-    if path is None:
-        path = MANAGED_FLINK_PROPERTIES if MANAGED_FLINK_PROPERTIES.exists() else DEFAULT_PROPERTIES
+class Deployment(enum.Enum):
+    """Where the job runs, which decides who owns the REST endpoint, the Python interpreter, checkpoints
+    and restarts."""
+
+    LOCAL = "local"  # a MiniCluster in this process (chainfeat run, tests): the job owns everything
+    CLUSTER = "cluster"  # a self-managed cluster (`flink run`): it owns REST and Python
+    MANAGED = "managed"  # Amazon Managed Service for Apache Flink: it also owns checkpoints and restarts
+
+
+def _read_groups(path: Path) -> dict[str, dict[str, str]]:
     try:
         groups = json.loads(Path(path).read_text())
     except (OSError, ValueError) as error:
         raise ConfigError(f"cannot read properties file {path}: {error}") from None
-    if not isinstance(groups, list) or not all("PropertyGroupId" in group for group in groups):
+    if not isinstance(groups, list) or not all(isinstance(group, dict) and "PropertyGroupId" in group for group in groups):
         raise ConfigError(f"{path} must be a list of {{PropertyGroupId, PropertyMap}} objects")
     return {group["PropertyGroupId"]: dict(group.get("PropertyMap") or {}) for group in groups}
+
+
+def default_property_groups() -> dict[str, dict[str, str]]:
+    """Every setting the job has, with its default (job/application_properties.json)."""
+    return _read_groups(DEFAULT_PROPERTIES)
+
+
+def load_property_groups(path: Path | None = None) -> dict[str, dict[str, str]]:
+    """``{PropertyGroupId: PropertyMap}`` from a Managed Flink properties file (on Managed Flink the
+    service's, else the defaults file)."""
+    if path is None:
+        path = MANAGED_FLINK_PROPERTIES if MANAGED_FLINK_PROPERTIES.exists() else DEFAULT_PROPERTIES
+    return _read_groups(Path(path))
+
+
+def with_defaults(groups: Mapping[str, Mapping[str, str]]) -> dict[str, dict[str, str]]:
+    """``groups`` read over the defaults key by key; an unknown group or key is a ConfigError naming it."""
+    defaults = default_property_groups()
+    merged = {name: dict(values) for name, values in defaults.items()}
+    for name, values in groups.items():
+        if name == RUN_OPTIONS_GROUP:  # the service's own group (python, jarfile, pyFiles)
+            continue
+        if name not in defaults:
+            raise ConfigError(f"unknown property group {name!r}; the job's groups are {', '.join(defaults)}")
+        unknown = sorted(set(values) - set(defaults[name]))
+        if unknown:
+            raise ConfigError(f"unknown properties in group {name}: {', '.join(unknown)}; "
+                              f"its properties are {', '.join(defaults[name])}")
+        merged[name].update(values)
+    return merged
 
 
 def _uri(value: str, data_dir: Path) -> str:
@@ -41,12 +81,6 @@ def _uri(value: str, data_dir: Path) -> str:
         return value
     path = Path(value)
     return (path if path.is_absolute() else data_dir / path).resolve().as_uri()
-
-
-def _fragment(name: str, params: Mapping[str, object]) -> str:
-    """A .sql file that other files include (a column list): its lines without the leading comment."""
-    text = render(SQL_DIR / name, params)
-    return "\n".join(line for line in text.splitlines() if not line.startswith("--")).rstrip()
 
 
 def _path(value: str, default: Path) -> Path:
@@ -78,86 +112,64 @@ def duration_ms(value: str, name: str = "duration") -> int:
 
 @dataclass(frozen=True)
 class JobConfig:
+    """The job's settings, typed; made by ``from_properties`` (the defaults are the properties file's)."""
+
     data_dir: Path
-    source_type: str = "spool"
-    feed_uri: str = ""
-    monitor_interval_s: float | None = 1.0  # None: bounded (read what is there, then finish)
-    watermark_delay_s: int = 60
-    future_tolerance_s: int = 600
-    dedup_ttl: str = "3 h"
-    idle_timeout: str = "30 s"
-    checkpoint_interval: str = "10 s"
-    checkpoint_uri: str = ""
-    dead_letter_uri: str = ""
-    late_uri: str = ""
-    progress_uri: str = ""
-    features_dir: Path = FEATURES_DIR
-    kinesis_stream_arn: str = ""
-    kinesis_init_position: str = "TRIM_HORIZON"
-    kinesis_endpoint_url: str | None = None
-    aws_region: str = "us-east-1"
-    featurestore_endpoint_url: str | None = None
-    featurestore_region: str = "us-east-1"
+    source_type: str
+    feed_uri: str
+    monitor_interval_s: float | None  # None: bounded (read what is there, then finish)
+    watermark_delay_s: int
+    future_tolerance_s: int
+    dedup_ttl: str
+    idle_timeout: str
+    checkpoint_interval: str
+    checkpoint_uri: str
+    dead_letter_uri: str
+    late_uri: str
+    progress_uri: str
+    features_dir: Path
+    kinesis_stream_arn: str
+    kinesis_init_position: str
+    kinesis_endpoint_url: str | None
+    aws_region: str
+    featurestore_endpoint_url: str | None
+    featurestore_region: str
     restore_from: str | None = None
     extra_flink_config: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_properties(cls, groups: Mapping[str, Mapping[str, str]], data_dir: Path, **overrides: Any) -> "JobConfig":
-        source, job = groups.get("Source", {}), groups.get("Job", {})
-        outputs, store = groups.get("Outputs", {}), groups.get("FeatureStore", {})
+        merged = with_defaults(groups)
+        source, job, outputs, store = merged["Source"], merged["Job"], merged["Outputs"], merged["FeatureStore"]
         data_dir = Path(data_dir).resolve()
-        monitor = source.get("monitor.interval.s", "1")
+        monitor = source["monitor.interval.s"]
         config = cls(
             data_dir=data_dir,
-            source_type=source.get("type", "spool"),
-            feed_uri=_uri(source.get("feed.path", "feed"), data_dir),
+            source_type=source["type"],
+            feed_uri=_uri(source["feed.path"], data_dir),
             monitor_interval_s=_seconds(monitor, "Source monitor.interval.s") if monitor else None,
-            watermark_delay_s=int(_seconds(job.get("watermark.delay.s", "60"), "Job watermark.delay.s")),
-            future_tolerance_s=int(_seconds(job.get("future.tolerance.s", "600"), "Job future.tolerance.s")),
-            dedup_ttl=job.get("dedup.ttl", "3 h"),
-            idle_timeout=job.get("idle.timeout", "30 s"),
-            checkpoint_interval=job.get("checkpoint.interval", "10 s"),
-            checkpoint_uri=_uri(job.get("checkpoint.path", "checkpoints"), data_dir),
-            dead_letter_uri=_uri(outputs.get("dead.letter.path", "dead_letter"), data_dir),
-            late_uri=_uri(outputs.get("late.path", "late"), data_dir),
-            progress_uri=_uri(source.get("progress.path", "progress"), data_dir),
-            features_dir=_path(job.get("features.dir", ""), FEATURES_DIR),
-            kinesis_stream_arn=source.get("stream.arn", ""),
-            kinesis_init_position=source.get("init.position", "TRIM_HORIZON"),
-            kinesis_endpoint_url=source.get("endpoint") or None,
-            aws_region=source.get("aws.region", store.get("region", "us-east-1")),
-            featurestore_endpoint_url=store.get("endpoint.url") or None,
-            featurestore_region=store.get("region", "us-east-1"),
+            watermark_delay_s=int(_seconds(job["watermark.delay.s"], "Job watermark.delay.s")),
+            future_tolerance_s=int(_seconds(job["future.tolerance.s"], "Job future.tolerance.s")),
+            dedup_ttl=job["dedup.ttl"],
+            idle_timeout=job["idle.timeout"],
+            checkpoint_interval=job["checkpoint.interval"],
+            checkpoint_uri=_uri(job["checkpoint.path"], data_dir),
+            dead_letter_uri=_uri(outputs["dead.letter.path"], data_dir),
+            late_uri=_uri(outputs["late.path"], data_dir),
+            progress_uri=_uri(source["progress.path"], data_dir),
+            features_dir=_path(job["features.dir"], FEATURES_DIR),
+            kinesis_stream_arn=source["stream.arn"],
+            kinesis_init_position=source["init.position"],
+            kinesis_endpoint_url=source["endpoint"] or None,
+            aws_region=source["aws.region"] or store["region"],
+            featurestore_endpoint_url=store["endpoint.url"] or None,
+            featurestore_region=store["region"],
         )
         config = replace(config, **overrides)
+        for name in ("dedup.ttl", "idle.timeout", "checkpoint.interval"):
+            duration_ms(job[name], f"Job {name}")
         if config.source_type not in SOURCE_TYPES:
             raise ConfigError(f"Source type {config.source_type!r} is not one of {', '.join(SOURCE_TYPES)}")
         if config.source_type == "kinesis" and not config.kinesis_stream_arn.startswith("arn:"):
             raise ConfigError("Source type 'kinesis' needs 'stream.arn' (arn:aws:kinesis:REGION:ACCOUNT:stream/NAME)")
         return config
-
-    @property
-    def sql_params(self) -> dict[str, object]:
-        monitor = (
-            f",\n    'source.monitor-interval' = '{round(self.monitor_interval_s * 1000)} ms'"
-            if self.monitor_interval_s
-            else ""
-        )
-        params: dict[str, object] = {
-            "feed_uri": self.feed_uri,
-            "monitor_option": monitor,
-            "kinesis_stream_arn": self.kinesis_stream_arn,
-            "kinesis_init_position": self.kinesis_init_position,
-            "kinesis_endpoint_option": (
-                f",\n    'aws.endpoint' = '{self.kinesis_endpoint_url}'" if self.kinesis_endpoint_url else ""
-            ),
-            "aws_region": self.aws_region,
-            "watermark_delay_s": self.watermark_delay_s,
-            "future_tolerance_s": self.future_tolerance_s,
-            "dead_letter_uri": self.dead_letter_uri,
-            "late_uri": self.late_uri,
-            "progress_uri": self.progress_uri,
-        }
-        params["transaction_columns"] = _fragment("transaction_columns.sql", params)
-        params["transaction_lines"] = _fragment("sources/transaction_lines.sql", params)
-        return params

@@ -9,8 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from connectors.featurestore.local_server import store_root
-
 
 @dataclass(frozen=True)
 class DataDir:
@@ -60,7 +58,7 @@ class DataDir:
     @property
     def featurestore(self) -> Path:
         """The local feature store: online.sqlite3 and offline/<group>/... Parquet."""
-        return store_root(self.root)
+        return self.root / "featurestore"
 
     @property
     def logs(self) -> Path:

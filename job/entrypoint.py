@@ -17,21 +17,19 @@ from pathlib import Path
 from botocore.exceptions import BotoCoreError
 
 from connectors.featurestore.client import FeatureStoreClient, FeatureStoreConfig, FeatureStoreError
-from job.config import MANAGED_FLINK_PROPERTIES, JobConfig, load_property_groups
+from job import CODE_PACKAGES, REPO_ROOT
+from job.config import MANAGED_FLINK_PROPERTIES, Deployment, JobConfig, load_property_groups, with_defaults
 from job.pipeline import build_pipeline
 
 log = logging.getLogger(__name__)
 
-PACKAGE_ROOT = Path(__file__).resolve().parent.parent
-# What the Python UDF workers import: our packages and the vendored pure-Python dependencies.
-WORKER_PACKAGES = ("job", "connectors", "udfs")
 
 
-def worker_python_files(root: Path = PACKAGE_ROOT) -> list[str]:
+def worker_python_files(root: Path = REPO_ROOT) -> list[str]:
     """Folders for python.files. Flink puts each folder itself on the workers' PYTHONPATH, so the code
     goes into one folder that holds the packages (job/, connectors/, udfs/), beside site-packages/."""
     code = Path(tempfile.mkdtemp(prefix="chainfeat-code-"))
-    for name in WORKER_PACKAGES:
+    for name in CODE_PACKAGES:
         shutil.copytree(root / name, code / name, ignore=shutil.ignore_patterns("__pycache__"))
     files = [str(code)]
     if (root / "site-packages").is_dir():
@@ -45,13 +43,17 @@ def main(wait: bool | None = None) -> str:
     logging.basicConfig(level=logging.INFO)
     properties = os.environ.get("CHAINFEAT_PROPERTIES")
     groups = load_property_groups(Path(properties) if properties else None)
-    data_dir = Path(os.environ.get("CHAINFEAT_DATA_DIR") or groups.get("Job", {}).get("data.dir") or os.getcwd())
+    data_dir = Path(os.environ.get("CHAINFEAT_DATA_DIR") or with_defaults(groups)["Job"]["data.dir"] or os.getcwd())
     config = JobConfig.from_properties(groups, data_dir)
-    managed = MANAGED_FLINK_PROPERTIES.exists()
-    on_cluster = managed or os.environ.get("CHAINFEAT_DETACHED") == "1"
+    if MANAGED_FLINK_PROPERTIES.exists():
+        deployment = Deployment.MANAGED
+    elif os.environ.get("CHAINFEAT_DETACHED") == "1":
+        deployment = Deployment.CLUSTER
+    else:
+        deployment = Deployment.LOCAL
     if wait is None:
-        wait = not on_cluster  # on Managed Flink or after `flink run -d` the cluster runs the job
-    pipeline = build_pipeline(config, local=not on_cluster, managed=managed)
+        wait = deployment is Deployment.LOCAL  # on Managed Flink or after `flink run -d` the cluster runs the job
+    pipeline = build_pipeline(config, deployment=deployment)
     already = pipeline.table_env.get_config().get("python.files", "") or ""  # run options / flink run -pyfs
     for path in worker_python_files():
         if Path(path).name not in already:
@@ -66,7 +68,7 @@ def main(wait: bool | None = None) -> str:
             log.warning("could not ensure feature group %s: %s", definition.name, error)
     job = pipeline.execute_async("chainfeat")
     job_id = str(job.get_job_id())
-    log.info("submitted chainfeat job %s (code from %s)", job_id, PACKAGE_ROOT)
+    log.info("submitted chainfeat job %s (code from %s)", job_id, REPO_ROOT)
     if wait:
         job.get_job_execution_result().result()
     return job_id

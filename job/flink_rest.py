@@ -11,6 +11,10 @@ from typing import Any
 import urllib3
 
 
+# Flink's REST port unless configured (rest.port): the dashboard of `chainfeat run` and of a cluster.
+DEFAULT_REST_PORT = 8081
+
+
 class FlinkRestError(RuntimeError):
     pass
 

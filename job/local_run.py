@@ -25,19 +25,20 @@ from typing import Any
 from connectors.blockchain.poller import FanOut, Poller
 from connectors.blockchain.source import ArchiveWriter, LiveSource, Poll, ReplaySource
 from connectors.featurestore.client import FeatureStoreClient, FeatureStoreConfig
-from connectors.featurestore.local_server import LocalFeatureStoreServer
-from connectors.spool import FeedPublisher, ProgressLog, SpoolWriter, atomic_write, committed_files
+from connectors.featurestore.local.server import LocalFeatureStoreServer
+from connectors.files import atomic_write
+from connectors.spool import FeedPublisher, ProgressLog, SpoolWriter, committed_files
+from job import REPO_ROOT
 from job.config import JobConfig, load_property_groups
 from job.data_dir import DataDir
-from job.flink_rest import FlinkRest, FlinkRestError
+from job.flink_rest import DEFAULT_REST_PORT, FlinkRest, FlinkRestError
 from job.monitor import JobMonitor
 from job.sql_files import feature_files
 
 log = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 BUNDLED_RECORDING = REPO_ROOT / "tests" / "data" / "unconfirmed-65min.jsonl.gz"
-DEFAULT_DASHBOARD_PORT = 8081
+DEFAULT_DASHBOARD_PORT = DEFAULT_REST_PORT
 
 
 class RunError(RuntimeError):
@@ -223,7 +224,7 @@ class LocalRun:
 
         endpoint = self.config.featurestore_endpoint_url
         if not endpoint:
-            self.server = LocalFeatureStoreServer(self.data.root, port=self.options.featurestore_port).start()
+            self.server = LocalFeatureStoreServer(self.data.featurestore, port=self.options.featurestore_port).start()
             endpoint = self.server.url
         self._refuse_a_finished_job(endpoint)
 

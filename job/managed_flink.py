@@ -40,16 +40,17 @@ def property_groups(groups: dict[str, dict[str, str]], run_options: dict[str, st
 
 def aws_property_groups(groups: dict[str, dict[str, str]], *, stream_arn: str, region: str,
                         outputs_uri: str) -> dict[str, dict[str, str]]:
-    """The job's properties as deployed on AWS: the same groups with only the deployment section swapped
-    (Kinesis source, S3 side outputs, the region's feature store); the job's settings stay as they are."""
-    source = groups.get("Source", {})
-    return {
-        **groups,
-        "Source": {"type": "kinesis", "stream.arn": stream_arn, "aws.region": region,
-                   "init.position": source.get("init.position", "TRIM_HORIZON")},
+    """The job's properties as deployed on AWS: the same groups with only the deployment's keys set (Kinesis
+    source, S3 side outputs, the region's feature store), key by key, so every other key stays as it is."""
+    deployment = {
+        "Source": {"type": "kinesis", "stream.arn": stream_arn, "aws.region": region, "endpoint": ""},
         "Outputs": {"dead.letter.path": f"{outputs_uri}/dead_letter", "late.path": f"{outputs_uri}/late"},
-        "FeatureStore": {**groups.get("FeatureStore", {}), "endpoint.url": "", "region": region},
+        "FeatureStore": {"endpoint.url": "", "region": region},
     }
+    merged = {name: dict(values) for name, values in groups.items()}
+    for name, values in deployment.items():
+        merged.setdefault(name, {}).update(values)
+    return merged
 
 
 def deploy(

@@ -22,9 +22,11 @@ from pathlib import Path
 
 import urllib3
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from job import CODE_PACKAGES, REPO_ROOT
+
 RUN_OPTIONS_GROUP = "kinesis.analytics.flink.run.options"
-CODE_PACKAGES = ("job", "connectors", "udfs")
+# Never run on a cluster, so not shipped: the local feature-store emulator and the synthetic recordings.
+LOCAL_ONLY = ("connectors/featurestore/local/", "connectors/blockchain/synthetic.py")
 # What the job imports at run time beyond PyFlink (which the service provides). All pure Python, so the
 # copies installed here are valid on the service's manylinux x86_64 hosts.
 RUNTIME_DISTRIBUTIONS = ("boto3", "botocore", "s3transfer", "jmespath", "python-dateutil", "six", "urllib3")
@@ -111,8 +113,10 @@ def _code_files() -> list[tuple[Path, str]]:
     files = [(REPO_ROOT / "job" / "zip_main.py", "main.py")]
     for package in CODE_PACKAGES:
         for path in sorted((REPO_ROOT / package).rglob("*")):
-            if path.is_file() and "__pycache__" not in path.parts and path.suffix in (".py", ".json"):
-                files.append((path, str(path.relative_to(REPO_ROOT))))
+            name = str(path.relative_to(REPO_ROOT))
+            if (path.is_file() and "__pycache__" not in path.parts and path.suffix in (".py", ".json")
+                    and not name.startswith(LOCAL_ONLY)):
+                files.append((path, name))
     for path in sorted((REPO_ROOT / "sql").rglob("*.sql")):
         files.append((path, str(path.relative_to(REPO_ROOT))))
     return files

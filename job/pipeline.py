@@ -24,7 +24,7 @@ from connectors.featurestore.client import FeatureStoreConfig
 from udfs.feature_store_writer import feature_store_writer
 from connectors.featurestore.model import FeatureGroupDefinition, FeatureType
 from job import sql_files
-from job.config import JobConfig
+from job.config import Deployment, JobConfig
 from job.jvm import use_class_archive
 from job.monitor import METRICS_REFRESH_S
 from udfs.metrics import register_side_output_counters
@@ -43,14 +43,13 @@ class ConnectorMissing(RuntimeError):
     pass
 
 
-def flink_configuration(config: JobConfig, rest_port: int | None = None, local: bool = True,
-                        managed: bool = False) -> Configuration:
-    """The job's Flink settings. ``local``: this process runs the MiniCluster (chainfeat run, tests);
-    otherwise a cluster (Managed Flink, `flink run`) owns its REST endpoint and Python interpreter.
-    ``managed``: on Managed Flink the service owns checkpointing and restarts (set by the CDK app)."""
+def flink_configuration(config: JobConfig, rest_port: int | None = None,
+                        deployment: Deployment = Deployment.LOCAL) -> Configuration:
+    """The job's Flink settings for where it runs (see Deployment): locally all of them; a cluster owns its
+    REST endpoint and Python interpreter; Managed Flink also checkpointing and restarts (set by the CDK app)."""
     flink = Configuration()
     settings = {
-        "parallelism.default": "1",  # parallelism 2 on the file source gave wrong windows (DESIGN.md)
+        "parallelism.default": "1",  # parallelism 2 on the file source gave wrong windows (measured; no test proves 2 exact)
         "table.local-time-zone": "UTC",
         "table.exec.state.ttl": config.dedup_ttl,
         "table.exec.source.idle-timeout": config.idle_timeout,
@@ -70,10 +69,10 @@ def flink_configuration(config: JobConfig, rest_port: int | None = None, local: 
         "restart-strategy.fixed-delay.attempts": "3",
         "restart-strategy.fixed-delay.delay": "5 s",
     }
-    if not managed:
+    if deployment is not Deployment.MANAGED:
         settings.update(operational)
     settings.update(config.extra_flink_config)
-    if local:
+    if deployment is Deployment.LOCAL:
         # In-process MiniCluster: the workers use this interpreter, and its dashboard/REST API binds
         # loopback only; port 0 picks a free one.
         settings.setdefault("python.executable", sys.executable)
@@ -191,10 +190,9 @@ def register_views(table_env: StreamTableEnvironment, config: JobConfig) -> list
     """Create the source, every view and the sink tables; returns the feature groups the features/*.sql
     views define (also what the CDK app derives the SageMaker feature groups from). A feature file Flink
     rejects raises FeatureFileError naming its file, line and column."""
-    params = config.sql_params
+    params = sql_files.parameters(config)
     register_side_output_counters(table_env)
-    source_file = sql_files.SQL_DIR / "sources" / f"{config.source_type}.sql"
-    for path in [source_file, *(sql_files.SQL_DIR / name for name in _PIPELINE_FILES),
+    for path in [sql_files.source_file(config), *(sql_files.SQL_DIR / name for name in _PIPELINE_FILES),
                  sql_files.SQL_DIR / "sinks" / "files.sql", sql_files.SQL_DIR / "sinks" / "feature_store.sql"]:
         for statement in sql_files.statements(path, params):
             with _connector_hint(config):
@@ -220,7 +218,7 @@ def register_views(table_env: StreamTableEnvironment, config: JobConfig) -> list
 def _add_inserts(table_env: StreamTableEnvironment, statement_set: StatementSet, path: Path,
                  config: JobConfig) -> None:
     """A sinks/*.sql file's statements: tables are created, INSERTs join the job's one statement set."""
-    for statement in sql_files.statements(path, config.sql_params):
+    for statement in sql_files.statements(path, sql_files.parameters(config)):
         with _connector_hint(config):
             if sql_files.without_comments(statement).lstrip().upper().startswith("INSERT"):
                 statement_set.add_insert_sql(statement)
@@ -228,11 +226,11 @@ def _add_inserts(table_env: StreamTableEnvironment, statement_set: StatementSet,
                 table_env.execute_sql(statement)
 
 
-def build_pipeline(config: JobConfig, rest_port: int | None = None, local: bool = True,
-                   managed: bool = False) -> Pipeline:
-    if local:
+def build_pipeline(config: JobConfig, rest_port: int | None = None,
+                   deployment: Deployment = Deployment.LOCAL) -> Pipeline:
+    if deployment is Deployment.LOCAL:
         use_class_archive()  # this process starts the JVM: let it map the classes (job/jvm.py)
-    env = StreamExecutionEnvironment.get_execution_environment(flink_configuration(config, rest_port, local, managed))
+    env = StreamExecutionEnvironment.get_execution_environment(flink_configuration(config, rest_port, deployment))
     table_env = StreamTableEnvironment.create(env)
     groups = register_views(table_env, config)
 
@@ -254,6 +252,6 @@ def derive_feature_groups(config: JobConfig) -> list[FeatureGroupDefinition]:
     """The feature groups of sql/features/, resolved by Flink's planner without running anything."""
     use_class_archive()
     table_env = StreamTableEnvironment.create(
-        StreamExecutionEnvironment.get_execution_environment(flink_configuration(config, local=True))
+        StreamExecutionEnvironment.get_execution_environment(flink_configuration(config))
     )
     return register_views(table_env, config)

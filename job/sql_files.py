@@ -1,7 +1,9 @@
-"""Loading the job's SQL: files under sql/, ``${name}`` placeholders filled from configuration.
+"""The job's SQL: files under sql/, their ``${name}`` placeholders filled from configuration, in one place.
 
-Values are substituted with string.Template (never by concatenating user input into SQL), and a
-placeholder without a value is an error that names the file and the placeholder.
+A value is rendered for where the SQL files put it: strings go inside quotes ('${feed_uri}') and are escaped
+as SQL string literals, numbers as they are, and a ``Fragment`` (the text of another .sql file, such as the
+shared column list) as SQL. A placeholder without a value is an error naming the file and the placeholder.
+Settings that change a statement's shape (a bounded source, a custom endpoint) pick a file, never a clause.
 """
 
 from __future__ import annotations
@@ -10,9 +12,14 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 from string import Template
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
-SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+from job import REPO_ROOT
+
+if TYPE_CHECKING:  # job.config imports this module
+    from job.config import JobConfig
+
+SQL_DIR = REPO_ROOT / "sql"
 FEATURES_DIR = SQL_DIR / "features"
 _COMMENT = re.compile(r"--[^\n]*")
 _SEPARATOR = re.compile(r";[ \t]*(?:\n|$)")
@@ -35,14 +42,70 @@ class _SqlTemplate(Template):
     """
 
 
+class Fragment(str):
+    """SQL text from another .sql file, filled in as SQL (not as a quoted value)."""
+
+
+def sql_value(value: object) -> str:
+    """``value`` as the SQL files expect it: a Fragment as it is, a number as written, anything else as the
+    inside of a SQL string literal (quotes doubled)."""
+    if isinstance(value, Fragment):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return repr(value)
+    return str(value).replace("'", "''")
+
+
 def render(path: Path, params: Mapping[str, object]) -> str:
     text = path.read_text()
     try:
-        return _SqlTemplate(text).substitute({key: str(value) for key, value in params.items()})
+        return _SqlTemplate(text).substitute({key: sql_value(value) for key, value in params.items()})
     except KeyError as missing:
-        raise SqlTemplateError(f"{path.relative_to(SQL_DIR.parent)} needs a value for ${{{missing.args[0]}}}") from None
+        raise SqlTemplateError(f"{_shown(path)} needs a value for ${{{missing.args[0]}}}") from None
     except ValueError as error:
-        raise SqlTemplateError(f"{path.relative_to(SQL_DIR.parent)}: {error}") from None
+        raise SqlTemplateError(f"{_shown(path)}: {error}") from None
+
+
+def _shown(path: Path) -> str:
+    try:
+        return str(path.relative_to(SQL_DIR.parent))
+    except ValueError:
+        return str(path)
+
+
+def fragment(name: str, params: Mapping[str, object]) -> Fragment:
+    """A .sql file that other files include (a column list): its lines without the leading comment."""
+    text = render(SQL_DIR / name, params)
+    return Fragment("\n".join(line for line in text.splitlines() if not line.startswith("--")).rstrip())
+
+
+def source_file(config: "JobConfig") -> Path:
+    """The source table's file: one per source type and shape (bounded or not, custom endpoint or not)."""
+    if config.source_type == "spool":
+        name = "spool.sql" if config.monitor_interval_s else "spool_bounded.sql"
+    else:
+        name = "kinesis_at_endpoint.sql" if config.kinesis_endpoint_url else "kinesis.sql"
+    return SQL_DIR / "sources" / name
+
+
+def parameters(config: "JobConfig") -> dict[str, object]:
+    """The values the job's .sql files take from ``config``."""
+    params: dict[str, object] = {
+        "feed_uri": config.feed_uri,
+        "monitor_interval": f"{round((config.monitor_interval_s or 0) * 1000)} ms",
+        "kinesis_stream_arn": config.kinesis_stream_arn,
+        "kinesis_init_position": config.kinesis_init_position,
+        "kinesis_endpoint_url": config.kinesis_endpoint_url or "",
+        "aws_region": config.aws_region,
+        "watermark_delay_s": config.watermark_delay_s,
+        "future_tolerance_s": config.future_tolerance_s,
+        "dead_letter_uri": config.dead_letter_uri,
+        "late_uri": config.late_uri,
+        "progress_uri": config.progress_uri,
+    }
+    params["transaction_columns"] = fragment("transaction_columns.sql", params)
+    params["transaction_lines"] = fragment("sources/transaction_lines.sql", params)
+    return params
 
 
 @dataclass(frozen=True)

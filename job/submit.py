@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 import pyflink
 
-from job.flink_rest import FlinkRest
+from job.flink_rest import DEFAULT_REST_PORT, FlinkRest
 from job.package import unpack
 
 _SUBMITTED = re.compile(r"(?:submitted chainfeat job|submitted with JobID) ([0-9a-f]{32})")
@@ -39,11 +39,11 @@ def submit_to_cluster(zip_path: Path, flink_url: str, properties: Path | None, d
         raise SubmitError(f"{zip_path} not found; build it with `chainfeat package`")
     url = urlsplit(flink_url)
     if url.scheme not in ("http", "https") or not url.hostname:
-        raise SubmitError(f"--flink-url must look like http://HOST:8081, got {flink_url!r}")
+        raise SubmitError(f"--flink-url must look like http://HOST:{DEFAULT_REST_PORT}, got {flink_url!r}")
     digest = hashlib.sha256(zip_path.read_bytes()).hexdigest()[:16]
     root = unpack(zip_path, Path.home() / ".cache" / "chainfeat" / "submit" / digest)
     command = [str(FLINK_HOME / "bin" / "flink"), "run", "-d", "-t", "remote",
-               f"-Drest.address={url.hostname}", f"-Drest.port={url.port or 8081}",
+               f"-Drest.address={url.hostname}", f"-Drest.port={url.port or DEFAULT_REST_PORT}",
                "-py", "main.py", "-pyfs", "site-packages", "-pyclientexec", sys.executable]
     command += [arg for jar in sorted((root / "lib").glob("*.jar")) for arg in ("-j", str(jar))]
     env = {key: value for key, value in os.environ.items() if not key.startswith("PYFLINK_")}

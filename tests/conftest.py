@@ -10,9 +10,10 @@ from typing import Iterator
 import boto3
 import pytest
 
-from connectors.featurestore.local_server import LocalFeatureStoreServer
+from connectors.featurestore.local.server import LocalFeatureStoreServer
+from job import REPO_ROOT
+from job.data_dir import DataDir
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 # Flink writes its logs next to pyflink unless told otherwise; keep them out of the venv.
 os.environ.setdefault("FLINK_LOG_DIR", str(REPO_ROOT / ".pytest_cache" / "flink-logs"))
 CHAINFEAT = [sys.executable, "-m", "job.cli"]
@@ -34,7 +35,7 @@ def data_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def server(data_dir: Path) -> Iterator[LocalFeatureStoreServer]:
-    with LocalFeatureStoreServer(data_dir, port=0, flush_interval_s=0.2).start() as running:
+    with LocalFeatureStoreServer(DataDir(data_dir).featurestore, port=0, flush_interval_s=0.2).start() as running:
         yield running
 
 

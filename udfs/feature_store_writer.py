@@ -22,6 +22,7 @@ from pyflink.table import DataTypes
 from pyflink.table.udf import FunctionContext, ScalarFunction, udf
 
 from connectors.featurestore.client import FeatureStoreClient, FeatureStoreConfig
+from udfs import metric_names
 from udfs.metrics import cloudwatch_metric_group
 
 
@@ -54,10 +55,10 @@ class FeatureStoreWriter(ScalarFunction):
     def open(self, function_context: FunctionContext) -> None:
         self.client = FeatureStoreClient(self.config)
         metrics = cloudwatch_metric_group(function_context)
-        self.written = metrics.counter("features_written")
-        metrics.gauge("put_retries", lambda: self.client.retries if self.client else 0)
-        metrics.gauge("put_latency_ms", lambda: self.last_put_ms)
-        metrics.gauge("freshness_s", self.freshness_s)
+        self.written = metrics.counter(metric_names.FEATURES_WRITTEN)
+        metrics.gauge(metric_names.PUT_RETRIES, lambda: self.client.retries if self.client else 0)
+        metrics.gauge(metric_names.PUT_LATENCY_MS, lambda: self.last_put_ms)
+        metrics.gauge(metric_names.FRESHNESS_S, self.freshness_s)
 
     def freshness_s(self) -> int:
         return -1 if self.newest_event_time is None else int(time.time() - self.newest_event_time)

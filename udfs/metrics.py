@@ -13,11 +13,9 @@ from typing import Any
 from pyflink.table import DataTypes
 from pyflink.table.udf import FunctionContext, ScalarFunction, udf
 
-# Managed Flink sends a function's metrics to CloudWatch when their group starts with this key.
-CLOUDWATCH_GROUP = "kinesisanalytics"
-METRIC_GROUP = (CLOUDWATCH_GROUP, "chainfeat")
+from udfs.metric_names import DEAD_LETTER_RECORDS, LATE_RECORDS, METRIC_GROUP
 
-SIDE_OUTPUT_COUNTERS = {"count_dead_letter": "dead_letter_records", "count_late": "late_records"}
+SIDE_OUTPUT_COUNTERS = {"count_dead_letter": DEAD_LETTER_RECORDS, "count_late": LATE_RECORDS}
 
 
 def cloudwatch_metric_group(function_context: FunctionContext) -> Any:

@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
+from connectors import DEFAULT_REGION
 from connectors.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
@@ -23,7 +24,7 @@ _MAX_DATUMS_PER_CALL = 1000
 class CloudWatchConfig:
     namespace: str
     dimensions: Mapping[str, str] = field(default_factory=dict)
-    region: str = "us-east-1"
+    region: str = DEFAULT_REGION
     endpoint_url: str | None = None
     interval_s: float = 60.0
 

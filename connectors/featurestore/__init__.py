@@ -1,1 +1,3 @@
-"""SageMaker Feature Store: the boto3 client, the local compatible server, offline queries."""
+"""SageMaker Feature Store: the boto3 client and the feature-group model (what the job, the CLI and the
+notebook use, here and on AWS), the offline-store compaction (also the AWS Glue script), and in local/ a
+compatible local service."""

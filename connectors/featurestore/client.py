@@ -19,6 +19,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from connectors import DEFAULT_REGION
 from connectors.retry import RETRYABLE_AWS_CODES, RetriesExhausted, RetryPolicy
 from connectors.featurestore.model import FeatureGroupDefinition, from_api_record, to_api_record
 
@@ -38,7 +39,7 @@ class FeatureStoreConfig:
     """Where the feature store is and how hard to try. ``endpoint_url=None`` means Amazon SageMaker."""
 
     endpoint_url: str | None = None
-    region: str = "us-east-1"
+    region: str = DEFAULT_REGION
     batch_size: int = 25  # BatchWriteRecord takes at most 25 entries
     max_attempts: int = 10
     base_delay_s: float = 0.05

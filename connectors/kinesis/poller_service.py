@@ -19,6 +19,7 @@ import threading
 import time
 from pathlib import Path
 
+from connectors import DEFAULT_REGION
 from connectors.blockchain.poller import Poller
 from connectors.cloudwatch.metrics import CloudWatchConfig, CloudWatchCounters, StatsReporter
 from connectors.blockchain.source import LIVE_URL, LiveSource, Poll
@@ -61,7 +62,7 @@ def main(argv: list[str]) -> int:
     if not stream:
         print("CHAINFEAT_STREAM (the Kinesis stream name) is not set", file=sys.stderr)
         return 2
-    region = os.environ.get("AWS_REGION", "us-east-1")
+    region = os.environ.get("AWS_REGION", DEFAULT_REGION)
     writer = KinesisWriter(KinesisConfig(stream, region=region,
                                          endpoint_url=os.environ.get("CHAINFEAT_KINESIS_ENDPOINT") or None))
 

@@ -18,6 +18,7 @@ from typing import Any, Callable, Iterable, Iterator
 import boto3
 from botocore.config import Config
 
+from connectors import DEFAULT_REGION
 from connectors.blockchain.source import Poll
 from connectors.blockchain.transactions import partition_key, rejected_line
 from connectors.retry import RetriesExhausted, RetryPolicy, is_retryable_aws_error
@@ -41,7 +42,7 @@ class _SomeRecordsFailed(Exception):
 @dataclass(frozen=True)
 class KinesisConfig:
     stream_name: str
-    region: str = "us-east-1"
+    region: str = DEFAULT_REGION
     endpoint_url: str | None = None
     retry: RetryPolicy = RetryPolicy(max_attempts=12, base_delay_s=0.1, max_delay_s=5.0, total_timeout_s=300.0)
 

@@ -22,7 +22,7 @@ from infra.stacks.ingestion import secure_bucket
 def feature_group_properties(definition: FeatureGroupDefinition, offline_uri: str, key_arn: str,
                              role_arn: str) -> dict:
     """CfnFeatureGroup properties. The store configs are plain PascalCase dicts: the *Property classes
-    render camelCase, which CloudFormation rejects (DESIGN.md)."""
+    render camelCase, which CloudFormation rejects (tests/infra/test_app.py synthesizes them)."""
     return {
         "feature_group_name": definition.name,
         "record_identifier_feature_name": definition.record_identifier,

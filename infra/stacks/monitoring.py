@@ -22,6 +22,7 @@ from constructs import Construct
 from infra.settings import POLLER_METRICS_NAMESPACE as POLLER_NAMESPACE
 from infra.settings import InfraSettings
 from job.monitor import DEDUP_OPERATOR
+from udfs import metric_names
 
 FLINK_NAMESPACE = "AWS/KinesisAnalytics"
 ONE_MINUTE = Duration.minutes(1)
@@ -67,9 +68,9 @@ class MonitoringStack(Stack):
             expression=f"SUM({operator_search(app, 'numRecordsIn', DEDUP_OPERATOR)}) - "
                        f"SUM({operator_search(app, 'numRecordsOut', DEDUP_OPERATOR)})",
             label="duplicates dropped (dedup in − out)", period=ONE_MINUTE)
-        features_written = job_metric(app, "features_written", label="feature rows written")
-        dead_letter = job_metric(app, "dead_letter_records", label="dead letter")
-        late = job_metric(app, "late_records", label="late")
+        features_written = job_metric(app, metric_names.FEATURES_WRITTEN, label="feature rows written")
+        dead_letter = job_metric(app, metric_names.DEAD_LETTER_RECORDS, label="dead letter")
+        late = job_metric(app, metric_names.LATE_RECORDS, label="late")
 
         self.dashboard = cloudwatch.Dashboard(self, "Dashboard", dashboard_name=f"{settings.prefix}-pipeline",
                                               default_interval=Duration.hours(3))
@@ -94,14 +95,14 @@ class MonitoringStack(Stack):
         )
         self.dashboard.add_widgets(
             cloudwatch.GraphWidget(title="Feature store: PutRecord latency (ms)", width=8, left=[
-                job_metric(app, "put_latency_ms", "MAX", "as the job sees it (last put)"),
+                job_metric(app, metric_names.PUT_LATENCY_MS, "MAX", "as the job sees it (last put)"),
                 *(feature_store("Latency", group, "Average") for group in feature_group_names)]),
             cloudwatch.GraphWidget(title="Feature store: errors and retries", width=8, left=[
-                job_metric(app, "put_retries", "MAX", "job retries (cumulative)"),
+                job_metric(app, metric_names.PUT_RETRIES, "MAX", "job retries (cumulative)"),
                 *(feature_store(name, group, "Sum") for group in feature_group_names
                   for name in ("Operation4XXErrors", "Operation5XXErrors", "ThrottledRequests"))]),
             cloudwatch.GraphWidget(title="Freshness: now − newest event_time written (s)", width=8, left=[
-                job_metric(app, "freshness_s", "MAX", "freshness (s)")], right=[features_written]),
+                job_metric(app, metric_names.FRESHNESS_S, "MAX", "freshness (s)")], right=[features_written]),
         )
         self.dashboard.add_widgets(
             cloudwatch.GraphWidget(title="Flink job: running time and restarts", width=12,
@@ -124,13 +125,13 @@ class MonitoringStack(Stack):
                 alarm_description="The Flink job is not running (runningTime 0 or not reported for 3 minutes)."),
             "NoFeatures": cloudwatch.Alarm(
                 self, "NoFeatures", alarm_name=f"{settings.prefix}-no-features",
-                metric=job_metric(app, "features_written", period=window), evaluation_periods=1,
+                metric=job_metric(app, metric_names.FEATURES_WRITTEN, period=window), evaluation_periods=1,
                 comparison_operator=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD, threshold=1,
                 treat_missing_data=cloudwatch.TreatMissingData.BREACHING,
                 alarm_description=f"No feature row written for {settings.no_features_minutes} minutes."),
             "DeadLetterSpike": cloudwatch.Alarm(
                 self, "DeadLetterSpike", alarm_name=f"{settings.prefix}-dead-letter-spike",
-                metric=job_metric(app, "dead_letter_records", period=Duration.minutes(5)), evaluation_periods=1,
+                metric=job_metric(app, metric_names.DEAD_LETTER_RECORDS, period=Duration.minutes(5)), evaluation_periods=1,
                 comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
                 threshold=settings.dead_letter_alarm_per_5_min,
                 treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,

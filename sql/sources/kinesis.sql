@@ -10,5 +10,5 @@ ${transaction_lines}
     'source.init.position' = '${kinesis_init_position}',
     'format' = 'json',
     'json.fail-on-missing-field' = 'false',
-    'json.ignore-parse-errors' = 'false'${kinesis_endpoint_option}
+    'json.ignore-parse-errors' = 'false'
 );

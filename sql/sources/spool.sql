@@ -1,5 +1,5 @@
 -- Local source: the feed directory, JSON-lines files published in poll order from the spool
--- (connectors/spool.py): the transaction stream's lines (see transaction_lines.sql).
+-- (connectors/spool.py): the transaction stream's lines (see transaction_lines.sql), watched for new files.
 CREATE TEMPORARY TABLE source_lines (
 ${transaction_lines}
 ) WITH (
@@ -7,5 +7,6 @@ ${transaction_lines}
     'path' = '${feed_uri}',
     'format' = 'json',
     'json.fail-on-missing-field' = 'false',
-    'json.ignore-parse-errors' = 'false'${monitor_option}
+    'json.ignore-parse-errors' = 'false',
+    'source.monitor-interval' = '${monitor_interval}'
 );

@@ -9,22 +9,20 @@ import subprocess
 
 import pytest
 
+from job.data_dir import DataDir
 from connectors.featurestore.client import FeatureStoreClient, FeatureStoreConfig
-from connectors.featurestore.local_server import LocalFeatureStoreServer
+from connectors.featurestore.local.server import LocalFeatureStoreServer
 from tests.conftest import CHAINFEAT
-from tests.connectors.featurestore.test_client import DEFINITION, GROUP, feature_rows
+from tests.support import chainfeat
+from tests.support.feature_rows import DEFINITION, GROUP, feature_rows
 
 pytestmark = pytest.mark.slow
-
-
-def chainfeat(env: dict, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([*CHAINFEAT, *args], env=env, capture_output=True, text=True, timeout=120)
 
 
 @pytest.fixture
 def written_rows(data_dir) -> list[dict]:
     rows = feature_rows(7)
-    with LocalFeatureStoreServer(data_dir, port=0).start() as server:
+    with LocalFeatureStoreServer(DataDir(data_dir).featurestore, port=0).start() as server:
         client = FeatureStoreClient(FeatureStoreConfig(endpoint_url=server.url))
         client.ensure_feature_group(DEFINITION)
         client.put_records(GROUP, rows)
@@ -71,7 +69,7 @@ def test_latest_starts_a_server_for_the_call(cli_env, written_rows) -> None:
 
 
 def test_latest_uses_the_running_server(cli_env, data_dir, written_rows) -> None:
-    with LocalFeatureStoreServer(data_dir, port=0).start():  # holds the data dir's lock
+    with LocalFeatureStoreServer(DataDir(data_dir).featurestore, port=0).start():  # holds the data dir's lock
         result = chainfeat(cli_env, "latest")
     assert result.returncode == 0, result.stderr
     assert written_rows[-1]["tx_minute"] in result.stdout and "avg_fee_1min" in result.stdout

@@ -11,8 +11,7 @@ import pytest
 
 from job.config import DEFAULT_PROPERTIES
 from tests.conftest import CHAINFEAT
-from tests.flink_cluster import StandaloneCluster
-from tests.job.test_package import app_zip  # noqa: F401 - fixture
+from tests.support.flink_cluster import StandaloneCluster
 from tests.reference import expected_results
 from tests.support import GROUP, online_rows, publish, reference_input, scenario
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from job.config import ConfigError, JobConfig, duration_ms, load_property_groups
+from job.config import ConfigError, Deployment, JobConfig, duration_ms, load_property_groups
 from job.pipeline import flink_configuration
 
 
@@ -21,13 +21,13 @@ def test_local_run_binds_loopback_and_checkpoints_under_the_data_dir(tmp_path) -
 
 
 def test_on_a_cluster_the_cluster_owns_rest_and_python(tmp_path) -> None:
-    remote = settings(tmp_path, local=False)
+    remote = settings(tmp_path, deployment=Deployment.CLUSTER)
     assert "rest.port" not in remote and "python.executable" not in remote
     assert "execution.checkpointing.interval" in remote  # a self-managed cluster takes the job's checkpointing
 
 
 def test_on_managed_flink_the_service_owns_checkpoints_and_restarts(tmp_path) -> None:
-    managed = settings(tmp_path, local=False, managed=True)
+    managed = settings(tmp_path, deployment=Deployment.MANAGED)
     assert not [key for key in managed if key.startswith(("execution.checkpointing", "restart-strategy"))]
     assert managed["table.exec.state.ttl"] == "3 h"
 

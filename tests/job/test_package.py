@@ -10,27 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from job.package import RUN_OPTIONS_GROUP, unpack
+from job.package import LOCAL_ONLY, RUN_OPTIONS_GROUP, unpack
 from tests.conftest import CHAINFEAT
 from tests.reference import expected_results
 from tests.support import GROUP, free_port, online_rows, publish, reference_input, scenario
-
-
-def stand_in_jar(path: Path) -> Path:
-    with zipfile.ZipFile(path, "w") as jar:
-        jar.writestr("META-INF/MANIFEST.MF", "Manifest-Version: 1.0\n")
-    return path
-
-
-@pytest.fixture
-def app_zip(tmp_path, cli_env) -> tuple[Path, dict]:
-    output = tmp_path / "dist" / "app.zip"
-    result = subprocess.run(
-        [*CHAINFEAT, "package", "--jar", str(stand_in_jar(tmp_path / "connector.jar")), "--output", str(output),
-         "--format", "json"], env=cli_env, capture_output=True, text=True, timeout=300,
-    )
-    assert result.returncode == 0, result.stderr
-    return output, json.loads(result.stdout)
 
 
 def test_zip_layout_and_run_options_match_what_managed_flink_needs(app_zip) -> None:
@@ -48,6 +31,16 @@ def test_zip_layout_and_run_options_match_what_managed_flink_needs(app_zip) -> N
                      "site-packages/urllib3/__init__.py", "site-packages/six.py"):
         assert required in names, required
     assert not [name for name in names if "__pycache__" in name or name.startswith("tests/")]
+    assert not [name for name in names if name.startswith(LOCAL_ONLY)]  # the emulator never runs on a cluster
+
+
+def test_the_job_and_its_workers_import_nothing_left_out_of_the_zip() -> None:
+    imported = subprocess.run(
+        [sys.executable, "-c", "import sys, job.entrypoint, udfs.feature_store_writer, udfs.metrics; "
+                               "print('\\n'.join(m.__file__ or '' for m in list(sys.modules.values()) if getattr(m, '__file__', None)))"],
+        capture_output=True, text=True, check=True).stdout.splitlines()
+    local_only = [path for path in imported for prefix in LOCAL_ONLY if prefix.rstrip("/") in path]
+    assert local_only == []
 
 
 def test_offline_package_names_the_file_to_download(tmp_path, cli_env) -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from connectors.blockchain.source import Poll
 from connectors.featurestore.client import FeatureStoreClient, FeatureStoreConfig
-from connectors.spool import atomic_write
+from connectors.files import atomic_write
 from job.config import JobConfig, load_property_groups
 from job.flink_rest import FlinkRest, FlinkRestError
 from job.pipeline import build_pipeline

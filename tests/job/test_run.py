@@ -14,10 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from job.data_dir import DataDir
 from connectors.blockchain.source import read_recording, shift_poll
 from connectors.blockchain.synthetic import SyntheticProfile, write_recording
 from connectors.featurestore.client import FeatureStoreClient, FeatureStoreConfig, minute_key
-from connectors.featurestore.offline_query import run_query
+from connectors.featurestore.local.offline import run_query
 from job.config import DEFAULT_PROPERTIES
 from job.local_run import BUNDLED_RECORDING
 from job.sql_files import FEATURES_DIR
@@ -44,7 +45,7 @@ def reference_for(recording: Path, shift_s: int = 0):
 
 def offline_rows(data_dir: Path, sql: str, key: str | tuple[str, ...]) -> dict:
     """Offline rows by key; a window written twice (re-emitted after a restore) must be identical."""
-    columns, rows = run_query(data_dir, sql)
+    columns, rows = run_query(DataDir(data_dir).featurestore, sql)
     found: dict = {}
     for row in rows:
         record = dict(zip(columns, row))

@@ -19,15 +19,38 @@ def kinesis_groups(**source) -> dict:
 
 def test_kinesis_source_sql_carries_the_stream_and_the_shared_columns(tmp_path) -> None:
     config = JobConfig.from_properties(kinesis_groups(endpoint="http://127.0.0.1:4567"), tmp_path)
-    (statement,) = sql_files.statements(sql_files.SQL_DIR / "sources" / "kinesis.sql", config.sql_params)
+    params = sql_files.parameters(config)
+    assert sql_files.source_file(config).name == "kinesis_at_endpoint.sql"
+    (statement,) = sql_files.statements(sql_files.source_file(config), params)
     for option in ("'connector' = 'kinesis'", f"'stream.arn' = '{ARN}'", "'aws.region' = 'eu-west-1'",
                    "'source.init.position' = 'TRIM_HORIZON'", "'format' = 'json'",
                    "'aws.endpoint' = 'http://127.0.0.1:4567'"):
         assert option in statement
-    (spool,) = sql_files.statements(sql_files.SQL_DIR / "sources" / "spool.sql", config.sql_params)
-    shared = config.sql_params["transaction_lines"]
+    (spool,) = sql_files.statements(sql_files.SQL_DIR / "sources" / "spool.sql", params)
+    shared = params["transaction_lines"]
     assert shared in statement and shared in spool
     assert "WATERMARK FOR ts AS ts - INTERVAL '60' SECOND" in shared and "fee BIGINT" in shared
+
+
+def test_values_are_quoted_so_a_quote_in_one_keeps_the_ddl_whole(tmp_path) -> None:
+    config = JobConfig.from_properties(kinesis_groups(**{"stream.arn": ARN + "'; DROP"}), tmp_path)
+    (statement,) = sql_files.statements(sql_files.source_file(config), sql_files.parameters(config))
+    assert f"'stream.arn' = '{ARN}''; DROP'," in statement
+    assert sql_files.source_file(config).name == "kinesis.sql" and "aws.endpoint" not in statement
+
+
+def test_unknown_properties_are_refused_by_name(tmp_path) -> None:
+    groups = load_property_groups()
+    groups["Job"]["dedup.tll"] = "1 h"
+    with pytest.raises(ConfigError, match="unknown properties in group Job: dedup.tll"):
+        JobConfig.from_properties(groups, tmp_path)
+    with pytest.raises(ConfigError, match="unknown property group 'Sorce'"):
+        JobConfig.from_properties({"Sorce": {}}, tmp_path)
+
+
+def test_a_partial_properties_file_takes_the_rest_from_the_defaults(tmp_path) -> None:
+    config = JobConfig.from_properties({"Job": {"dedup.ttl": "1 h"}}, tmp_path)
+    assert config.dedup_ttl == "1 h" and config.watermark_delay_s == 60 and config.source_type == "spool"
 
 
 def test_kinesis_needs_a_stream_arn(tmp_path) -> None:

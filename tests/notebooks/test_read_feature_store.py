@@ -6,7 +6,7 @@ import json
 
 from connectors.featurestore.client import FeatureStoreClient, FeatureStoreConfig
 from tests.conftest import REPO_ROOT
-from tests.connectors.featurestore.test_client import DEFINITION, GROUP, feature_rows
+from tests.support.feature_rows import DEFINITION, GROUP, feature_rows
 
 NOTEBOOK = REPO_ROOT / "notebooks" / "read_feature_store.ipynb"
 

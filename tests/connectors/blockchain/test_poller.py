@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -19,45 +17,10 @@ from connectors.blockchain.source import (
     read_recording,
 )
 from connectors.blockchain.synthetic import PAGE_SIZE, SyntheticProfile, polls
+from tests.support.fake_api import FakeApi, page
 from tests.conftest import CHAINFEAT
 
 T0 = 1714521600
-
-
-class FakeApi:
-    """Serves a scripted sequence of responses: a page dict, an HTTP status int, or raw bytes."""
-
-    def __init__(self, responses: list) -> None:
-        self.responses = list(responses)
-        self.requests = 0
-        api = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                api.requests += 1
-                response = api.responses.pop(0) if len(api.responses) > 1 else api.responses[0]
-                if isinstance(response, int):
-                    self.send_response(response)
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
-                body = response if isinstance(response, bytes) else json.dumps(response).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/unconfirmed-transactions?format=json"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture
@@ -72,10 +35,6 @@ def api_factory():
     yield make
     for server in servers:
         server.close()
-
-
-def page(*hashes: str) -> dict:
-    return {"txs": [{"hash": h, "time": T0, "fee": 1} for h in hashes]}
 
 
 class ListWriter:

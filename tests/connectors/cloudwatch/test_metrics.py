@@ -15,7 +15,7 @@ import pytest
 from connectors.cloudwatch.metrics import CloudWatchConfig, CloudWatchCounters, StatsReporter
 from connectors.retry import RetryPolicy
 from tests.conftest import REPO_ROOT
-from tests.connectors.blockchain.test_poller import FakeApi, page
+from tests.support.fake_api import FakeApi, page
 
 NAMESPACE = "chainfeat/Test"
 

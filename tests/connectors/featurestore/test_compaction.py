@@ -12,13 +12,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from job.data_dir import DataDir
 from connectors.featurestore import compaction
 from connectors.featurestore.compaction import COMPACTED_FROM_KEY, compact
-from connectors.featurestore.local_server import LocalFeatureStoreServer, store_root
-from connectors.featurestore.local_store import LocalFeatureStore
-from connectors.featurestore.offline_query import run_query
-from tests.connectors.featurestore.test_local_server import DEFINITIONS, GROUP, record
-from tests.job.test_cli import chainfeat
+from connectors.featurestore.local.server import LocalFeatureStoreServer
+from connectors.featurestore.local.store import LocalFeatureStore
+from connectors.featurestore.local.offline import run_query
+from tests.support.store_records import DEFINITIONS, GROUP, record
+from tests.support import chainfeat
 
 T0 = datetime(2024, 5, 1, 10, tzinfo=timezone.utc)
 NOW = datetime(2024, 5, 1, 15, tzinfo=timezone.utc)  # hours 10-12 ended >= 2 h before; hour 13 is young
@@ -29,7 +30,7 @@ PARTITION_10 = "year=2024/month=05/day=01/hour=10"
 
 def fill_store(data_dir: Path, batches: list[list[int]] = BATCHES) -> Path:
     """Writes records through the real local store, one flush per batch; returns the group's offline dir."""
-    store = LocalFeatureStore(store_root(data_dir))
+    store = LocalFeatureStore(DataDir(data_dir).featurestore)
     store.create_feature_group({
         "FeatureGroupName": GROUP, "RecordIdentifierFeatureName": "tx_minute",
         "EventTimeFeatureName": "event_time", "FeatureDefinitions": DEFINITIONS,
@@ -40,7 +41,7 @@ def fill_store(data_dir: Path, batches: list[list[int]] = BATCHES) -> Path:
             store.put_record(GROUP, record(f"{moment:%Y-%m-%d %H:%M:%S}", str(moment.timestamp()), str(minute)))
         store.flush_offline()
     store.close()
-    return store_root(data_dir) / "offline" / GROUP
+    return DataDir(data_dir).featurestore / "offline" / GROUP
 
 
 def rows_by_partition(group_dir: Path) -> dict[str, list[dict]]:
@@ -64,7 +65,7 @@ def test_compacts_old_partitions_keeping_every_row_in_order(data_dir) -> None:
     before = rows_by_partition(group_dir)
     files_before = {p: sorted(f.name for f in (group_dir / p).glob("*.parquet")) for p in before}
     sql = f"SELECT * FROM {GROUP} ORDER BY tx_minute, write_time"
-    query_before = run_query(data_dir, sql)
+    query_before = run_query(DataDir(data_dir).featurestore, sql)
 
     report = compact(group_dir, now=NOW)
 
@@ -81,7 +82,7 @@ def test_compacts_old_partitions_keeping_every_row_in_order(data_dir) -> None:
     for untouched in ("year=2024/month=05/day=01/hour=12", "year=2024/month=05/day=01/hour=13"):
         assert sorted(f.name for f in (group_dir / untouched).iterdir()) == files_before[untouched]
     assert by_key([r for rows in after.values() for r in rows]) == by_key([r for rows in before.values() for r in rows])
-    assert run_query(data_dir, sql) == query_before
+    assert run_query(DataDir(data_dir).featurestore, sql) == query_before
 
 
 def test_second_run_changes_nothing(data_dir) -> None:
@@ -252,7 +253,7 @@ def test_cli_compacts_and_refuses_while_the_server_holds_the_data_dir(data_dir, 
     assert (summary["partitions_seen"], summary["partitions_compacted"], summary["files_out"]) == (4, 3, 3)
     assert summary["rows"] == 11 and summary["failed"] == [] and summary["dry_run"] is False
 
-    with LocalFeatureStoreServer(data_dir, port=0).start() as server:
+    with LocalFeatureStoreServer(DataDir(data_dir).featurestore, port=0).start() as server:
         refused = chainfeat(cli_env, "compact")
     assert refused.returncode == 1
     assert server.url in refused.stderr and "stop it first" in refused.stderr

@@ -14,17 +14,10 @@ import pyarrow.parquet as pq
 import pytest
 from botocore.exceptions import ClientError
 
-from connectors.featurestore.local_server import LocalFeatureStoreServer, read_server_info, store_root
+from job.data_dir import DataDir
+from connectors.featurestore.local.server import LocalFeatureStoreServer, read_server_info
 from tests.conftest import CHAINFEAT, boto3_kwargs
-
-GROUP = "minute_features"
-DEFINITIONS = [
-    {"FeatureName": "tx_minute", "FeatureType": "String"},
-    {"FeatureName": "event_time", "FeatureType": "Fractional"},
-    {"FeatureName": "count", "FeatureType": "Integral"},
-    {"FeatureName": "avg_fee", "FeatureType": "Fractional"},
-]
-
+from tests.support.store_records import DEFINITIONS, GROUP, offline_rows, record
 
 def create_group(control, name: str = GROUP, event_time_type: str = "Fractional") -> None:
     definitions = [dict(d) for d in DEFINITIONS]
@@ -38,22 +31,8 @@ def create_group(control, name: str = GROUP, event_time_type: str = "Fractional"
     )
 
 
-def record(minute: str, event_time: str, count: str = "1", avg_fee: str = "2.5") -> list[dict[str, str]]:
-    return [
-        {"FeatureName": "tx_minute", "ValueAsString": minute},
-        {"FeatureName": "event_time", "ValueAsString": event_time},
-        {"FeatureName": "count", "ValueAsString": count},
-        {"FeatureName": "avg_fee", "ValueAsString": avg_fee},
-    ]
-
-
 def as_dict(api_record) -> dict[str, str]:
     return {item["FeatureName"]: item["ValueAsString"] for item in api_record}
-
-
-def offline_rows(data_dir: Path, group: str = GROUP) -> list[dict]:
-    files = sorted((store_root(data_dir) / "offline" / group).rglob("*.parquet"))
-    return [row for path in files for row in pq.read_table(path).to_pylist()]
 
 
 def test_control_plane_describe_list_delete(control) -> None:
@@ -226,7 +205,7 @@ def test_offline_parquet_partitions_by_event_time_with_extra_columns(control, ru
     runtime.put_record(FeatureGroupName=GROUP, Record=record("2024-03-05 13:59:00", "1709647170", count="7"))
     runtime.put_record(FeatureGroupName=GROUP, Record=record("2024-03-05 14:00:00", "1709647230", count="8"))
     server.store.flush_offline()
-    root = store_root(data_dir) / "offline" / GROUP
+    root = DataDir(data_dir).featurestore / "offline" / GROUP
     partitions = sorted(str(p.parent.relative_to(root)) for p in root.rglob("*.parquet"))
     assert partitions == ["year=2024/month=03/day=05/hour=13", "year=2024/month=03/day=05/hour=14"]
     table = pq.read_table(next(root.rglob("hour=13/*.parquet")))
@@ -239,14 +218,14 @@ def test_offline_parquet_partitions_by_event_time_with_extra_columns(control, ru
 
 
 def test_restart_after_stop_keeps_everything(data_dir) -> None:
-    with LocalFeatureStoreServer(data_dir, port=0, flush_interval_s=3600).start() as first:
+    with LocalFeatureStoreServer(DataDir(data_dir).featurestore, port=0, flush_interval_s=3600).start() as first:
         control = boto3.client("sagemaker", **boto3_kwargs(first.url))
         runtime = boto3.client("sagemaker-featurestore-runtime", **boto3_kwargs(first.url))
         create_group(control)
         for minute in range(5):
             runtime.put_record(FeatureGroupName=GROUP, Record=record(f"m{minute}", str(60 * minute), str(minute)))
         assert first.store.pending_offline_rows() == 5  # still buffered: the flush interval is an hour
-    with LocalFeatureStoreServer(data_dir, port=0).start() as second:
+    with LocalFeatureStoreServer(DataDir(data_dir).featurestore, port=0).start() as second:
         runtime = boto3.client("sagemaker-featurestore-runtime", **boto3_kwargs(second.url))
         control = boto3.client("sagemaker", **boto3_kwargs(second.url))
         assert control.describe_feature_group(FeatureGroupName=GROUP)["FeatureGroupName"] == GROUP
@@ -256,22 +235,22 @@ def test_restart_after_stop_keeps_everything(data_dir) -> None:
 
 
 def test_one_server_per_data_dir(server, data_dir) -> None:
-    from connectors.featurestore.local_server import FeatureStoreLocked
+    from connectors.featurestore.local.server import FeatureStoreLocked
 
     with pytest.raises(FeatureStoreLocked, match=server.url):
-        LocalFeatureStoreServer(data_dir, port=0)
+        LocalFeatureStoreServer(DataDir(data_dir).featurestore, port=0)
 
 
 def test_interrupted_flush_is_redone_without_duplicates(control, runtime, server, data_dir) -> None:
     """A crash after the Parquet file was written but before the rows left SQLite must not duplicate them."""
     create_group(control)
     server.stop()  # no background flusher from here on
-    store_db = store_root(data_dir) / "online.sqlite3"
+    store_db = DataDir(data_dir).featurestore / "online.sqlite3"
     import sqlite3
 
-    from connectors.featurestore.local_store import LocalFeatureStore
+    from connectors.featurestore.local.store import LocalFeatureStore
 
-    store = LocalFeatureStore(store_root(data_dir))
+    store = LocalFeatureStore(DataDir(data_dir).featurestore)
     for minute in range(3):
         store.put_record(GROUP, record(f"m{minute}", str(60 * minute)))
     # Simulate the crash: write the batch's files but leave its rows pending (the intent stays recorded).
@@ -281,7 +260,7 @@ def test_interrupted_flush_is_redone_without_duplicates(control, runtime, server
     store._db.close()
     assert sqlite3.connect(store_db).execute("SELECT count(*) FROM pending_offline").fetchone()[0] == 3
 
-    LocalFeatureStore(store_root(data_dir)).close()  # opening + closing flushes what was pending
+    LocalFeatureStore(DataDir(data_dir).featurestore).close()  # opening + closing flushes what was pending
     assert sorted(row["tx_minute"] for row in offline_rows(data_dir)) == ["m0", "m1", "m2"]
 
 
@@ -300,19 +279,19 @@ def test_sigterm_flushes_buffered_offline_rows(data_dir, cli_env) -> None:
         create_group(control)
         for minute in range(20):
             runtime.put_record(FeatureGroupName=GROUP, Record=record(f"m{minute:02d}", str(60 * minute)))
-        assert not list((store_root(data_dir) / "offline").rglob("*.parquet"))  # all still buffered
+        assert not list((DataDir(data_dir).featurestore / "offline").rglob("*.parquet"))  # all still buffered
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0
     finally:
         process.kill()
     assert sorted(row["tx_minute"] for row in offline_rows(data_dir)) == [f"m{m:02d}" for m in range(20)]
-    assert read_server_info(data_dir) is None
+    assert read_server_info(DataDir(data_dir).featurestore) is None
 
 
 def _wait_for_server(data_dir: Path, process: subprocess.Popen, timeout_s: float = 30) -> dict:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        info = read_server_info(data_dir)
+        info = read_server_info(DataDir(data_dir).featurestore)
         if info:
             return info
         if process.poll() is not None:

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import boto3
 import pytest
@@ -21,12 +19,13 @@ from connectors.kinesis.producer import (
     record_for,
 )
 from connectors.retry import RetryPolicy
+from tests.support.http import LocalHttpServer, QuietHandler
 
 T0 = 1714521600
 STREAM = "chainfeat-test"
 
 
-class FailingProxy:
+class FailingProxy(LocalHttpServer):
     """Forwards to moto; for the next N PutRecords calls it withholds every other record and reports it
     failed (ProvisionedThroughputExceededException), as a throttled shard does."""
 
@@ -36,11 +35,8 @@ class FailingProxy:
         http = urllib3.PoolManager()
         proxy = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args) -> None:
-                pass
 
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
@@ -66,19 +62,10 @@ class FailingProxy:
                     result["FailedRecordCount"] = result.get("FailedRecordCount", 0) + len(withheld)
                     proxy.injected_failures += len(withheld)
                     data = json.dumps(result).encode()
-                self.send_response(response.status)
-                self.send_header("Content-Type", response.headers.get("Content-Type", "application/x-amz-json-1.1"))
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                self.reply(response.status, data, response.headers.get("Content-Type", "application/x-amz-json-1.1"))
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(Handler)
+        self.url = self.base_url
 
 
 @pytest.fixture

@@ -14,17 +14,16 @@ from typing import Any
 
 import duckdb
 
-from connectors.featurestore.local_server import store_root
-from connectors.featurestore.local_store import offline_schema
+from connectors.featurestore.local.store import OFFLINE_DIR, ONLINE_DATABASE, offline_schema
 from connectors.featurestore.model import FeatureGroupDefinition
 
 class OfflineQueryError(RuntimeError):
     pass
 
 
-def feature_groups(data_dir: Path) -> list[FeatureGroupDefinition]:
-    """The groups registered in a data dir, read without a running server (SQLite read-only)."""
-    database = store_root(data_dir) / "online.sqlite3"
+def feature_groups(root: Path) -> list[FeatureGroupDefinition]:
+    """The groups registered in the store in ``root``, read without a running server (SQLite read-only)."""
+    database = root / ONLINE_DATABASE
     if not database.exists():
         return []
     connection = sqlite3.connect(f"{database.resolve().as_uri()}?mode=ro", uri=True)
@@ -35,11 +34,11 @@ def feature_groups(data_dir: Path) -> list[FeatureGroupDefinition]:
     return [FeatureGroupDefinition.from_api(json.loads(request)) for (request,) in rows]
 
 
-def connect(data_dir: Path) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB connection with one view per feature group of ``data_dir``."""
+def connect(root: Path) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection with one view per feature group of the store in ``root``."""
     connection = duckdb.connect()
-    offline_root = store_root(data_dir) / "offline"
-    for definition in feature_groups(data_dir):
+    offline_root = root / OFFLINE_DIR
+    for definition in feature_groups(root):
         files = offline_root / definition.name
         name = _quote(definition.name)
         if any(files.rglob("*.parquet")):
@@ -54,13 +53,13 @@ def connect(data_dir: Path) -> duckdb.DuckDBPyConnection:
     return connection
 
 
-def run_query(data_dir: Path, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
-    """(column names, rows) of ``sql`` over the offline store of ``data_dir``."""
-    connection = connect(data_dir)
+def run_query(root: Path, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """(column names, rows) of ``sql`` over the offline store of the store in ``root``."""
+    connection = connect(root)
     try:
         result = connection.execute(sql)
     except duckdb.Error as error:
-        tables = ", ".join(d.name for d in feature_groups(data_dir)) or "none yet"
+        tables = ", ".join(d.name for d in feature_groups(root)) or "none yet"
         raise OfflineQueryError(f"{error}\nfeature groups you can query: {tables}") from None
     if result.description is None:
         return [], []

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 from connectors.blockchain.source import Poll
 from connectors.featurestore.client import FeatureStoreClient, FeatureStoreConfig
 from connectors.spool import FeedPublisher, SpoolWriter
 from job.local_run import free_port  # noqa: F401 - one copy, re-exported for the tests
+
+
+def chainfeat(env: dict, *args: str) -> subprocess.CompletedProcess:
+    """The CLI run as a user runs it (a subprocess), with ``env`` (the cli_env fixture's)."""
+    from tests.conftest import CHAINFEAT
+
+    return subprocess.run([*CHAINFEAT, *args], env=env, capture_output=True, text=True, timeout=120)
 
 
 # ---- the scenario the job's tests share: a few polls with every case the job must handle ----

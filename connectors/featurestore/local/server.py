@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, TextIO
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from connectors.featurestore.local_store import LocalFeatureStore, StoreError, ValidationError
+from connectors.files import atomic_write
+from connectors.featurestore.local.store import OFFLINE_DIR, LocalFeatureStore, StoreError, ValidationError
 
 log = logging.getLogger(__name__)
 
@@ -33,26 +34,20 @@ SERVER_INFO_FILE = "server.json"
 LOCK_FILE = "LOCK"
 
 
-def store_root(data_dir: Path) -> Path:
-    """Where a data dir keeps the feature store (online SQLite, offline Parquet, the running server's URL)."""
-    return Path(data_dir) / "featurestore"
-
-
 class FeatureStoreLocked(RuntimeError):
-    """Another process (a server, or a compaction) holds this data dir's feature store."""
+    """Another process (a server, or a compaction) holds this feature store's directory."""
 
 
-def lock_store(data_dir: Path) -> TextIO:
-    """Take ``data_dir``'s feature-store lock, held by one process at a time: a server, or a compaction
+def lock_store(root: Path) -> TextIO:
+    """Take the lock of the store in ``root``, held by one process at a time: a server, or a compaction
     (a server's flush could rewrite a file that a compaction removed). Release it with ``unlock_store``."""
-    root = store_root(data_dir)
     root.mkdir(parents=True, exist_ok=True)
     handle = open(root / LOCK_FILE, "a+")
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         handle.close()
-        running = read_server_info(data_dir)
+        running = read_server_info(root)
         holder = (f"a feature store server at {running['url']} (pid {running['pid']})" if running
                   else "another chainfeat process")
         raise FeatureStoreLocked(f"{holder} holds {root}") from None
@@ -65,14 +60,14 @@ def unlock_store(handle: TextIO) -> None:
 
 
 @contextlib.contextmanager
-def exclusive_offline_store(data_dir: Path) -> Iterator[Path]:
-    """``data_dir``'s offline Parquet root, with no server on it meanwhile and every accepted row flushed:
+def exclusive_offline_store(root: Path) -> Iterator[Path]:
+    """The offline Parquet root of the store in ``root``, with no server on it meanwhile and every accepted row flushed:
     an interrupted flush is redone under its original file names, so it must finish before a compaction
     may remove those files."""
-    handle = lock_store(data_dir)
+    handle = lock_store(root)
     try:
-        LocalFeatureStore(store_root(data_dir)).close()
-        yield store_root(data_dir) / "offline"
+        LocalFeatureStore(root).close()
+        yield root / OFFLINE_DIR
     finally:
         unlock_store(handle)
 
@@ -361,21 +356,22 @@ def _entry_error(group: str, record_id: str, error: StoreError) -> dict[str, str
 
 
 class LocalFeatureStoreServer:
-    """The local feature store on ``host:port`` over ``data_dir``; one server per data dir (a file lock).
+    """The local feature store on ``host:port`` over the directory ``root`` (online SQLite, offline Parquet,
+    the running server's URL); one server per directory (a file lock).
 
     Offline rows are flushed to Parquet every ``flush_interval_s`` and on ``stop()``.
     """
 
     def __init__(
         self,
-        data_dir: Path,
+        root: Path,
         host: str = "127.0.0.1",
         port: int = DEFAULT_PORT,
         flush_interval_s: float = 2.0,
     ) -> None:
-        self.root = store_root(data_dir)
+        self.root = Path(root)
         try:
-            self._lock_handle = lock_store(data_dir)
+            self._lock_handle = lock_store(self.root)
         except FeatureStoreLocked as error:
             raise FeatureStoreLocked(f"{error}; stop it or use another --data-dir") from None
         self.store = LocalFeatureStore(self.root)
@@ -406,9 +402,7 @@ class LocalFeatureStoreServer:
         for thread in self._threads:
             thread.start()
         info = {"url": self.url, "pid": os.getpid(), "started_at": time.time()}
-        temporary = self.root / f".{SERVER_INFO_FILE}.tmp"
-        temporary.write_text(json.dumps(info))
-        os.replace(temporary, self.root / SERVER_INFO_FILE)
+        atomic_write(self.root / SERVER_INFO_FILE, json.dumps(info).encode(), durable=False)
         return self
 
     def _flush_loop(self) -> None:
@@ -438,9 +432,9 @@ class LocalFeatureStoreServer:
         self.stop()
 
 
-def read_server_info(data_dir: Path) -> dict[str, Any] | None:
-    """The URL and pid of the server running on ``data_dir``, if one is running."""
-    path = store_root(data_dir) / SERVER_INFO_FILE
+def read_server_info(root: Path) -> dict[str, Any] | None:
+    """The URL and pid of the server running on the store in ``root``, if one is running."""
+    path = root / SERVER_INFO_FILE
     try:
         info = json.loads(path.read_text())
     except (OSError, ValueError):

@@ -1,6 +1,6 @@
 """Storage behind the local feature store: SQLite for the online store, Parquet for the offline store.
 
-Semantics mirror Amazon SageMaker Feature Store (see ../shared/DESIGN.md):
+Semantics mirror Amazon SageMaker Feature Store (its developer guide: online and offline stores):
 - online keeps, per record identifier, the record with the newest event time (equal: the later write wins);
 - offline appends every accepted record with ``write_time``, ``api_invocation_time`` and ``is_deleted``,
   as Parquet under ``offline/<group>/year=YYYY/month=MM/day=DD/hour=HH/`` by event time.
@@ -14,7 +14,6 @@ derive from them, so a flush interrupted at any point is redone with the same na
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import threading
 import time
@@ -26,6 +25,8 @@ from typing import Any, Iterable, Mapping
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from connectors import DEFAULT_REGION
+from connectors.files import atomic_write
 from connectors.featurestore.model import (
     FeatureGroupDefinition,
     FeatureType,
@@ -38,6 +39,10 @@ ACCOUNT_ID = "000000000000"
 _ARROW_TYPES = {FeatureType.INTEGRAL: pa.int64(), FeatureType.FRACTIONAL: pa.float64(), FeatureType.STRING: pa.string()}
 _FLUSH_BATCH_ROWS = 50_000
 
+
+# The layout of a store directory.
+ONLINE_DATABASE = "online.sqlite3"
+OFFLINE_DIR = "offline"
 
 class StoreError(Exception):
     """An error the API reports to the caller, with the AWS error code and HTTP status."""
@@ -80,14 +85,14 @@ def partition_path(event_time: float) -> str:
 class LocalFeatureStore:
     """Thread-safe storage for the local server. ``root`` holds ``online.sqlite3`` and ``offline/``."""
 
-    def __init__(self, root: Path, region: str = "us-east-1") -> None:
+    def __init__(self, root: Path, region: str = DEFAULT_REGION) -> None:
         self.root = Path(root)
-        self.offline_root = self.root / "offline"
+        self.offline_root = self.root / OFFLINE_DIR
         self.region = region
         self.root.mkdir(parents=True, exist_ok=True)
         self.offline_root.mkdir(exist_ok=True)
         self._lock = threading.RLock()
-        self._db = sqlite3.connect(self.root / "online.sqlite3", check_same_thread=False, isolation_level=None)
+        self._db = sqlite3.connect(self.root / ONLINE_DATABASE, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(
@@ -413,11 +418,9 @@ class LocalFeatureStore:
             directory = self.offline_root / group / partition
             directory.mkdir(parents=True, exist_ok=True)
             target = directory / f"part-{first_seq:012d}-{last_seq:012d}.parquet"
-            temporary = directory / f".{target.name}.tmp"
-            pq.write_table(table, temporary)
-            with open(temporary, "rb") as handle:
-                os.fsync(handle.fileno())
-            os.replace(temporary, target)
+            buffer = pa.BufferOutputStream()
+            pq.write_table(table, buffer)
+            atomic_write(target, buffer.getvalue().to_pybytes())
         return len(rows)
 
     def close(self) -> None:
