@@ -27,7 +27,7 @@ import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
 from connectors.blockchain.source import Poll
 from connectors.blockchain.transactions import heartbeat_line

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from pathlib import Path
 from typing import Any, Mapping
-
-from job import REPO_ROOT
 
 POLLER_METRICS_NAMESPACE = "chainfeat/Poller"  # the poller's PutMetricData namespace, on the dashboard
 

@@ -287,38 +287,17 @@ def prepare(force: bool = typer.Option(False, "--force", help="Build the archive
 
     Example: chainfeat prepare
     """
-    import os
-    import subprocess
-    import tempfile
-    import time
-
-    from job.jvm import archive_creation_args, archive_path, jvms_writing
-    from job.local_run import free_port
+    from job.jvm import ClassArchiveError, archive_path, build_class_archive
 
     path = archive_path()
     if path.exists() and not force:
         typer.echo(f"the JVM class archive is ready: {path}", err=True)
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".partial")
-    partial.unlink(missing_ok=True)
     typer.echo(f"building the JVM class archive {path} (a short replay, then the JVM writes it; ~1 min)...", err=True)
-    with tempfile.TemporaryDirectory(prefix="chainfeat-prepare-") as scratch:
-        env = {**os.environ, "JVM_ARGS": archive_creation_args(partial)}
-        warm_up = subprocess.run(
-            [sys.executable, "-m", "job.cli", "run", "--data-dir", scratch, "--speed", "0", "--exit-when-done",
-             "--dashboard-port", str(free_port()), "--featurestore-port", "0", "--format", "json"],
-            env=env, capture_output=True, text=True,
-        )
-        if warm_up.returncode != 0:
-            raise fail(f"the warm-up run failed, so no archive was built (runs work without it): "
-                       f"{warm_up.stderr.strip().splitlines()[-1] if warm_up.stderr.strip() else warm_up.returncode}")
-        deadline = time.monotonic() + 300
-        while jvms_writing(partial) and time.monotonic() < deadline:
-            time.sleep(0.5)
-    if jvms_writing(partial) or not partial.exists():
-        raise fail("the JVM did not write its class archive; runs work without it (try `chainfeat prepare --force`)")
-    os.replace(partial, path)
+    try:
+        build_class_archive(path)
+    except ClassArchiveError as error:
+        raise fail(f"{error}; runs work without it (try `chainfeat prepare --force`)") from None
     typer.echo(f"the JVM class archive is ready: {path} ({path.stat().st_size / 2**20:.0f} MiB)", err=True)
 
 

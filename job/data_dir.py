@@ -1,7 +1,7 @@
 """The layout of a chainfeat data dir (``./.chainfeat`` or ``--data-dir``): every path in one place.
 
-The Flink job's own paths (feed, progress, checkpoints, dead letter, late) are the properties file's,
-resolved against the data dir (job/config.py); their default names are the ones below.
+The Flink job's own paths (feed, progress, checkpoints, dead letter, late) are named by the properties file
+(job/application_properties.json) and resolved against the data dir; the ones here are its defaults.
 """
 
 from __future__ import annotations
@@ -9,10 +9,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from job.config import default_property_groups
+
 
 @dataclass(frozen=True)
 class DataDir:
     root: Path
+
+    def _job_path(self, group: str, key: str) -> Path:
+        return self.root / default_property_groups()[group][key]
 
     @property
     def spool(self) -> Path:
@@ -22,12 +27,12 @@ class DataDir:
     @property
     def feed(self) -> Path:
         """What the Flink job reads: the spool, published in order."""
-        return self.root / "feed"
+        return self._job_path("Source", "feed.path")
 
     @property
     def progress(self) -> Path:
         """The job's committed read progress on the feed."""
-        return self.root / "progress"
+        return self._job_path("Source", "progress.path")
 
     @property
     def archive(self) -> Path:
@@ -36,7 +41,7 @@ class DataDir:
 
     @property
     def checkpoints(self) -> Path:
-        return self.root / "checkpoints"
+        return self._job_path("Job", "checkpoint.path")
 
     @property
     def savepoints(self) -> Path:
@@ -44,11 +49,11 @@ class DataDir:
 
     @property
     def dead_letter(self) -> Path:
-        return self.root / "dead_letter"
+        return self._job_path("Outputs", "dead.letter.path")
 
     @property
     def late(self) -> Path:
-        return self.root / "late"
+        return self._job_path("Outputs", "late.path")
 
     @property
     def replay_state(self) -> Path:

@@ -24,7 +24,6 @@ from job.pipeline import build_pipeline
 log = logging.getLogger(__name__)
 
 
-
 def worker_python_files(root: Path = REPO_ROOT) -> list[str]:
     """Folders for python.files. Flink puts each folder itself on the workers' PYTHONPATH, so the code
     goes into one folder that holds the packages (job/, connectors/, udfs/), beside site-packages/."""

@@ -12,9 +12,17 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import subprocess
+import sys
+import tempfile
+import time
 from pathlib import Path
 
 import pyflink
+
+class ClassArchiveError(RuntimeError):
+    pass
+
 
 CACHE = Path(os.environ.get("CHAINFEAT_CACHE", Path.home() / ".cache" / "chainfeat"))
 _QUIET = "-Xshare:auto -Xlog:cds=off -Xlog:cds+dynamic=off"
@@ -59,3 +67,29 @@ def jvms_writing(partial: Path) -> list[int]:
         except OSError:
             continue
     return found
+
+
+def build_class_archive(path: Path, dump_timeout_s: float = 300) -> None:
+    """Write the archive to ``path``: replay the bundled recording once (a real local run) with a JVM that
+    dumps the classes it loaded when it exits, wait for the dump, then move it into place whole."""
+    from job.local_run import free_port
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".partial")
+    partial.unlink(missing_ok=True)
+    with tempfile.TemporaryDirectory(prefix="chainfeat-prepare-") as scratch:
+        warm_up = subprocess.run(
+            [sys.executable, "-m", "job.cli", "run", "--data-dir", scratch, "--speed", "0", "--exit-when-done",
+             "--dashboard-port", str(free_port()), "--featurestore-port", "0", "--format", "json"],
+            env={**os.environ, "JVM_ARGS": archive_creation_args(partial)}, capture_output=True, text=True,
+        )
+        if warm_up.returncode != 0:
+            stderr = warm_up.stderr.strip()
+            raise ClassArchiveError("the warm-up run failed, so no archive was built: "
+                                    f"{stderr.splitlines()[-1] if stderr else warm_up.returncode}")
+        deadline = time.monotonic() + dump_timeout_s
+        while jvms_writing(partial) and time.monotonic() < deadline:
+            time.sleep(0.5)
+    if jvms_writing(partial) or not partial.exists():
+        raise ClassArchiveError("the JVM did not write its class archive")
+    os.replace(partial, path)

@@ -15,7 +15,8 @@ from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
 from connectors.featurestore.model import FeatureGroupDefinition
-from infra.settings import REPO_ROOT, InfraSettings
+from infra.settings import InfraSettings
+from job import REPO_ROOT
 from infra.stacks.ingestion import secure_bucket
 
 

@@ -17,7 +17,8 @@ from aws_cdk import aws_s3_assets as s3_assets
 from aws_cdk import custom_resources as cr
 from constructs import Construct
 
-from infra.settings import REPO_ROOT, InfraSettings
+from infra.settings import InfraSettings
+from job import REPO_ROOT
 from infra.stacks.ingestion import secure_bucket
 from job.config import duration_ms, load_property_groups
 from job.managed_flink import RUNTIME, aws_property_groups, property_groups

@@ -26,7 +26,8 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import custom_resources as cr
 from constructs import Construct
 
-from infra.settings import REPO_ROOT, InfraSettings
+from infra.settings import InfraSettings
+from job import REPO_ROOT
 from infra.stacks.ingestion import secure_bucket
 
 NOTEBOOK = REPO_ROOT / "notebooks" / "read_feature_store.ipynb"

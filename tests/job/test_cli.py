@@ -5,14 +5,12 @@ from __future__ import annotations
 import csv
 import io
 import json
-import subprocess
 
 import pytest
 
-from job.data_dir import DataDir
 from connectors.featurestore.client import FeatureStoreClient, FeatureStoreConfig
 from connectors.featurestore.local.server import LocalFeatureStoreServer
-from tests.conftest import CHAINFEAT
+from job.data_dir import DataDir
 from tests.support import chainfeat
 from tests.support.feature_rows import DEFINITION, GROUP, feature_rows
 

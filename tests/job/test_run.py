@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from job.data_dir import DataDir
 from connectors.blockchain.source import read_recording, shift_poll
 from connectors.blockchain.synthetic import SyntheticProfile, write_recording
 from connectors.featurestore.client import FeatureStoreClient, FeatureStoreConfig, minute_key
 from connectors.featurestore.local.offline import run_query
 from job.config import DEFAULT_PROPERTIES
+from job.data_dir import DataDir
 from job.local_run import BUNDLED_RECORDING
 from job.sql_files import FEATURES_DIR
 from tests.conftest import CHAINFEAT

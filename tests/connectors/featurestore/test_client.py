@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 import urllib.request
-from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from connectors.featurestore.client import FeatureStoreClient, FeatureStoreConfig, FeatureStoreError, minute_key
+from connectors.featurestore.client import FeatureStoreClient, FeatureStoreConfig, FeatureStoreError
 from connectors.featurestore.model import FeatureGroupDefinition, FeatureType
 from tests.support.feature_rows import DEFINITION, GROUP, feature_rows
 from tests.support.store_records import offline_rows

@@ -14,10 +14,11 @@ import pyarrow.parquet as pq
 import pytest
 from botocore.exceptions import ClientError
 
-from job.data_dir import DataDir
 from connectors.featurestore.local.server import LocalFeatureStoreServer, read_server_info
+from job.data_dir import DataDir
 from tests.conftest import CHAINFEAT, boto3_kwargs
 from tests.support.store_records import DEFINITIONS, GROUP, offline_rows, record
+
 
 def create_group(control, name: str = GROUP, event_time_type: str = "Fractional") -> None:
     definitions = [dict(d) for d in DEFINITIONS]
