@@ -134,6 +134,7 @@ class JobConfig:
     aws_region: str
     featurestore_endpoint_url: str | None
     featurestore_region: str
+    featurestore_retry_timeout_s: float  # how long the writer retries a write before the job fails
     restore_from: str | None = None
     extra_flink_config: Mapping[str, str] = field(default_factory=dict)
 
@@ -164,6 +165,7 @@ class JobConfig:
             aws_region=source["aws.region"] or store["region"],
             featurestore_endpoint_url=store["endpoint.url"] or None,
             featurestore_region=store["region"],
+            featurestore_retry_timeout_s=_seconds(store["write.retry.timeout.s"], "FeatureStore write.retry.timeout.s"),
         )
         config = replace(config, **overrides)
         for name in ("dedup.ttl", "idle.timeout", "checkpoint.interval"):

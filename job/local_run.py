@@ -297,6 +297,7 @@ class LocalRun:
             "dead_letter": committed_lines(local_dir(self.config.dead_letter_uri)),
             "late": committed_lines(local_dir(self.config.late_uri)),
             "windows_written": self.windows_written(),
+            "store_retries": self.monitor.store_retries() if self.monitor else 0,
             "job_restarts": self.monitor.restarts() if self.monitor else 0,
             "job_state": self.job_state(),
             "restored_from": self.restored_from,

@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 from job.flink_rest import FlinkRest, FlinkRestError
+from udfs.metric_names import METRIC_GROUP, PUT_RETRIES
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,7 @@ class JobMonitor:
         self._last_checkpoint_request = 0.0
         self._restarts = 0
         self._dedup_in = RestartSummedCounter()
+        self._store_retries = RestartSummedCounter()
         self._dedup_out = RestartSummedCounter()
 
     def state(self) -> str:
@@ -82,6 +84,17 @@ class JobMonitor:
             self._dedup_in.update(sum(v for k, v in metrics.items() if k.endswith("numRecordsIn")))
             self._dedup_out.update(sum(v for k, v in metrics.items() if k.endswith("numRecordsOut")))
         return int(self._dedup_in.total - self._dedup_out.total)
+
+    def store_retries(self) -> int:
+        """Feature-store calls the job's writers retried (an outage or throttling shows here first)."""
+        pattern = r"\." + r"\.".join(METRIC_GROUP) + rf"\.{PUT_RETRIES}$"
+        try:
+            metrics = self.rest.operator_metrics(self.job_id, pattern)
+        except FlinkRestError:
+            metrics = {}
+        if metrics:
+            self._store_retries.update(sum(metrics.values()))
+        return int(self._store_retries.total)
 
     def settled_duplicates(self, timeout_s: float = 10.0) -> int:
         """duplicates() once two readings a metrics refresh apart agree (the REST API serves metrics it

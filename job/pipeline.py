@@ -20,7 +20,7 @@ from pyflink.datastream import StreamExecutionEnvironment
 from pyflink.table import StatementSet, StreamTableEnvironment
 from pyflink.table.expressions import col
 
-from connectors.featurestore.client import FeatureStoreConfig
+from connectors.featurestore.client import UNLIMITED_ATTEMPTS, FeatureStoreConfig
 from udfs.feature_store_writer import feature_store_writer
 from connectors.featurestore.model import FeatureGroupDefinition, FeatureType
 from job import sql_files
@@ -239,7 +239,10 @@ def build_pipeline(config: JobConfig, rest_port: int | None = None,
     _add_inserts(table_env, statement_set, sql_files.SQL_DIR / "sinks" / "side_outputs.sql", config)
     if config.source_type == "spool":
         _add_inserts(table_env, statement_set, sql_files.SQL_DIR / "sinks" / "progress.sql", config)
-    store = FeatureStoreConfig(endpoint_url=config.featurestore_endpoint_url, region=config.featurestore_region)
+    # The writer rides out an outage up to the configured time, however many attempts that takes (a Flink
+    # restart after it is exact too, but costs a re-read from the last checkpoint).
+    store = FeatureStoreConfig(endpoint_url=config.featurestore_endpoint_url, region=config.featurestore_region,
+                               max_attempts=UNLIMITED_ATTEMPTS, total_timeout_s=config.featurestore_retry_timeout_s)
     for definition in groups:
         columns = list(definition.features)
         write = feature_store_writer(definition.name, columns, store, definition.event_time_feature)

@@ -44,13 +44,14 @@ def reference_for(recording: Path, shift_s: int = 0):
 
 
 def offline_rows(data_dir: Path, sql: str, key: str | tuple[str, ...]) -> dict:
-    """Offline rows by key; a window written twice (re-emitted after a restore) must be identical."""
+    """Offline rows by key; each window once (one re-emitted after a restore is not written again)."""
     columns, rows = run_query(DataDir(data_dir).featurestore, sql)
     found: dict = {}
     for row in rows:
         record = dict(zip(columns, row))
         identity = tuple(record[k] for k in key) if isinstance(key, tuple) else record[key]
-        assert found.setdefault(identity, record) == record
+        assert identity not in found, f"written twice offline: {record}"
+        found[identity] = record
     return found
 
 
@@ -58,12 +59,15 @@ def offline_features(data_dir: Path) -> dict[str, dict]:
     return offline_rows(data_dir, FEATURES_SQL, "tx_minute")
 
 
-def properties_with_store(url: str, directory: Path) -> Path:
-    """The shipped properties file, with the feature store at ``url`` (a server the test controls)."""
+def properties_with_store(url: str, directory: Path, retry_timeout_s: float | None = None) -> Path:
+    """The shipped properties file, with the feature store at ``url`` (a server the test controls) and,
+    if given, how long the job's writer retries before it fails."""
     groups = json.loads(DEFAULT_PROPERTIES.read_text())
     for group in groups:
         if group["PropertyGroupId"] == "FeatureStore":
             group["PropertyMap"]["endpoint.url"] = url
+            if retry_timeout_s is not None:
+                group["PropertyMap"]["write.retry.timeout.s"] = str(retry_timeout_s)
     path = directory / "properties.json"
     path.write_text(json.dumps(groups))
     return path
@@ -241,9 +245,9 @@ def test_restart_after_kill_mid_stream_counts_everything_once(data_dir, cli_env,
 
 def test_a_store_outage_that_fails_the_job_mid_replay_changes_nothing(server, data_dir, tmp_path, cli_env,
                                                                      short_recording) -> None:
-    """The feature store answers 503 long enough for the writer to give up: Flink restarts the job from its
+    """The feature store answers 503 longer than the writer retries (3 s here): Flink restarts the job from its
     last checkpoint, the restored job re-reads what it had not checkpointed, and the windows are exact."""
-    properties = properties_with_store(server.url, tmp_path)
+    properties = properties_with_store(server.url, tmp_path, retry_timeout_s=3)
     run_dir = tmp_path / "run"
     run = subprocess.Popen(
         run_args(run_dir, "--recording", str(short_recording), "--speed", "12", "--exit-when-done", "--format", "json",
@@ -258,21 +262,41 @@ def test_a_store_outage_that_fails_the_job_mid_replay_changes_nothing(server, da
             time.sleep(0.3)
         request = urllib.request.Request(f"{server.url}/_chainfeat/faults", method="POST",
                                          data=json.dumps({"count": 13, "status": 503, "writes_only": True}).encode())
-        urllib.request.urlopen(request, timeout=10).close()  # 10 failed attempts fail the job, then 3 more
+        urllib.request.urlopen(request, timeout=10).close()  # ~8 failed attempts fail the job, then the rest
         stdout, stderr = run.communicate(timeout=600)
     finally:
         run.kill()
     assert run.returncode == 0, stderr[-3000:]
     summary = json.loads(stdout)
-    assert summary["job_restarts"] >= 1 and summary["late"] == 0
+    assert summary["job_restarts"] >= 1 and summary["late"] == 0 and summary["store_retries"] >= 1
     expected = reference_for(short_recording, replay_shift(run_dir, short_recording)).features
+    assert offline_features(data_dir) == expected
+    assert online_rows(server.url, GROUP) == expected
+
+
+def test_a_store_outage_shorter_than_the_retry_time_is_ridden_out_without_a_restart(server, data_dir, tmp_path,
+                                                                                     cli_env, short_recording) -> None:
+    """15 failed writes in a row (some 20 s of backoff) are retried by the writer within its default time:
+    no Flink restart, the retries show in the summary, the windows are exact."""
+    properties = properties_with_store(server.url, tmp_path)
+    server.app.faults.arm(15, "error", 503, "ServiceUnavailable", writes_only=True)
+    result = subprocess.run(
+        run_args(tmp_path / "run", "--recording", str(short_recording), "--speed", "0", "--exit-when-done",
+                 "--format", "json", "--properties", str(properties)),
+        env=cli_env, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads(result.stdout)
+    assert summary["job_restarts"] == 0 and summary["store_retries"] >= 15
+    assert server.app.faults.state()["injected"] == 15
+    expected = reference_for(short_recording).features  # at speed 0 the replay keeps the recording's times
     assert offline_features(data_dir) == expected
     assert online_rows(server.url, GROUP) == expected
 
 
 def test_a_run_whose_job_fails_for_good_exits_1_and_says_why(server, tmp_path, cli_env, short_recording) -> None:
     """The store keeps failing: Flink's restarts run out, windows are missing, and the run must not exit 0."""
-    properties = properties_with_store(server.url, tmp_path)
+    properties = properties_with_store(server.url, tmp_path, retry_timeout_s=3)
     server.app.faults.arm(1_000_000, "error", 503, "ServiceUnavailable", writes_only=True)
     result = subprocess.run(
         run_args(tmp_path / "run", "--recording", str(short_recording), "--speed", "0", "--exit-when-done",

@@ -76,6 +76,20 @@ def test_retries_write_everything_exactly_once(client, server, data_dir, fault) 
     assert offline == sorted(row["tx_minute"] for row in rows)  # no batch was written twice
 
 
+def test_rows_written_again_as_they_are_reach_the_offline_store_once(client, server, data_dir) -> None:
+    """A window re-emitted after a restore: the same row again is skipped; a changed or new one is written."""
+    rows = feature_rows(30)
+    assert client.put_new_records(GROUP, rows) == 30
+    changed = {**rows[3], "total_nb_trx_1min": 99, "event_time": rows[3]["event_time"] + 1}
+    new = feature_rows(31)[30]
+    assert client.put_new_records(GROUP, [*rows, changed, new]) == 2
+    server.store.flush_offline()
+    offline = sorted((row["tx_minute"], row["total_nb_trx_1min"]) for row in offline_rows(data_dir, GROUP))
+    expected = sorted([(row["tx_minute"], row["total_nb_trx_1min"]) for row in [*rows, new]]
+                      + [(changed["tx_minute"], 99)])
+    assert offline == expected
+
+
 def test_single_put_retries_too(client, server) -> None:
     arm_faults(server.url, count=2, kind="error", status=503, code="ServiceUnavailable")
     (row,) = feature_rows(1)
