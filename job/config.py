@@ -120,6 +120,7 @@ class JobConfig:
     monitor_interval_s: float | None  # None: bounded (read what is there, then finish)
     watermark_delay_s: int
     future_tolerance_s: int
+    past_tolerance_s: int  # a transaction's time this long before its poll is not a real one (dead letter)
     dedup_ttl: str
     idle_timeout: str
     checkpoint_interval: str
@@ -151,6 +152,7 @@ class JobConfig:
             monitor_interval_s=_seconds(monitor, "Source monitor.interval.s") if monitor else None,
             watermark_delay_s=int(_seconds(job["watermark.delay.s"], "Job watermark.delay.s")),
             future_tolerance_s=int(_seconds(job["future.tolerance.s"], "Job future.tolerance.s")),
+            past_tolerance_s=int(_seconds(job["past.tolerance.s"], "Job past.tolerance.s")),
             dedup_ttl=job["dedup.ttl"],
             idle_timeout=job["idle.timeout"],
             checkpoint_interval=job["checkpoint.interval"],

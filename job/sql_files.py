@@ -99,6 +99,7 @@ def parameters(config: "JobConfig") -> dict[str, object]:
         "aws_region": config.aws_region,
         "watermark_delay_s": config.watermark_delay_s,
         "future_tolerance_s": config.future_tolerance_s,
+        "past_tolerance_s": config.past_tolerance_s,
         "dead_letter_uri": config.dead_letter_uri,
         "late_uri": config.late_uri,
         "progress_uri": config.progress_uri,

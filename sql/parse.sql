@@ -1,7 +1,8 @@
 -- Validate every line of the transaction stream. A line the poller could not make a transaction of
 -- (`rejected`: not JSON, not an object, a field of another type, inputs/out not a list), or a transaction
--- without hash/time/fee, with a negative fee, or a time the source rejected (ts = epoch 0) gets a reason
--- and goes to the dead letter; heartbeats only carry the watermark forward.
+-- without hash/time/fee, with a negative fee, a time the source rejected (ts = epoch 0) or a hash that is
+-- not a transaction id (64 lowercase hex characters) gets a reason and goes to the dead letter; heartbeats
+-- only carry the watermark forward.
 CREATE TEMPORARY VIEW parsed_lines AS
 SELECT
     *,
@@ -12,7 +13,10 @@ SELECT
         WHEN `time` IS NULL THEN 'missing time'
         WHEN fee IS NULL THEN 'missing fee'
         WHEN fee < 0 THEN 'negative fee'
+        WHEN ts = TO_TIMESTAMP_LTZ(0, 3) AND `time` > 0 AND `time` < polled_at - ${past_tolerance_s}
+            THEN 'time is more than ${past_tolerance_s} s before the poll (older than any unconfirmed transaction)'
         WHEN ts = TO_TIMESTAMP_LTZ(0, 3) THEN 'time is not a unix time up to ${future_tolerance_s} s after the poll'
+        WHEN NOT REGEXP(`hash`, '^[0-9a-f]{64}$') THEN 'hash is not 64 lowercase hex characters'
     END AS reason
 FROM source_lines;
 

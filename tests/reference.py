@@ -12,6 +12,8 @@ tests themselves (``tumbling`` / ``hopping`` below), in a few lines each.
 
 from __future__ import annotations
 
+import re
+
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -38,6 +40,8 @@ class Expected:
     duplicates: int = 0
 
 
+TRANSACTION_ID = re.compile(r"[0-9a-f]{64}")  # a transaction hash as the API gives it
+
 def _is_integer(value: Any, bits: int) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and -(2 ** (bits - 1)) <= value < 2 ** (bits - 1)
 
@@ -63,7 +67,7 @@ def _type_problem(tx: Any) -> str | None:
     return None
 
 
-def _value_problem(row: dict, future_tolerance_s: int) -> str | None:
+def _value_problem(row: dict, future_tolerance_s: int, past_tolerance_s: int) -> str | None:
     if not row.get("hash"):
         return "missing hash"
     if row.get("time") is None:
@@ -72,23 +76,28 @@ def _value_problem(row: dict, future_tolerance_s: int) -> str | None:
         return "missing fee"
     if row["fee"] < 0:
         return "negative fee"
+    if row["ts"] == 0 and 0 < row["time"] < row["polled_at"] - past_tolerance_s:
+        return f"time is more than {past_tolerance_s} s before the poll (older than any unconfirmed transaction)"
     if row["ts"] == 0:
         return f"time is not a unix time up to {future_tolerance_s} s after the poll"
+    if not TRANSACTION_ID.fullmatch(row["hash"]):
+        return "hash is not 64 lowercase hex characters"
     return None
 
 
-def _typed(tx: dict, polled_at: float, future_tolerance_s: int) -> dict:
+def _typed(tx: dict, polled_at: float, future_tolerance_s: int, past_tolerance_s: int) -> dict:
     row: dict[str, Any] = {name: tx.get(name) for name in SCALAR_FIELDS}
     row["input_count"] = len(tx["inputs"]) if "inputs" in tx else None
     row["output_count"] = len(tx["out"]) if "out" in tx else None
     row["polled_at"] = float(polled_at)
     time = row["time"]
-    row["ts"] = time if time is not None and 0 < time <= polled_at + future_tolerance_s else 0
+    within = time is not None and 0 < time and polled_at - past_tolerance_s <= time <= polled_at + future_tolerance_s
+    row["ts"] = time if within else 0
     return row
 
 
 def expected_results(polls: Iterable[tuple[float, Any]], watermark_delay_s: int = 60,
-                     future_tolerance_s: int = 600) -> Expected:
+                     future_tolerance_s: int = 600, past_tolerance_s: int = 14 * 24 * 3600) -> Expected:
     """``polls``: (polled_at, page) in the order the job reads them; ``page`` is the decoded page (a dict
     with a ``txs`` list), other JSON (the poll is rejected), or bytes that are not JSON (rejected too)."""
     expected = Expected()
@@ -113,9 +122,9 @@ def expected_results(polls: Iterable[tuple[float, Any]], watermark_delay_s: int 
                 expected.dead_letter.append((tx, problem))
                 advance(0)
                 continue
-            row = _typed(tx, polled_at, future_tolerance_s)
+            row = _typed(tx, polled_at, future_tolerance_s, past_tolerance_s)
             ts = row["ts"]
-            reason = _value_problem(row, future_tolerance_s)
+            reason = _value_problem(row, future_tolerance_s, past_tolerance_s)
             watermark = None if highest is None else highest - watermark_delay_s
             if reason is not None:
                 expected.dead_letter.append(({k: v for k, v in row.items() if v is not None and k != "ts"}, reason))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 from pathlib import Path
@@ -25,8 +26,13 @@ T0 = 1714521600  # 2024-05-01 00:00:00 UTC, a minute boundary
 GROUP = "tx_minute_features"  # the shipped feature group
 
 
-def tx(tx_hash: str, offset_s: int, fee, **fields) -> dict:
-    return {"hash": tx_hash, "time": T0 + offset_s, "fee": fee, "size": 250, "vin_sz": 1, "vout_sz": 2,
+def tx_id(name: str) -> str:
+    """A transaction hash (64 hex characters) named by a short name in the tests."""
+    return hashlib.sha256(name.encode()).hexdigest()
+
+
+def tx(name: str, offset_s: int, fee, **fields) -> dict:
+    return {"hash": tx_id(name), "time": T0 + offset_s, "fee": fee, "size": 250, "vin_sz": 1, "vout_sz": 2,
             "inputs": [{"n": 0}], "out": [{"n": 0}, {"n": 1}], **fields}
 
 
@@ -41,6 +47,13 @@ MALFORMED = [
     {"hash": "fee-negative", "time": T0 + 66, "fee": -5},
     {"hash": "time-text", "time": "yesterday", "fee": 5},
     {"hash": "time-future", "time": T0 + 100_000, "fee": 5},
+    {"hash": "time-1970", "time": 1, "fee": 5},
+    {"hash": "time-weeks-old", "time": T0 - 15 * 24 * 3600, "fee": 5},
+    {"hash": "not-a-transaction-id", "time": T0 + 66, "fee": 5},
+    {"hash": "A" * 64, "time": T0 + 66, "fee": 5},
+    {"hash": "ab" * 5000, "time": T0 + 66, "fee": 5},
+    {"hash": "0" * 63 + "\u00e9", "time": T0 + 66, "fee": 5},
+    {"hash": "\U0001f600" * 16, "time": T0 + 66, "fee": 5},
     {"hash": "size-text", "time": T0 + 66, "fee": 5, "size": "big"},
     {"hash": "ver-fraction", "time": T0 + 66, "fee": 5, "ver": 1.5},
     {"hash": "double-spend-text", "time": T0 + 66, "fee": 5, "double_spend": "maybe"},
