@@ -91,7 +91,8 @@ def test_duplicates_out_of_order_late_and_malformed(server, data_dir) -> None:
         "not a JSON object", "missing hash", "missing time", "missing fee", "fee is not an integer",
         "negative fee", "time is not an integer", "time is not a unix time up to 600 s after the poll",
         "size is not an integer", "ver is not an integer", "double_spend is not a boolean", "inputs is not a list",
-        "hash is not a string", "poll is not valid JSON",
+        "hash is not a string", "poll is not valid JSON", "hash is not 64 lowercase hex characters",
+        "time is more than 1209600 s before the poll (older than any unconfirmed transaction)",
     }
     assert expected.features["2024-05-01 00:00:00"]["total_nb_trx_1min"] == 4  # A, B, C, E once each
     assert expected.features["2024-05-01 00:00:00"]["total_fee_1min"] == 670
