@@ -179,8 +179,8 @@ class FeatureStoreClient:
         the record online (an entity-keyed group that wrote a newer window since) is written again."""
         definition = self.describe(group)
         identifier = definition.record_identifier
-        held = {_as_strings(record)[identifier]: _as_strings(record)
-                for record in self.get_records(group, [str(row[identifier]) for row in rows])}
+        identifiers = list(dict.fromkeys(str(row[identifier]) for row in rows))  # an entity may have several rows
+        held = {_as_strings(record)[identifier]: _as_strings(record) for record in self.get_records(group, identifiers)}
         new = [row for row in rows if held.get(_as_strings(row)[identifier]) != _as_strings(row)]
         return self.put_records(group, new) if new else 0
 
