@@ -24,7 +24,7 @@ from job.local_run import BUNDLED_RECORDING
 from job.sql_files import FEATURES_DIR
 from tests.conftest import CHAINFEAT
 from tests.reference import cumulating, expected_results, hopping, minute_key as epoch_minute_key, tumbling
-from tests.support import GROUP, free_port, online_rows
+from tests.support import GROUP, alive, descendants, free_port, online_rows
 
 pytestmark = pytest.mark.slow
 
@@ -219,6 +219,7 @@ def test_a_feature_file_with_an_unknown_column_stops_the_run_with_one_message(da
 def test_restart_after_kill_mid_stream_counts_everything_once(data_dir, cli_env, short_recording) -> None:
     first = subprocess.Popen(run_args(data_dir, "--recording", str(short_recording), "--speed", "12"),
                              env=cli_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    below: list[int] = []
     try:
         checkpoints = data_dir / "checkpoints"
         deadline = time.monotonic() + 180
@@ -226,9 +227,15 @@ def test_restart_after_kill_mid_stream_counts_everything_once(data_dir, cli_env,
             assert first.poll() is None, "the first run ended early"
             assert time.monotonic() < deadline, "no checkpoint in time"
             time.sleep(0.5)
+        below = descendants(first.pid)  # the MiniCluster's JVM and its Python workers
+        assert below
     finally:
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=30)
+    deadline = time.monotonic() + 30
+    while alive(below) and time.monotonic() < deadline:  # the JVM exits when the run that started it dies
+        time.sleep(0.5)
+    assert alive(below) == []
     total_polls = len(list(read_recording(short_recording)))
     assert _polls_done(data_dir) < total_polls  # killed mid-stream
 

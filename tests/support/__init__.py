@@ -20,6 +20,27 @@ def chainfeat(env: dict, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([*CHAINFEAT, *args], env=env, capture_output=True, text=True, timeout=120)
 
 
+def descendants(pid: int) -> list[int]:
+    """The processes below ``pid`` (its JVM, the JVM's Python workers), from /proc."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, pending = [], [pid]
+    while pending:
+        for child in children.get(pending.pop(), []):
+            found.append(child)
+            pending.append(child)
+    return found
+
+
+def alive(pids: list[int]) -> list[int]:
+    return [pid for pid in pids if Path(f"/proc/{pid}").exists()]
+
+
 # ---- the scenario the job's tests share: a few polls with every case the job must handle ----
 
 T0 = 1714521600  # 2024-05-01 00:00:00 UTC, a minute boundary
