@@ -37,6 +37,7 @@ from bench.workload import CACHE, Workload, workload  # noqa: E402
 from connectors.featurestore.local.offline import run_query  # noqa: E402
 from job.data_dir import DataDir  # noqa: E402
 from job.local_run import free_port  # noqa: E402
+from tests.support import descendants  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 PATHWAY_VERSION = "0.33.0"
@@ -118,22 +119,6 @@ def run_pathway(data: Workload, work: Path, cache: Path) -> tuple[float, Windows
 
 
 # ---- chainfeat -----------------------------------------------------------------------------------------
-
-def descendants(pid: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for status in Path("/proc").glob("[0-9]*/status"):
-        try:
-            fields = dict(line.split(":\t", 1) for line in status.read_text().splitlines() if ":\t" in line)
-        except OSError:
-            continue
-        children.setdefault(int(fields.get("PPid", "0").strip()), []).append(int(status.parent.name))
-    found, pending = [], [pid]
-    while pending:
-        for child in children.get(pending.pop(), []):
-            found.append(child)
-            pending.append(child)
-    return found
-
 
 def rss_by_name(pid: int) -> dict[str, int]:
     """Resident bytes of a process tree, summed per command name (java, python...)."""

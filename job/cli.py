@@ -41,6 +41,7 @@ from job.local_run import (
     DEFAULT_DASHBOARD_PORT,
     LocalRun,
     NothingNew,
+    WindowsMissing,
     RunError,
     RunOptions,
     make_poller,
@@ -251,13 +252,13 @@ def run(
                 view.run(lambda: local.wait_until_done(interrupted=stop), stop)
             else:
                 view.run(stop.wait, stop)
-        final = local.counters()
+        final = {**local.counters(), "windows_computed": local.windows_computed()}
         newest = local.newest_rows()
     except (RunError, FlinkRestError, FeatureStoreError) as error:
         failure = error
     savepoint = local.stop() or local.savepoint
     if failure is not None:
-        resume_from = savepoint or local.resume_point()
+        resume_from = None if isinstance(failure, WindowsMissing) else savepoint or local.resume_point()
         resume = f"; resume with the same command (from {resume_from})" if resume_from else ""
         raise fail(f"{failure}{resume}")
     final["job_state"] = local.job_state()  # after the stop: what a script should know
@@ -267,9 +268,10 @@ def run(
 
 def _print_run_summary(summary: dict, fmt: OutputFormat) -> None:
     if fmt is OutputFormat.table:
-        written = ", ".join(f"{group}: {count}" for group, count in summary["windows_written"].items())
+        per_group = {key: ", ".join(f"{group}: {count}" for group, count in summary[key].items())
+                     for key in ("windows_computed", "windows_written") if key in summary}
         steps = ", ".join(f"{step} {seconds:g}s" for step, seconds in summary.get("timeline_s", {}).items())
-        shown = {**summary, "windows_written": written, "timeline_s": steps}
+        shown = {**summary, **per_group, "timeline_s": steps}
         typer.echo(render_record({k: v for k, v in shown.items() if k != "newest_rows"}, fmt, "chainfeat run"))
         for group, row in summary["newest_rows"].items():
             if row:

@@ -128,6 +128,7 @@ class JobConfig:
     dead_letter_uri: str
     late_uri: str
     progress_uri: str
+    computed_uri: str  # the windows the job computed, per feature group (local feed only)
     features_dir: Path
     kinesis_stream_arn: str
     kinesis_init_position: str
@@ -160,6 +161,7 @@ class JobConfig:
             dead_letter_uri=_uri(outputs["dead.letter.path"], data_dir),
             late_uri=_uri(outputs["late.path"], data_dir),
             progress_uri=_uri(source["progress.path"], data_dir),
+            computed_uri=_uri(source["computed.path"], data_dir),
             features_dir=_path(job["features.dir"], FEATURES_DIR),
             kinesis_stream_arn=source["stream.arn"],
             kinesis_init_position=source["init.position"],

@@ -35,6 +35,12 @@ class DataDir:
         return self._job_path("Source", "progress.path")
 
     @property
+    def computed(self) -> Path:
+        """The windows the job computed (feature group, record identifier, event time), committed with its
+        checkpoints: what a bounded run checks the feature store against before it exits 0."""
+        return self._job_path("Source", "computed.path")
+
+    @property
     def archive(self) -> Path:
         """Live polls as received, a recording per hour (`chainfeat run --recording` replays one)."""
         return self.root / "archive"
@@ -72,5 +78,5 @@ class DataDir:
     def run_state(self) -> list[Path]:
         """Everything a run leaves behind (what `chainfeat run --reset` deletes); the archive of live polls
         is kept: it cannot be polled again."""
-        return [self.spool, self.feed, self.progress, self.checkpoints, self.savepoints, self.dead_letter,
+        return [self.spool, self.feed, self.progress, self.computed, self.checkpoints, self.savepoints, self.dead_letter,
                 self.late, self.replay_state.parent, self.featurestore, self.logs]

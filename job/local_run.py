@@ -45,6 +45,10 @@ class RunError(RuntimeError):
     pass
 
 
+class WindowsMissing(RunError):
+    """A drained job computed windows the feature store does not have: resuming cannot bring them back."""
+
+
 class NothingNew(Exception):
     """A bounded replay whose job already read and flushed everything: there is nothing to run."""
 
@@ -110,6 +114,21 @@ def committed_lines(directory: Path) -> int:
         with open(path, "rb") as handle:
             total += sum(1 for _ in handle)
     return total
+
+
+def computed_windows(directory: Path) -> dict[str, dict[str, float]]:
+    """The windows the job computed (its committed computed_windows rows, sql/sinks/computed.sql): per feature
+    group, each record identifier's newest event time."""
+    newest: dict[str, dict[str, float]] = {}
+    for path in committed_files(directory):
+        for line in path.read_text().splitlines():
+            if not line.strip():
+                continue
+            row = json.loads(line)
+            group = newest.setdefault(row["feature_group"], {})
+            key, event_time = row["record_identifier"], float(row["event_time"])
+            group[key] = max(event_time, group.get(key, event_time))
+    return newest
 
 
 class ReplayState:
@@ -345,6 +364,29 @@ class LocalRun:
         self.savepoint = self.monitor.stop_with_savepoint(self.data.savepoints.resolve().as_uri(), drain=True)
         self.monitor.wait_for_end(deadline)
         self._moments["ended"] = time.time()
+        self._check_every_window_written()
+
+    def _check_every_window_written(self) -> None:
+        """A drained job has committed every window it computed: each must be in the feature store (online,
+        the identifier's record at that event time or newer), or the run fails instead of exiting 0."""
+        assert self.client is not None
+        missing: dict[str, list[str]] = {}
+        for group, windows in computed_windows(self.data.computed).items():
+            definition = self.client.describe(group)
+            online = {str(record[definition.record_identifier]): float(record[definition.event_time_feature])
+                      for record in self.client.get_records(group, list(windows))}
+            lost = [key for key, moment in windows.items() if online.get(key, float("-inf")) < moment]
+            if lost:
+                missing[group] = sorted(lost)
+        if missing:
+            detail = "; ".join(f"{group}: {len(keys)} (first {keys[0]})" for group, keys in missing.items())
+            raise WindowsMissing(f"windows the job computed are not in the feature store: {detail}. The store lost "
+                           f"writes it had acknowledged; check it (chainfeat latest), then replay with --reset")
+
+    def windows_computed(self) -> dict[str, int]:
+        """Windows the job computed and committed, per feature group (record identifiers)."""
+        computed = computed_windows(self.data.computed)
+        return {group: len(computed.get(group, {})) for group in self.feature_groups}
 
     def _wait_for_the_job_to_read(self, deadline: float, interrupted: threading.Event) -> None:
         while not self.publisher.read_by_job():

@@ -17,8 +17,8 @@ from typing import Iterator
 
 from pyflink.common import Configuration
 from pyflink.datastream import StreamExecutionEnvironment
-from pyflink.table import StatementSet, StreamTableEnvironment
-from pyflink.table.expressions import col
+from pyflink.table import DataTypes, StatementSet, StreamTableEnvironment
+from pyflink.table.expressions import col, lit
 
 from connectors.featurestore.client import UNLIMITED_ATTEMPTS, FeatureStoreConfig
 from udfs.feature_store_writer import feature_store_writer
@@ -239,6 +239,12 @@ def build_pipeline(config: JobConfig, rest_port: int | None = None,
     _add_inserts(table_env, statement_set, sql_files.SQL_DIR / "sinks" / "side_outputs.sql", config)
     if config.source_type == "spool":
         _add_inserts(table_env, statement_set, sql_files.SQL_DIR / "sinks" / "progress.sql", config)
+        _add_inserts(table_env, statement_set, sql_files.SQL_DIR / "sinks" / "computed.sql", config)
+        for definition in groups:
+            computed = table_env.from_path(definition.name).select(
+                lit(definition.name), col(definition.record_identifier).cast(DataTypes.STRING()),
+                col(definition.event_time_feature))
+            statement_set.add_insert("computed_windows", computed)
     # The writer rides out an outage up to the configured time, however many attempts that takes (a Flink
     # restart after it is exact too, but costs a re-read from the last checkpoint).
     store = FeatureStoreConfig(endpoint_url=config.featurestore_endpoint_url, region=config.featurestore_region,

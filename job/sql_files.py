@@ -103,6 +103,7 @@ def parameters(config: "JobConfig") -> dict[str, object]:
         "dead_letter_uri": config.dead_letter_uri,
         "late_uri": config.late_uri,
         "progress_uri": config.progress_uri,
+        "computed_uri": config.computed_uri,
     }
     params["transaction_columns"] = fragment("transaction_columns.sql", params)
     params["transaction_lines"] = fragment("sources/transaction_lines.sql", params)

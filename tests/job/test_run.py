@@ -24,7 +24,7 @@ from job.local_run import BUNDLED_RECORDING
 from job.sql_files import FEATURES_DIR
 from tests.conftest import CHAINFEAT
 from tests.reference import cumulating, expected_results, hopping, minute_key as epoch_minute_key, tumbling
-from tests.support import GROUP, alive, descendants, free_port, online_rows
+from tests.support import GROUP, alive, descendants, free_port, online_rows, replay_shift
 
 pytestmark = pytest.mark.slow
 
@@ -73,12 +73,6 @@ def properties_with_store(url: str, directory: Path, retry_timeout_s: float | No
     return path
 
 
-def replay_shift(data_dir: Path, recording: Path) -> int:
-    state = json.loads((data_dir / "poller" / "replay.json").read_text())
-    first = next(read_recording(recording)).polled_at
-    return int((state["origin"] - first) // 60 * 60)
-
-
 @pytest.fixture(scope="module")
 def short_recording(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("recordings") / "short.jsonl"
@@ -113,7 +107,7 @@ def test_bundled_replay_matches_reference_and_query_latest_show_it(data_dir, cli
     assert summary["transactions"] == sum(len(p.txs) for p in polls)
     unique = len({tx["hash"] for p in polls for tx in p.txs})
     assert summary["duplicates"] == reference.duplicates == summary["transactions"] - unique
-    assert summary["windows_written"] == {GROUP: len(expected)}
+    assert summary["windows_written"] == summary["windows_computed"] == {GROUP: len(expected)}
     assert (summary["dead_letter"], summary["late"], summary["job_restarts"]) == (0, 0, 0)
     assert summary["gaps"] == 10
     newest = max(expected)
@@ -314,6 +308,23 @@ def test_a_run_whose_job_fails_for_good_exits_1_and_says_why(server, tmp_path, c
     error = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(error) == 1 and "the Flink job failed" in error[0] and "ServiceUnavailable" in error[0], result.stderr[-3000:]
     assert "resume with the same command" in error[0]
+
+
+def test_a_store_that_loses_acknowledged_writes_fails_the_run(server, tmp_path, cli_env, short_recording) -> None:
+    """The store answers two writes with success and keeps nothing: windows the job computed are missing, so
+    the bounded run must say so and exit 1, not 0."""
+    properties = properties_with_store(server.url, tmp_path)
+    server.app.faults.arm(2, "lose", writes_only=True)
+    result = subprocess.run(
+        run_args(tmp_path / "run", "--recording", str(short_recording), "--speed", "0", "--exit-when-done",
+                 "--properties", str(properties)),
+        env=cli_env, capture_output=True, text=True, timeout=600,
+    )
+    assert server.app.faults.state()["injected"] == 2
+    assert result.returncode == 1, result.stderr[-3000:]
+    error = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(error) == 1 and "windows the job computed are not in the feature store" in error[0], result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
 
 
 def test_results_do_not_depend_on_replay_speed(tmp_path, cli_env, short_recording) -> None:

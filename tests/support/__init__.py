@@ -7,7 +7,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from connectors.blockchain.source import Poll
+from connectors.blockchain.source import Poll, read_recording
 from connectors.featurestore.client import FeatureStoreClient, FeatureStoreConfig
 from connectors.spool import FeedPublisher, SpoolWriter
 from job.local_run import free_port  # noqa: F401 - one copy, re-exported for the tests
@@ -39,6 +39,15 @@ def descendants(pid: int) -> list[int]:
 
 def alive(pids: list[int]) -> list[int]:
     return [pid for pid in pids if Path(f"/proc/{pid}").exists()]
+
+
+def replay_shift(data_dir: Path, recording: Path) -> int:
+    """How far a replay in ``data_dir`` moved the recording's times (whole minutes; 0 at speed 0)."""
+    state = json.loads((data_dir / "poller" / "replay.json").read_text())
+    if state.get("origin") is None:
+        return 0
+    first = next(read_recording(recording)).polled_at
+    return int((state["origin"] - first) // 60 * 60)
 
 
 # ---- the scenario the job's tests share: a few polls with every case the job must handle ----

@@ -74,9 +74,13 @@ def exclusive_offline_store(root: Path) -> Iterator[Path]:
 
 @dataclass
 class Fault:
-    kind: str  # "error" (HTTP status + AWS error code), "drop" (close the connection), "unprocessed"
+    # "error" (HTTP status + AWS error code), "drop" (close the connection), "unprocessed" (half of a
+    # BatchWriteRecord left unprocessed), "slow" (answer after delay_s, having done the request), "lose"
+    # (acknowledge a write and keep nothing: a store that loses data, which a bounded run must detect)
+    kind: str
     status: int = 503
     code: str = "ServiceUnavailable"
+    delay_s: float = 0.0
 
 
 MAX_BATCH_WRITE_ENTRIES = 25  # as Amazon SageMaker Feature Store
@@ -85,7 +89,7 @@ MAX_BATCH_WRITE_ENTRIES = 25  # as Amazon SageMaker Feature Store
 class FaultInjector:
     """Fails the next N runtime requests in a chosen way; thread-safe."""
 
-    KINDS = ("error", "drop", "unprocessed")
+    KINDS = ("error", "drop", "unprocessed", "slow", "lose")
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -95,19 +99,22 @@ class FaultInjector:
         self.injected = 0
 
     def arm(self, count: int, kind: str = "error", status: int = 503, code: str = "ServiceUnavailable",
-            writes_only: bool = False) -> None:
+            writes_only: bool = False, delay_s: float = 0.0) -> None:
         """Fail the next ``count`` requests; ``writes_only``: only PutRecord/BatchWriteRecord ones (an outage
         that the job's writer sees while readers, e.g. a dashboard, would not use it up)."""
         if kind not in self.KINDS:
             raise ValueError(f"fault kind must be one of {', '.join(self.KINDS)}, got {kind!r}")
         with self._lock:
-            self._remaining, self._fault = max(0, int(count)), Fault(kind, int(status), code)
+            self._remaining, self._fault = max(0, int(count)), Fault(kind, int(status), code, float(delay_s))
             self._writes_only = bool(writes_only)
 
     def take(self, batch_write: bool, write: bool = False) -> Fault | None:
-        """The fault for this request, if one is armed; "unprocessed" faults wait for a BatchWriteRecord."""
+        """The fault for this request, if one is armed; "unprocessed" faults wait for a BatchWriteRecord,
+        "lose" faults for a write."""
         with self._lock:
             if self._remaining <= 0 or (self._fault.kind == "unprocessed" and not batch_write):
+                return None
+            if self._fault.kind == "lose" and not (write or batch_write):
                 return None
             if self._writes_only and not (write or batch_write):
                 return None
@@ -164,7 +171,13 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             if fault and fault.kind == "error":
                 raise _InjectedError(fault)
-            self._send_json(200, app.runtime(method, unquote(url.path), query, body, fault))
+            if fault and fault.kind == "lose":
+                self._send_json(200, {"Errors": [], "UnprocessedEntries": []} if url.path == "/BatchWriteRecord" else {})
+                return
+            answer = app.runtime(method, unquote(url.path), query, body, fault if fault and fault.kind == "unprocessed" else None)
+            if fault and fault.kind == "slow":
+                time.sleep(fault.delay_s)
+            self._send_json(200, answer)
         except StoreError as error:
             self._send_error(error.status, error.code, error.message, json_protocol=bool(target))
         except _InjectedError as error:
@@ -277,6 +290,7 @@ class FeatureStoreApp:
                     body.get("status", 503),
                     body.get("code", "ServiceUnavailable"),
                     body.get("writes_only", False),
+                    body.get("delay_s", 0.0),
                 )
             return self.faults.state()
         if path == "/_chainfeat/flush" and method == "POST":
