@@ -21,7 +21,7 @@ import typer
 
 from connectors import DEFAULT_REGION
 from connectors.blockchain.poller import Poller
-from connectors.blockchain.source import LIVE_URL, LiveSource, RecordingWriter
+from connectors.blockchain.source import LIVE_URL, LiveSource, RecordingError, RecordingWriter
 from connectors.featurestore.client import FeatureStoreClient, FeatureStoreConfig, FeatureStoreError
 from connectors.featurestore.local.server import (
     DEFAULT_PORT,
@@ -225,7 +225,7 @@ def run(
     )
     try:
         local = LocalRun(options)
-    except (RunError, ConfigError, ValueError) as error:
+    except (RunError, ConfigError, RecordingError, ValueError) as error:
         raise fail(str(error)) from None
     typer.echo(f"starting chainfeat on {data_dir} (source: {source}"
                f"{f', {recording.name} at speed {speed:g}' if source == 'replay' else ''})...", err=True)
@@ -362,10 +362,12 @@ def poll(
             poller.run(stop)
     except RunError as error:
         raise fail(str(error), EXIT_USAGE) from None
-    except KinesisWriteError as error:
+    except (KinesisWriteError, RecordingError) as error:
         raise fail(str(error)) from None
     stats = poller.stats.snapshot()
     typer.echo(f"{stats['polls']} polls, {stats['transactions']} transactions, {stats['gaps']} gaps", err=True)
+    if poller.stats.fatal_error:
+        raise fail(poller.stats.fatal_error)
 
 
 @app.command()

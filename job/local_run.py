@@ -41,6 +41,10 @@ BUNDLED_RECORDING = REPO_ROOT / "tests" / "data" / "unconfirmed-65min.jsonl.gz"
 DEFAULT_DASHBOARD_PORT = DEFAULT_REST_PORT
 
 
+# The live view shows the feature store as "unavailable, retrying" this long after the writers last retried.
+STORE_RETRYING_SHOWN_S = 15.0
+
+
 class RunError(RuntimeError):
     pass
 
@@ -218,6 +222,8 @@ class LocalRun:
         self.feature_groups: list[str] = []
         self._moments: dict[str, float] = {}  # when each step of the run happened (time.time())
         self._threads: list[threading.Thread] = []
+        self._store_retries_seen = 0
+        self._store_retried_at = float("-inf")  # time.monotonic() when the writers' retries last grew
         overrides: dict[str, Any] = {"features_dir": options.features.resolve()} if options.features else {}
         self.config = JobConfig.from_properties(load_property_groups(options.properties), self.data.root, **overrides)
         self.feed_dir = local_dir(self.config.feed_uri)
@@ -307,6 +313,10 @@ class LocalRun:
 
     def counters(self) -> dict[str, Any]:
         poller = self.poller.stats.snapshot()
+        store_retries = self.monitor.store_retries() if self.monitor else 0
+        if store_retries > self._store_retries_seen:
+            self._store_retries_seen, self._store_retried_at = store_retries, time.monotonic()
+        retrying = time.monotonic() - self._store_retried_at < STORE_RETRYING_SHOWN_S
         return {
             "polls": poller["polls"],
             "transactions": poller["transactions"],
@@ -316,7 +326,8 @@ class LocalRun:
             "dead_letter": committed_lines(local_dir(self.config.dead_letter_uri)),
             "late": committed_lines(local_dir(self.config.late_uri)),
             "windows_written": self.windows_written(),
-            "store_retries": self.monitor.store_retries() if self.monitor else 0,
+            "feature_store": "unavailable, retrying" if retrying else "ok",
+            "store_retries": store_retries,
             "job_restarts": self.monitor.restarts() if self.monitor else 0,
             "job_state": self.job_state(),
             "restored_from": self.restored_from,

@@ -24,6 +24,7 @@ _COUNTERS = (
     ("dead_letter", "dead-letter lines"),
     ("late", "late transactions"),
     ("windows_written", "feature rows (online)"),
+    ("feature_store", "feature store"),
     ("store_retries", "feature-store retries"),
     ("job_restarts", "job restarts"),
     ("job_state", "Flink job"),

@@ -205,6 +205,9 @@ def read_recording(path: Path) -> Iterator[Poll]:
                     continue
                 yield poll
     except (OSError, EOFError, zlib.error) as error:
+        if number == 0:
+            raise RecordingError(f"{path} cannot be read: {error}. A recording is JSON lines, one poll each, "
+                                 "optionally gzip-compressed (.gz); check the file or record it again") from None
         raise RecordingError(f"{path} cannot be read after line {number}: {error}. The polls before it were "
                              "replayed; repair or re-record the file to replay the rest") from None
 

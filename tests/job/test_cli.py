@@ -77,3 +77,33 @@ def test_latest_before_any_feature_exits_3(cli_env) -> None:
     result = chainfeat(cli_env, "latest", "--format", "json")
     assert result.returncode == 3
     assert "chainfeat run" in result.stderr
+
+
+@pytest.fixture
+def broken_recordings(tmp_path):
+    """A gzip recording cut in the middle (a copy interrupted) and one whose bytes are not gzip at all."""
+    from job.local_run import BUNDLED_RECORDING
+
+    whole = BUNDLED_RECORDING.read_bytes()
+    truncated, corrupt = tmp_path / "truncated.jsonl.gz", tmp_path / "corrupt.jsonl.gz"
+    truncated.write_bytes(whole[: len(whole) // 2])
+    corrupt.write_bytes(b"\x1f\x8b" + bytes(range(256)) * 40)
+    return truncated, corrupt
+
+
+def test_a_broken_recording_is_one_error_naming_the_file(cli_env, broken_recordings, tmp_path) -> None:
+    truncated, corrupt = broken_recordings
+    polled = chainfeat(cli_env, "poll", "--source", "replay", "--recording", str(truncated), "--speed", "0")
+    assert polled.returncode == 1, polled.stderr
+    errors = [line for line in polled.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and str(truncated) in errors[0] and "cannot be read after line" in errors[0], polled.stderr
+    assert "Traceback" not in polled.stderr
+    assert int(polled.stderr.strip().splitlines()[-2].split()[0]) > 0  # the polls before the break were replayed
+
+    for command in (["poll", "--source", "replay"], ["run", "--exit-when-done"]):
+        result = chainfeat(cli_env, *command, "--data-dir", str(tmp_path / command[0]), "--recording", str(corrupt),
+                           "--speed", "0")
+        assert result.returncode == 1, result.stderr
+        errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1 and str(corrupt) in errors[0], result.stderr
+        assert "Traceback" not in result.stderr
