@@ -2,11 +2,14 @@
 user runs `chainfeat run` and checked against the independent reference (tests/reference.py).
 
     .venv/bin/python bench/reliability.py                                   # the full run (~45 min on 2 cores)
-    .venv/bin/python bench/reliability.py --kill-trials 1 --outage-trials 1 --outage-kinds drop --fuzz-lines 2000
+    .venv/bin/python bench/reliability.py --kill-trials 0 --interrupt-trials 1 --outage-trials 1 --outage-kinds drop \
+        --fuzz-lines 2000                                                   # the fast subset make test runs
 
 - kill -9: `chainfeat run --speed 12 --exit-when-done` on a 9-minute synthetic recording is killed with SIGKILL
   at a random moment (every other trial its whole process group, else the run's own process alone: its JVM
   and Python workers must then exit by themselves within 30 s), then the same command runs again to the end.
+- Ctrl-C: the same run gets SIGINT (its process group, as from a terminal) at a random moment; it must stop with
+  a savepoint (exit 130) within 2 minutes, leave no process behind, and the same command resume to the end.
 - store outage: the run writes to a feature store this script serves; once two windows are written, the store
   fails every write for a while (kinds: error = 503 ServiceUnavailable, throttle = 400 ThrottlingException,
   drop = connection closed, slow = the answer comes after the writer's read timeout), long enough to exhaust
@@ -53,6 +56,7 @@ from tests.support.fuzz import fuzzed_recording  # noqa: E402
 
 RUN_TIMEOUT_S = 600  # a run still going after this long is a hang
 LEFTOVER_WAIT_S = 30  # a killed run's JVM and workers must be gone by then
+STOP_TIMEOUT_S = 120  # Ctrl-C: the run must have stopped with its savepoint by then
 RETRY_TIMEOUT_S = 3  # the writer's retry time in outage trials: short, so that an outage forces a restart
 FEATURES_SQL = f"SELECT tx_minute, event_time, total_nb_trx_1min, total_fee_1min, avg_fee_1min FROM {GROUP}"
 # How each kind of outage is injected (POST /_chainfeat/faults of the store) and how many writes it fails.
@@ -177,6 +181,45 @@ class Bench:
         trial.seconds = time.monotonic() - started
         return trial
 
+    def interrupt_trial(self, number: int, window_s: float) -> Trial:
+        """Ctrl-C as a terminal sends it (SIGINT to the run's process group) at a random moment: the run must stop
+        with a savepoint within its deadline (exit 130, or 0 if it was done), and the same command finish exactly."""
+        trial = Trial("Ctrl-C and resume")
+        run_dir = self.work / f"interrupt-{number}"
+        command = self.command(run_dir, self.recording, "12")
+        started = time.monotonic()
+        first = subprocess.Popen(command, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                 start_new_session=True)
+        moment = self.rng.uniform(0, window_s)
+        while time.monotonic() - started < moment and first.poll() is None:
+            time.sleep(0.2)
+        below = descendants(first.pid)
+        if first.poll() is None:
+            os.killpg(first.pid, signal.SIGINT)
+        try:
+            _, stderr = first.communicate(timeout=STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            os.killpg(first.pid, signal.SIGKILL)
+            _, stderr = first.communicate()
+            trial.hang, trial.detail = True, f"Ctrl-C at {moment:.1f} s: still running {STOP_TIMEOUT_S} s later"
+            trial.seconds = time.monotonic() - started
+            return trial
+        deadline = time.monotonic() + LEFTOVER_WAIT_S
+        while alive(below) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        trial.leftover = len(alive(below))
+        problems = [] if first.returncode in (0, 130) else [f"the interrupted run exited {first.returncode}: "
+                                                             f"{stderr.strip().splitlines()[-1:] }"]
+        if "Traceback" in stderr:
+            problems.append("a traceback after Ctrl-C")
+        summary = self.finish(command, trial)
+        self.judge(trial, summary, DataDir(run_dir).featurestore, None, self.recording, run_dir)
+        trial.exact = trial.exact and not problems
+        trial.detail = "; ".join([f"Ctrl-C at {moment:.1f} s (exit {first.returncode})", *problems] +
+                                 ([trial.detail] if trial.detail else []))
+        trial.seconds = time.monotonic() - started
+        return trial
+
     def outage_trial(self, number: int, kind: str) -> Trial:
         trial = Trial(f"store outage: {kind}")
         started = time.monotonic()
@@ -292,6 +335,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--kill-trials", type=int, default=20)
     parser.add_argument("--kill-window-s", type=float, default=40.0, help="kill at a random moment in [0, this]")
+    parser.add_argument("--interrupt-trials", type=int, default=5, help="Ctrl-C at a random moment, then resume")
     parser.add_argument("--outage-trials", type=int, default=8)
     parser.add_argument("--outage-kinds", default=",".join(OUTAGES), help=f"cycled through: {', '.join(OUTAGES)}")
     parser.add_argument("--fuzz-lines", type=int, default=10_000, help="malformed entries to inject (0: no fuzz trial)")
@@ -309,6 +353,7 @@ def main(argv: list[str] | None = None) -> int:
     bench = Bench(work, args.seed)
     plan: list[Callable[[], Trial]] = []
     plan += [lambda n=n: bench.kill_trial(n, args.kill_window_s) for n in range(args.kill_trials)]
+    plan += [lambda n=n: bench.interrupt_trial(n, args.kill_window_s) for n in range(args.interrupt_trials)]
     plan += [lambda n=n: bench.outage_trial(n, kinds[n % len(kinds)]) for n in range(args.outage_trials)]
     if args.fuzz_lines:
         plan.append(lambda: bench.fuzz_trial(args.fuzz_lines))

@@ -39,6 +39,7 @@ from job.data_dir import DataDir
 from job.local_run import (
     BUNDLED_RECORDING,
     DEFAULT_DASHBOARD_PORT,
+    Interrupted,
     LocalRun,
     NothingNew,
     WindowsMissing,
@@ -50,7 +51,7 @@ from job.output import OutputFormat, render_record, render_rows
 from job.progress import ProgressView
 from job.settings import DEFAULT_DATA_DIR, DEFAULT_FEATURE_GROUP
 
-EXIT_FAILED, EXIT_USAGE, EXIT_NOTHING_YET = 1, 2, 3
+EXIT_FAILED, EXIT_USAGE, EXIT_NOTHING_YET, EXIT_INTERRUPTED = 1, 2, 3, 130
 
 app = typer.Typer(
     help="chainfeat: blockchain transactions in, per-minute ML features out (Apache Flink, Python).",
@@ -229,38 +230,43 @@ def run(
         raise fail(str(error)) from None
     typer.echo(f"starting chainfeat on {data_dir} (source: {source}"
                f"{f', {recording.name} at speed {speed:g}' if source == 'replay' else ''})...", err=True)
-    try:
-        local.start()
-    except NothingNew as done:
-        typer.echo(str(done), err=True)
-        summary = {**local.counters(), "job_state": "FINISHED", "newest_rows": local.newest_rows(),
-                   "savepoint": local.restored_from, "data_dir": str(data_dir)}
-        local.stop()
-        _print_run_summary(summary, fmt)
-        return
-    except (FeatureStoreLocked, OSError, RunError, FeatureStoreError, ValueError) as error:
-        local.stop()  # FeatureFileError (a ValueError) names the feature file, line and column
-        raise fail(str(error)) from None
-    typer.echo(f"Flink dashboard: {local.dashboard_url}", err=True)
-    if local.restored_from:
-        typer.echo(f"resumed from {local.restored_from}", err=True)
-    view = ProgressView(local)
-    failure: Exception | None = None
-    try:
-        with _stop_on_signals() as stop:
+    # From here on Ctrl-C/SIGTERM only set `stop`: during start-up the run stops before it submits the job,
+    # afterwards with a savepoint; never a KeyboardInterrupt in the middle of a call into the JVM.
+    with _stop_on_signals() as stop:
+        try:
+            local.start(interrupted=stop)
+        except NothingNew as done:
+            typer.echo(str(done), err=True)
+            summary = {**local.counters(), "job_state": "FINISHED", "newest_rows": local.newest_rows(),
+                       "savepoint": local.restored_from, "data_dir": str(data_dir)}
+            local.stop()
+            _print_run_summary(summary, fmt)
+            return
+        except Interrupted as error:
+            local.stop()
+            raise fail(f"{error}; run the same command to start again", EXIT_INTERRUPTED) from None
+        except (FeatureStoreLocked, OSError, RunError, FeatureStoreError, ValueError) as error:
+            local.stop()  # FeatureFileError (a ValueError) names the feature file, line and column
+            raise fail(str(error)) from None
+        typer.echo(f"Flink dashboard: {local.dashboard_url}", err=True)
+        if local.restored_from:
+            typer.echo(f"resumed from {local.restored_from}", err=True)
+        view = ProgressView(local)
+        failure: Exception | None = None
+        try:
             if exit_when_done:
                 view.run(lambda: local.wait_until_done(interrupted=stop), stop)
             else:
                 view.run(stop.wait, stop)
-        final = {**local.counters(), "windows_computed": local.windows_computed()}
-        newest = local.newest_rows()
-    except (RunError, FlinkRestError, FeatureStoreError) as error:
-        failure = error
-    savepoint = local.stop() or local.savepoint
+            final = {**local.counters(), "windows_computed": local.windows_computed()}
+            newest = local.newest_rows()
+        except (RunError, FlinkRestError, FeatureStoreError) as error:
+            failure = error
+        savepoint = local.stop() or local.savepoint
     if failure is not None:
         resume_from = None if isinstance(failure, WindowsMissing) else savepoint or local.resume_point()
         resume = f"; resume with the same command (from {resume_from})" if resume_from else ""
-        raise fail(f"{failure}{resume}")
+        raise fail(f"{failure}{resume}", EXIT_INTERRUPTED if isinstance(failure, Interrupted) else EXIT_FAILED)
     final["job_state"] = local.job_state()  # after the stop: what a script should know
     _print_run_summary({**final, "newest_rows": newest, "savepoint": savepoint, "timeline_s": local.timeline(),
                         "data_dir": str(data_dir)}, fmt)
@@ -499,8 +505,9 @@ def _stop_on_signals() -> Iterator[threading.Event]:
 def main() -> None:
     try:
         app()
-    except KeyboardInterrupt:
-        sys.exit(130)
+    except KeyboardInterrupt:  # before a command installed its own handler (e.g. while a run starts)
+        typer.echo("interrupted; run the same command again to resume", err=True)
+        sys.exit(EXIT_INTERRUPTED)
 
 
 if __name__ == "__main__":

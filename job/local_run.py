@@ -49,6 +49,10 @@ class RunError(RuntimeError):
     pass
 
 
+class Interrupted(RunError):
+    """Ctrl-C (or SIGTERM) before a bounded run was done: the run stops with a savepoint, resumable."""
+
+
 class WindowsMissing(RunError):
     """A drained job computed windows the feature store does not have: resuming cannot bring them back."""
 
@@ -234,10 +238,12 @@ class LocalRun:
 
     # ---- wiring ------------------------------------------------------------------------------------
 
-    def start(self) -> None:
+    def start(self, interrupted: threading.Event | None = None) -> None:
         """Start the feature store, build the job (a feature file Flink rejects stops the run here, before
         anything is polled or submitted), then start the poller, the job and the feed publisher. Raises
-        NothingNew when a finished bounded replay is run again."""
+        NothingNew when a finished bounded replay is run again, and Interrupted when ``interrupted`` is set
+        before the job is submitted (Ctrl-C during start-up: nothing was started that needs a savepoint)."""
+        interrupted = interrupted or threading.Event()
         self._moments["started"] = time.time()
         os.environ.setdefault("FLINK_LOG_DIR", str(self.data.logs))
         self.data.logs.mkdir(parents=True, exist_ok=True)
@@ -261,6 +267,8 @@ class LocalRun:
                          extra_flink_config=extra)
         pipeline = build_pipeline(config, rest_port=self.options.dashboard_port)
         self._moments["job_built"] = time.time()
+        if interrupted.is_set():
+            raise Interrupted("interrupted while the job was being built; nothing was submitted")
         self.feature_groups = [definition.name for definition in pipeline.feature_groups]
         self.client = FeatureStoreClient(FeatureStoreConfig(endpoint_url=endpoint, region=self.config.featurestore_region))
         for definition in pipeline.feature_groups:
@@ -417,7 +425,7 @@ class LocalRun:
 
     def _tick(self, deadline: float, interrupted: threading.Event, waiting_for: str) -> None:
         if interrupted.is_set():
-            raise RunError("interrupted; run the same command again to resume where it stopped")
+            raise Interrupted("interrupted before the replay was done")
         if self.poller.stats.fatal_error:
             raise RunError(self.poller.stats.fatal_error)
         if time.monotonic() > deadline:
