@@ -6,7 +6,7 @@ user runs `chainfeat run` and checked against the independent reference (tests/r
         --fuzz-lines 2000                                                   # the fast subset make test runs
 
 - kill -9: `chainfeat run --speed 12 --exit-when-done` on a 9-minute synthetic recording is killed with SIGKILL
-  at a random moment (every other trial its whole process group, else the run's own process alone: its JVM
+  at a random moment of its run (every other trial its whole process group, else the run's own process alone: its JVM
   and Python workers must then exit by themselves within 30 s), then the same command runs again to the end.
 - Ctrl-C: the same run gets SIGINT (its process group, as from a terminal) at a random moment; it must stop with
   a savepoint (exit 130) within 2 minutes, leave no process behind, and the same command resume to the end.
@@ -81,6 +81,7 @@ class Trial:
     dead_letter: int = 0
     injected: int = 0
     injected_kinds: dict[str, int] = field(default_factory=dict)
+    resumed: bool = False  # the run after the fault restored the job from a checkpoint or savepoint
 
 
 class Bench:
@@ -125,6 +126,7 @@ class Bench:
         if summary is None:
             return
         trial.restarts = summary.get("job_restarts", 0)
+        trial.resumed = bool(summary.get("restored_from"))
         shift = replay_shift(run_dir, recording)
         expected = expected_results(
             [(poll.polled_at, json.loads(poll.page)) for poll in (shift_poll(p, shift) for p in read_recording(recording))]
@@ -305,6 +307,7 @@ def report(trials: list[Trial]) -> dict[str, Any]:
             "fault": fault,
             "exact": f"{sum(t.exact for t in group)}/{len(group)}",
             "job_restarts": sum(t.restarts for t in group),
+            "resumed_from_state": sum(t.resumed for t in group),
             "offline_rows_twice": sum(t.rows_twice for t in group),
             "hangs": sum(t.hang for t in group),
             "leftover_processes": sum(t.leftover for t in group),
@@ -334,7 +337,8 @@ def print_table(summary: dict[str, Any]) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--kill-trials", type=int, default=20)
-    parser.add_argument("--kill-window-s", type=float, default=40.0, help="kill at a random moment in [0, this]")
+    parser.add_argument("--kill-window-s", type=float, default=90.0,
+                        help="kill (or Ctrl-C) at a random moment in [0, this] s (a run here takes ~60-90 s)")
     parser.add_argument("--interrupt-trials", type=int, default=5, help="Ctrl-C at a random moment, then resume")
     parser.add_argument("--outage-trials", type=int, default=8)
     parser.add_argument("--outage-kinds", default=",".join(OUTAGES), help=f"cycled through: {', '.join(OUTAGES)}")
