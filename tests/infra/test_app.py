@@ -154,7 +154,8 @@ def test_flink_application_has_the_jobs_property_groups(processing, job_zip) -> 
     # watermark, dedup TTL, ... exactly as in the file (less unset, empty values: the service rejects them)
     assert deployed["Job"] == {key: value for key, value in local["Job"].items() if value}
     assert deployed[RUN_OPTIONS_GROUP] == zip_run_options(job_zip) == {
-        "python": "main.py", "pyFiles": "site-packages/", "jarfile": "lib/" + "flink-sql-connector-aws-kinesis-streams-6.0.0-2.0.jar"}
+        "python": "main.py", "pyFiles": "site-packages/,worker-code/",
+        "jarfile": "lib/" + "flink-sql-connector-aws-kinesis-streams-6.0.0-2.0.jar"}
     source = deployed["Source"]
     assert source["type"] == "kinesis" and source["aws.region"] == {"Ref": "AWS::Region"}
     assert "IngestStream" in json.dumps(source["stream.arn"])  # the ingestion stack's stream
