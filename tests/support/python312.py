@@ -3,6 +3,7 @@ on first use under ~/.cache/chainfeat/venvs and reused after (this project devel
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import shutil
@@ -41,11 +42,14 @@ def python312_with_flink(python: Path) -> Path:
     digest = hashlib.sha256(f"{version}\n{requirement}".encode()).hexdigest()[:12]
     venv = VENVS / f"py312-flink-{digest}"
     interpreter = venv / "bin" / "python"
-    if not (venv / ".installed").exists():  # written last: an interrupted install is redone from scratch
-        subprocess.run([str(python), "-m", "venv", "--clear", str(venv)], check=True, capture_output=True)
-        result = subprocess.run([str(interpreter), "-m", "pip", "install", "--quiet", requirement],
-                                capture_output=True, text=True, timeout=1800)
-        if result.returncode != 0:
-            raise RuntimeError(f"pip install {requirement} for {python} failed:\n{result.stderr[-3000:]}")
-        (venv / ".installed").write_text(f"{version}\n{requirement}\n")
+    VENVS.mkdir(parents=True, exist_ok=True)
+    with open(VENVS / f"{venv.name}.lock", "w") as lock:  # another test session may be creating it
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (venv / ".installed").exists():  # written last: an interrupted install is redone from scratch
+            subprocess.run([str(python), "-m", "venv", "--clear", str(venv)], check=True, capture_output=True)
+            result = subprocess.run([str(interpreter), "-m", "pip", "install", "--quiet", requirement],
+                                    capture_output=True, text=True, timeout=1800)
+            if result.returncode != 0:
+                raise RuntimeError(f"pip install {requirement} for {python} failed:\n{result.stderr[-3000:]}")
+            (venv / ".installed").write_text(f"{version}\n{requirement}\n")
     return interpreter
