@@ -22,6 +22,7 @@ class InfraSettings:
     alarm_email: str = ""  # subscribed to the alarm topic when set
     no_features_minutes: int = 5
     dead_letter_alarm_per_5_min: int = 50
+    stream_alarm_percent_of_shard: int = 50  # alarm when the stream's one shard is this full (bytes or records)
 
     @classmethod
     def context_keys(cls) -> list[str]:

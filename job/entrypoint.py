@@ -19,21 +19,38 @@ from botocore.exceptions import BotoCoreError
 from connectors.featurestore.client import FeatureStoreClient, FeatureStoreConfig, FeatureStoreError
 from job import CODE_PACKAGES, REPO_ROOT
 from job.config import MANAGED_FLINK_PROPERTIES, Deployment, JobConfig, load_property_groups, with_defaults
-from job.pipeline import build_pipeline
+from job.package import WORKER_CODE
+from job.pipeline import Pipeline, build_pipeline
 
 log = logging.getLogger(__name__)
 
 
 def worker_python_files(root: Path = REPO_ROOT) -> list[str]:
-    """Folders for python.files. Flink puts each folder itself on the workers' PYTHONPATH, so the code
-    goes into one folder that holds the packages (job/, connectors/, udfs/), beside site-packages/."""
-    code = Path(tempfile.mkdtemp(prefix="chainfeat-code-"))
-    for name in CODE_PACKAGES:
-        shutil.copytree(root / name, code / name, ignore=shutil.ignore_patterns("__pycache__"))
+    """Folders for python.files. Flink puts each folder itself on the workers' PYTHONPATH, so the code goes
+    into one folder that holds the packages (job/, connectors/, udfs/), beside site-packages/: in the zip its
+    worker-code/, from a checkout a temporary copy."""
+    if (root / WORKER_CODE).is_dir():
+        code = root / WORKER_CODE
+    else:
+        code = Path(tempfile.mkdtemp(prefix="chainfeat-code-"))
+        for name in CODE_PACKAGES:
+            shutil.copytree(root / name, code / name, ignore=shutil.ignore_patterns("__pycache__"))
     files = [str(code)]
     if (root / "site-packages").is_dir():
         files.append(str(root / "site-packages"))
     return files
+
+
+def ship_worker_code(pipeline: Pipeline) -> None:
+    """Give the Python UDF workers the job's packages and dependencies, unless the run options already did
+    (`flink run -pyfs`). On Managed Flink the zip's run options do (pyFiles: site-packages/ and worker-code/,
+    job/package.py): its code may not set python.files (job/managed_settings.py)."""
+    if pipeline.deployment is Deployment.MANAGED:
+        return
+    already = pipeline.table_env.get_config().get("python.files", "") or ""
+    for path in worker_python_files():
+        if Path(path).name not in already:
+            pipeline.table_env.add_python_file(path)
 
 
 def main(wait: bool | None = None) -> str:
@@ -53,10 +70,7 @@ def main(wait: bool | None = None) -> str:
     if wait is None:
         wait = deployment is Deployment.LOCAL  # on Managed Flink or after `flink run -d` the cluster runs the job
     pipeline = build_pipeline(config, deployment=deployment)
-    already = pipeline.table_env.get_config().get("python.files", "") or ""  # run options / flink run -pyfs
-    for path in worker_python_files():
-        if Path(path).name not in already:
-            pipeline.table_env.add_python_file(path)
+    ship_worker_code(pipeline)
     client = FeatureStoreClient(FeatureStoreConfig(endpoint_url=config.featurestore_endpoint_url,
                                                    region=config.featurestore_region))
     for definition in pipeline.feature_groups:

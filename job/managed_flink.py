@@ -9,9 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from job.config import duration_ms, with_defaults
 from job.package import RUN_OPTIONS_GROUP
 
 RUNTIME = "FLINK-2_3"
+MIN_PAUSE_BETWEEN_CHECKPOINTS_MS = 5000  # the service's default
 
 
 class DeployError(RuntimeError):
@@ -36,6 +38,37 @@ def property_groups(groups: dict[str, dict[str, str]], run_options: dict[str, st
         {"PropertyGroupId": name, "PropertyMap": {key: value for key, value in values.items() if value != ""}}
         for name, values in merged.items()
     ]
+
+
+def checkpoint_interval_ms(groups: dict[str, dict[str, str]]) -> int:
+    """The Job checkpoint.interval of the properties (else its default). On Managed Flink the application's
+    CheckpointConfiguration carries it: the job's code may not set execution.checkpointing.* there."""
+    return duration_ms(with_defaults(groups)["Job"]["checkpoint.interval"], "Job checkpoint.interval")
+
+
+def flink_application_configuration(groups: dict[str, dict[str, str]], parallelism: int,
+                                    parallelism_per_kpu: int) -> dict[str, Any]:
+    """What the service sets for the job (FlinkApplicationConfiguration, the same shape in the API and in
+    CloudFormation): checkpoints every Job checkpoint.interval, the parallelism (the job sets
+    parallelism.default only off the service), operator-level metrics for the dashboard."""
+    return {
+        "CheckpointConfiguration": {
+            "ConfigurationType": "CUSTOM", "CheckpointingEnabled": True,
+            "CheckpointInterval": checkpoint_interval_ms(groups),
+            "MinPauseBetweenCheckpoints": MIN_PAUSE_BETWEEN_CHECKPOINTS_MS,
+        },
+        "MonitoringConfiguration": {"ConfigurationType": "CUSTOM", "LogLevel": "INFO", "MetricsLevel": "OPERATOR"},
+        "ParallelismConfiguration": {
+            "ConfigurationType": "CUSTOM", "Parallelism": parallelism,
+            "ParallelismPerKPU": parallelism_per_kpu, "AutoScalingEnabled": False,
+        },
+    }
+
+
+def as_update(configuration: dict[str, Any]) -> dict[str, Any]:
+    """A create-shaped configuration in UpdateApplication's shape (every key gets the suffix Update)."""
+    return {f"{key}Update": as_update(value) if isinstance(value, dict) else value
+            for key, value in configuration.items()}
 
 
 def aws_property_groups(groups: dict[str, dict[str, str]], *, stream_arn: str, region: str,
@@ -70,6 +103,7 @@ def deploy(
     s3.upload_file(str(zip_path), target.bucket, target.key)
     bucket_arn = f"arn:aws:s3:::{target.bucket}"
     groups_api = property_groups(groups, run_options)
+    service_settings = flink_application_configuration(groups, target.parallelism, target.parallelism_per_kpu)
     detail = (flink.describe_application(ApplicationName=target.application)["ApplicationDetail"]
               if _exists(flink, target.application) else None)
     if detail is None:
@@ -84,13 +118,7 @@ def deploy(
                     "CodeContentType": "ZIPFILE",
                 },
                 "EnvironmentProperties": {"PropertyGroups": groups_api},
-                "FlinkApplicationConfiguration": {
-                    "CheckpointConfiguration": {"ConfigurationType": "DEFAULT"},
-                    "ParallelismConfiguration": {
-                        "ConfigurationType": "CUSTOM", "Parallelism": target.parallelism,
-                        "ParallelismPerKPU": target.parallelism_per_kpu, "AutoScalingEnabled": False,
-                    },
-                },
+                "FlinkApplicationConfiguration": service_settings,
                 "ApplicationSnapshotConfiguration": {"SnapshotsEnabled": True},
             },
         )
@@ -112,6 +140,7 @@ def deploy(
                     },
                 },
                 "EnvironmentPropertyUpdates": {"PropertyGroups": groups_api},
+                "FlinkApplicationConfigurationUpdate": as_update(service_settings),
             },
         )
     detail = _wait_for(flink, target.application, ("READY", "RUNNING"), ("UPDATING", "STARTING"),

@@ -6,7 +6,11 @@ the connector jar; the run options point into it):
     main.py                      entry point (job/zip_main.py)
     job/ connectors/ udfs/       the code, as in the repo
     sql/                         every SQL file
-    site-packages/               pure-Python runtime dependencies (boto3 & co.), copied from this venv
+    worker-code/                 job/ connectors/ udfs/ again: what the Python UDF workers import (run option
+                                 pyFiles puts this folder on their PYTHONPATH; on Managed Flink the job's code
+                                 may not set python.files itself, see job/managed_settings.py)
+    site-packages/               pure-Python runtime dependencies (boto3 & co.), copied from this venv; pure
+                                 Python only, so they run on the service's Python 3.12 as on our 3.11
     lib/<connector>.jar          the Kinesis SQL connector (uber jar)
 """
 
@@ -27,9 +31,12 @@ from job import CODE_PACKAGES, REPO_ROOT
 RUN_OPTIONS_GROUP = "kinesis.analytics.flink.run.options"
 # Never run on a cluster, so not shipped: the local feature-store emulator and the synthetic recordings.
 LOCAL_ONLY = ("connectors/featurestore/local/", "connectors/blockchain/synthetic.py")
-# What the job imports at run time beyond PyFlink (which the service provides). All pure Python, so the
-# copies installed here are valid on the service's manylinux x86_64 hosts.
+# What the job imports at run time beyond PyFlink (which the service provides). Each must be pure Python
+# (checked when packaging), so the copies installed here run on any Python 3 and host: Managed Flink's 2.x
+# runtimes run PyFlink on Python 3.12, this project on 3.11 (tests/job/test_package.py runs the zip on both).
 RUNTIME_DISTRIBUTIONS = ("boto3", "botocore", "s3transfer", "jmespath", "python-dateutil", "six", "urllib3")
+WORKER_CODE = "worker-code"
+_COMPILED_SUFFIXES = (".so", ".pyd", ".dylib")
 MAVEN_CENTRAL = os.environ.get("CHAINFEAT_MAVEN_URL", "https://repo1.maven.org/maven2")  # a mirror, if you have one
 
 
@@ -95,8 +102,8 @@ def _sha256(path: Path) -> str:
 
 def run_options(jar_names: list[str]) -> dict[str, str]:
     """The `kinesis.analytics.flink.run.options` property group for the zip's layout."""
-    # pyFiles folders go on the workers' PYTHONPATH as they are; main.py ships the code itself.
-    options = {"python": "main.py", "pyFiles": "site-packages/"}
+    # pyFiles folders go on the workers' PYTHONPATH as they are.
+    options = {"python": "main.py", "pyFiles": f"site-packages/,{WORKER_CODE}/"}
     if jar_names:
         options["jarfile"] = f"lib/{jar_names[0]}"
     return options
@@ -111,12 +118,14 @@ def zip_run_options(zip_path: Path) -> dict[str, str]:
 
 def _code_files() -> list[tuple[Path, str]]:
     files = [(REPO_ROOT / "job" / "zip_main.py", "main.py")]
+    packages = []
     for package in CODE_PACKAGES:
         for path in sorted((REPO_ROOT / package).rglob("*")):
             name = str(path.relative_to(REPO_ROOT))
             if (path.is_file() and "__pycache__" not in path.parts and path.suffix in (".py", ".json")
                     and not name.startswith(LOCAL_ONLY)):
-                files.append((path, name))
+                packages.append((path, name))
+    files += packages + [(path, f"{WORKER_CODE}/{name}") for path, name in packages]
     for path in sorted((REPO_ROOT / "sql").rglob("*.sql")):
         files.append((path, str(path.relative_to(REPO_ROOT))))
     return files
@@ -126,6 +135,10 @@ def _dependency_files() -> list[tuple[Path, str]]:
     files = []
     for name in RUNTIME_DISTRIBUTIONS:
         distribution = importlib.metadata.distribution(name)
+        compiled = [str(entry) for entry in distribution.files or [] if entry.name.endswith(_COMPILED_SUFFIXES)]
+        if compiled or "Root-Is-Purelib: true" not in (distribution.read_text("WHEEL") or ""):
+            raise PackageError(f"{name} is not pure Python ({', '.join(compiled[:3]) or 'not a purelib wheel'}): "
+                               "a copy built for this Python would not run on Managed Flink's Python 3.12")
         for entry in distribution.files or []:
             if entry.parts[0] in ("..", "__pycache__") or "__pycache__" in entry.parts or entry.parts[0].endswith(".dist-info"):
                 continue

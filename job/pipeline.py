@@ -12,7 +12,7 @@ import logging
 import re
 import sys
 from pathlib import Path
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterator
 
 from pyflink.common import Configuration
@@ -26,6 +26,7 @@ from connectors.featurestore.model import FeatureGroupDefinition, FeatureType
 from job import sql_files
 from job.config import Deployment, JobConfig
 from job.jvm import use_class_archive
+from job.managed_settings import refuse_unlisted
 from job.monitor import METRICS_REFRESH_S
 from udfs.metrics import register_side_output_counters
 
@@ -46,20 +47,36 @@ class ConnectorMissing(RuntimeError):
 def flink_configuration(config: JobConfig, rest_port: int | None = None,
                         deployment: Deployment = Deployment.LOCAL) -> Configuration:
     """The job's Flink settings for where it runs (see Deployment): locally all of them; a cluster owns its
-    REST endpoint and Python interpreter; Managed Flink also checkpointing and restarts (set by the CDK app)."""
+    REST endpoint and Python interpreter; on Managed Flink the job sets only keys the service lets application
+    code set (job/managed_settings.py) and the service sets the rest from the application's configuration."""
+    return _configuration(flink_settings(config, rest_port, deployment))
+
+
+def _configuration(settings: dict[str, str]) -> Configuration:
     flink = Configuration()
+    for key, value in settings.items():
+        flink.set_string(key, value)
+    return flink
+
+
+def flink_settings(config: JobConfig, rest_port: int | None = None,
+                   deployment: Deployment = Deployment.LOCAL) -> dict[str, str]:
+    """``flink_configuration``'s keys and values; on Managed Flink every key is one its list allows."""
     settings = {
-        "parallelism.default": "1",  # parallelism 2 on the file source gave wrong windows (measured; no test proves 2 exact)
         "table.local-time-zone": "UTC",
         "table.exec.state.ttl": config.dedup_ttl,
         "table.exec.source.idle-timeout": config.idle_timeout,
-    }
-    operational = {
         # Measured (bench/end_to_end.py): without object reuse Flink copies each row for every branch of the
         # plan (dead letter, late, on time, progress); with digest reuse every feature group and output shares
-        # one parse and one dedup instead of each planning its own. Managed Flink: see issue 12's list.
+        # one parse and one dedup instead of each planning its own.
         "pipeline.object-reuse": "true",
         "table.optimizer.reuse-optimize-block-with-digest-enabled": "true",
+    }
+    # Managed Flink's application configuration sets these (the CDK app, chainfeat submit: ParallelismConfiguration,
+    # CheckpointConfiguration with the Job checkpoint.interval); restarts and retained checkpoints are the
+    # service's own (exponential-delay restarts, one retained checkpoint).
+    service_owned = {
+        "parallelism.default": "1",  # parallelism 2 on the file source gave wrong windows (measured; no test proves 2 exact)
         "execution.checkpointing.interval": config.checkpoint_interval,
         "execution.checkpointing.dir": config.checkpoint_uri,
         "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
@@ -70,7 +87,7 @@ def flink_configuration(config: JobConfig, rest_port: int | None = None,
         "restart-strategy.fixed-delay.delay": "5 s",
     }
     if deployment is not Deployment.MANAGED:
-        settings.update(operational)
+        settings.update(service_owned)
     settings.update(config.extra_flink_config)
     if deployment is Deployment.LOCAL:
         # In-process MiniCluster: the workers use this interpreter, and its dashboard/REST API binds
@@ -81,9 +98,9 @@ def flink_configuration(config: JobConfig, rest_port: int | None = None,
                          "metrics.fetcher.update-interval": str(round(METRICS_REFRESH_S * 1000))})
     if config.restore_from:
         settings["execution.savepoint.path"] = config.restore_from
-    for key, value in settings.items():
-        flink.set_string(key, value)
-    return flink
+    if deployment is Deployment.MANAGED:
+        refuse_unlisted(settings)
+    return settings
 
 
 def feature_group_definition(table_env: StreamTableEnvironment, path: Path) -> FeatureGroupDefinition:
@@ -165,10 +182,23 @@ class Pipeline:
     table_env: StreamTableEnvironment
     statement_set: StatementSet
     feature_groups: list[FeatureGroupDefinition]
+    deployment: Deployment = Deployment.LOCAL
+    flink_settings: dict[str, str] = field(default_factory=dict)  # what flink_configuration set
+
+    def set_by_the_job(self) -> set[str]:
+        """Every Flink key the job's code has set: its settings and what it (or PyFlink for it, e.g.
+        add_python_file) set on the table config since."""
+        return set(self.flink_settings) | set(self.table_env.get_config().get_configuration().key_set())
+
+    def prepare(self, job_name: str = "chainfeat") -> None:
+        """Name the job; on Managed Flink, refuse (by name) any key the service does not let code set."""
+        self.table_env.get_config().set("pipeline.name", job_name)
+        if self.deployment is Deployment.MANAGED:
+            refuse_unlisted(self.set_by_the_job())
 
     def execute_async(self, job_name: str = "chainfeat"):
         """Submit the job; returns pyflink's JobClient."""
-        self.table_env.get_config().set("pipeline.name", job_name)
+        self.prepare(job_name)
         return self.statement_set.execute().get_job_client()
 
 
@@ -230,7 +260,8 @@ def build_pipeline(config: JobConfig, rest_port: int | None = None,
                    deployment: Deployment = Deployment.LOCAL) -> Pipeline:
     if deployment is Deployment.LOCAL:
         use_class_archive()  # this process starts the JVM: let it map the classes (job/jvm.py)
-    env = StreamExecutionEnvironment.get_execution_environment(flink_configuration(config, rest_port, deployment))
+    settings = flink_settings(config, rest_port, deployment)
+    env = StreamExecutionEnvironment.get_execution_environment(_configuration(settings))
     table_env = StreamTableEnvironment.create(env)
     groups = register_views(table_env, config)
 
@@ -254,7 +285,7 @@ def build_pipeline(config: JobConfig, rest_port: int | None = None,
         write = feature_store_writer(definition.name, columns, store, definition.event_time_feature)
         rows_written = table_env.from_path(definition.name).select(write(*[col(name) for name in columns]).alias("written"))
         statement_set.add_insert("feature_store_writes", rows_written)
-    return Pipeline(table_env, statement_set, groups)
+    return Pipeline(table_env, statement_set, groups, deployment, settings)
 
 
 def derive_feature_groups(config: JobConfig) -> list[FeatureGroupDefinition]:

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import pyflink
 
 from job.flink_rest import DEFAULT_REST_PORT, FlinkRest
-from job.package import unpack
+from job.package import unpack, zip_run_options
 
 _SUBMITTED = re.compile(r"(?:submitted chainfeat job|submitted with JobID) ([0-9a-f]{32})")
 
@@ -44,7 +44,7 @@ def submit_to_cluster(zip_path: Path, flink_url: str, properties: Path | None, d
     root = unpack(zip_path, Path.home() / ".cache" / "chainfeat" / "submit" / digest)
     command = [str(FLINK_HOME / "bin" / "flink"), "run", "-d", "-t", "remote",
                f"-Drest.address={url.hostname}", f"-Drest.port={url.port or DEFAULT_REST_PORT}",
-               "-py", "main.py", "-pyfs", "site-packages", "-pyclientexec", sys.executable]
+               "-py", "main.py", "-pyfs", zip_run_options(zip_path)["pyFiles"], "-pyclientexec", sys.executable]
     command += [arg for jar in sorted((root / "lib").glob("*.jar")) for arg in ("-j", str(jar))]
     env = {key: value for key, value in os.environ.items() if not key.startswith("PYFLINK_")}
     env.update({"CHAINFEAT_DETACHED": "1", "CHAINFEAT_DATA_DIR": str(data_dir.resolve()), "PYTHONPATH": ""})

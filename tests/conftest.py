@@ -53,8 +53,10 @@ def control(server: LocalFeatureStoreServer):
 def cli_env(data_dir: Path) -> dict[str, str]:
     """Environment for running the real CLI in a subprocess against ``data_dir``."""
     # PyFlink runs Python UDF workers inside this process ("loopback") and marks the environment so
-    # that they do not start a gateway; a CLI subprocess must not inherit that mark.
-    env = {key: value for key, value in os.environ.items() if not key.startswith("PYFLINK_")}
+    # that they do not start a gateway; a CLI subprocess must not inherit that mark (tests/support).
+    from tests.support import child_environment
+
+    env = child_environment()
     env["CHAINFEAT_DATA_DIR"] = str(data_dir)
     env["PYTHONPATH"] = str(REPO_ROOT)
     env.pop("CHAINFEAT_FEATURESTORE_URL", None)

@@ -249,12 +249,6 @@ def rejected_line(raw: bytes, reason: str, polled_at: float | None = None) -> by
     return _ENCODER.encode(RejectedLine(text, reason, UNSET if polled_at is None else polled_at))
 
 
-def partition_key(key: str | None) -> str:
-    """A Kinesis partition key for a line: its transaction's hash, else "heartbeat" (also for heartbeats
-    and rejected lines)."""
-    return key[:256] if key else "heartbeat"
-
-
 def heartbeat_line(polled_at: float, publication: int | None = None) -> bytes:
     return _ENCODER.encode(
         HeartbeatLine(True, int(polled_at), float(polled_at), UNSET if publication is None else publication)

@@ -1,11 +1,25 @@
-"""The poller's Kinesis output: each poll's stream lines (connectors/blockchain/transactions.py: one per
-transaction, then a heartbeat) as Kinesis records.
+"""The poller's Kinesis output: each poll as one Kinesis record, all on one shard, in poll order.
 
-PutRecords in batches within Kinesis limits (500 records, 5 MiB per call, 1 MiB per record including
-its partition key); partition key = transaction hash. Records a response reports as failed
-(FailedRecordCount > 0) are re-sent, alone, with backoff, until none is left: nothing is lost, and
-nothing is sent twice except when Kinesis itself asks for a retry of a call it may have half-applied
-(the job's dedup absorbs those).
+Why this shape: the job must read the stream in the order the local feed hands it the spool (README "Why a
+feed next to the spool"), poll after poll, each poll's heartbeat after its transactions. The `kinesis` SQL
+source of flink-connector-aws 6.0 applies the DDL watermark per source subtask, not per shard, so lines
+spread over shards (partition key = hash) would come out in whatever order the shards are read: after a
+restore or any backlog one shard read ahead of another puts the other's transactions behind the watermark.
+So:
+
+- every record has the same partition key (ORDERING_KEY): one shard, however many the stream has;
+- a record is a whole poll, the JSON array of its stream lines (connectors/blockchain/transactions.py:
+  transactions, rejected lines, the heartbeat last). Flink's json format reads an array as one row per
+  element, so the job's SQL and columns are the local ones; a poll is never split by a restore;
+- records are put one at a time, each only once the previous one is accepted, with
+  SequenceNumberForOrdering (strictly increasing sequence numbers; PutRecords does not guarantee order).
+
+Limits: a record is at most 1 MiB (a poll of ~100 lines is ~35 KB; a bigger poll becomes several records, in
+order; a single line over 1 MiB, which only absurd field values make, is sent as a rejected line so the job
+dead-letters it). A shard takes 1 MiB/s and 1000 records/s: the reference load, ~35 KB every 15 s, is 0.2 %
+of it; the monitoring stack alarms at half of it (infra/stacks/monitoring.py). A put Kinesis rejects
+(throttled, 5xx) is retried with backoff until accepted; a put that timed out after Kinesis applied it is
+put again, so a poll can be read twice in a row, which the job's dedup absorbs.
 """
 
 from __future__ import annotations
@@ -13,30 +27,27 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Sequence
 
 import boto3
 from botocore.config import Config
 
 from connectors import DEFAULT_REGION
 from connectors.blockchain.source import Poll
-from connectors.blockchain.transactions import partition_key, rejected_line
+from connectors.blockchain.transactions import rejected_line
 from connectors.retry import RetriesExhausted, RetryPolicy, is_retryable_aws_error
 
 log = logging.getLogger(__name__)
 
-MAX_RECORDS_PER_CALL = 500
-MAX_BYTES_PER_CALL = 5 * 1024 * 1024
-MAX_BYTES_PER_RECORD = 1024 * 1024
-HEARTBEAT_PARTITION_KEY = "heartbeat"
+MAX_BYTES_PER_RECORD = 1024 * 1024  # data + partition key
+SHARD_BYTES_PER_S = 1024 * 1024  # what one shard takes in
+SHARD_RECORDS_PER_S = 1000
+ORDERING_KEY = "chainfeat-polls"  # the one partition key: one shard, read in the order it was written
+_ARRAY_OVERHEAD = len(b"[]\n")
 
 
 class KinesisWriteError(RuntimeError):
     pass
-
-
-class _SomeRecordsFailed(Exception):
-    """Raised inside a PutRecords attempt so the shared retry policy re-sends only the failed records."""
 
 
 @dataclass(frozen=True)
@@ -56,73 +67,58 @@ class KinesisConfig:
         return boto3.client("kinesis", **kwargs)
 
 
-def record_for(line: bytes, key: str | None = None) -> dict[str, Any]:
-    """A Kinesis record for a stream line (``key``: its transaction's hash). A line over 1 MiB — only a
-    transaction with absurd field values can be — is sent as a rejected line, so the job dead-letters it."""
-    partition = partition_key(key)
-    if len(line) + len(partition.encode()) > MAX_BYTES_PER_RECORD:
-        log.warning("a transaction line of %d bytes is over Kinesis's 1 MiB; sent as rejected", len(line))
-        line = rejected_line(line, "transaction line over 1 MiB")
-    return {"Data": line, "PartitionKey": partition}
-
-
-def batches(records: Iterable[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
-    """Groups of at most 500 records and 5 MiB (data + partition keys)."""
-    batch: list[dict[str, Any]] = []
+def poll_records(lines: Sequence[bytes]) -> list[bytes]:
+    """A poll's stream lines as Kinesis record data: JSON arrays of lines (a newline after each, so the raw
+    archive Firehose writes has one poll per line), each within 1 MiB, in order."""
+    limit = MAX_BYTES_PER_RECORD - len(ORDERING_KEY) - _ARRAY_OVERHEAD
+    records: list[list[bytes]] = [[]]
     size = 0
-    for record in records:
-        record_size = len(record["Data"]) + len(record["PartitionKey"].encode())
-        if batch and (len(batch) == MAX_RECORDS_PER_CALL or size + record_size > MAX_BYTES_PER_CALL):
-            yield batch
-            batch, size = [], 0
-        batch.append(record)
-        size += record_size
-    if batch:
-        yield batch
+    for line in lines:
+        if len(line) > limit:
+            log.warning("a transaction line of %d bytes is over Kinesis's 1 MiB; sent as rejected", len(line))
+            line = rejected_line(line, "transaction line over 1 MiB")
+        if records[-1] and size + 1 + len(line) > limit:
+            records.append([])
+            size = 0
+        size += len(line) + (1 if records[-1] else 0)
+        records[-1].append(line)
+    return [b"[" + b",".join(record) + b"]\n" for record in records if record]
 
 
 class KinesisWriter:
-    """A poll writer (see connectors/blockchain/poller.py) that puts polls on a Kinesis stream."""
+    """A poll writer (see connectors/blockchain/poller.py) that puts polls on a Kinesis stream, in order."""
 
     def __init__(self, config: KinesisConfig, client: Any = None, sleep: Callable[[float], None] = time.sleep):
         self.config = config
         self.client = client or config.client()
         self._sleep = sleep
+        self._last_sequence_number: str | None = None
         self.records_sent = 0
         self.records_resent = 0
 
     def write(self, poll: Poll) -> int:
-        lines = poll.lines
-        return self.put([record_for(line, key) for line, key in zip(lines.lines, lines.keys)])
-
-    def put(self, records: list[dict[str, Any]]) -> int:
-        for batch in batches(records):
-            self._put_batch(batch)
+        """Put the poll; returns the number of Kinesis records it took (one, unless over 1 MiB)."""
+        records = poll_records(poll.lines.lines)
+        for data in records:
+            self._put(data)
         return len(records)
 
-    def _put_batch(self, batch: list[dict[str, Any]]) -> None:
-        pending = batch
+    def _put(self, data: bytes) -> None:
+        request: dict[str, Any] = {"StreamName": self.config.stream_name, "Data": data, "PartitionKey": ORDERING_KEY}
+        if self._last_sequence_number:
+            request["SequenceNumberForOrdering"] = self._last_sequence_number
 
-        def attempt() -> None:
-            nonlocal pending
-            response = self.client.put_records(StreamName=self.config.stream_name, Records=pending)
-            if not response.get("FailedRecordCount"):
-                self.records_sent += len(pending)
-                return
-            failed = [record for record, result in zip(pending, response["Records"]) if "ErrorCode" in result]
-            self.records_sent += len(pending) - len(failed)
-            self.records_resent += len(failed)
-            codes = sorted({result["ErrorCode"] for result in response["Records"] if "ErrorCode" in result})
-            pending = failed
-            raise _SomeRecordsFailed(f"{len(failed)} of the records failed ({', '.join(codes)})")
-
-        def retryable(error: BaseException) -> bool:
-            return isinstance(error, _SomeRecordsFailed) or is_retryable_aws_error(error)
+        def resent() -> None:
+            self.records_resent += 1
 
         try:
-            self.config.retry.call(f"PutRecords to {self.config.stream_name}", attempt, retryable, sleep=self._sleep)
+            response = self.config.retry.call(f"PutRecord to {self.config.stream_name}",
+                                              lambda: self.client.put_record(**request), is_retryable_aws_error,
+                                              sleep=self._sleep, on_retry=resent)
         except RetriesExhausted as error:
             raise KinesisWriteError(
-                f"{error}; {len(pending)} records not written. Check the stream's capacity and the "
-                "credentials' kinesis:PutRecords permission, then poll again."
+                f"{error}; the poll was not written. Check the stream's capacity and the credentials' "
+                "kinesis:PutRecord permission, then poll again."
             ) from None
+        self._last_sequence_number = response["SequenceNumber"]
+        self.records_sent += 1

@@ -1,5 +1,6 @@
 """Monitoring: one CloudWatch dashboard for the whole flow (stream → poller → Flink → feature store) and
-alarms on job down, no features for N minutes, dead-letter spikes and a silent poller, sent to SNS.
+alarms on job down, no features for N minutes, dead-letter spikes, a silent poller and a stream nearing its
+one shard's limits, sent to SNS.
 
 Where the metrics come from: AWS/Kinesis (the stream), chainfeat/Poller (the poller's PutMetricData,
 connectors/cloudwatch), AWS/KinesisAnalytics (Managed Flink's own metrics at OPERATOR level, and the job's
@@ -20,6 +21,7 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
 from infra.settings import POLLER_METRICS_NAMESPACE as POLLER_NAMESPACE
+from connectors.kinesis.producer import SHARD_BYTES_PER_S, SHARD_RECORDS_PER_S
 from infra.settings import InfraSettings
 from job.monitor import DEDUP_OPERATOR
 from udfs import metric_names
@@ -62,8 +64,17 @@ class MonitoringStack(Stack):
                                      dimensions_map={"FeatureGroupName": group, "OperationName": "PutRecord"},
                                      period=ONE_MINUTE, label=f"{group} {name}")
 
-        bytes_in = cloudwatch.Metric(namespace="AWS/Kinesis", metric_name="IncomingBytes", statistic="Sum",
+        def stream(name: str) -> cloudwatch.Metric:
+            return cloudwatch.Metric(namespace="AWS/Kinesis", metric_name=name, statistic="Sum",
                                      dimensions_map={"StreamName": stream_name}, period=ONE_MINUTE)
+
+        bytes_in = stream("IncomingBytes")
+        # The stream is one shard (the poller keeps the polls in order on it): how full it is, by bytes or
+        # records written per minute, whichever is nearer its limit.
+        shard_used = cloudwatch.MathExpression(
+            expression=f"100 * MAX([bytes / {60 * SHARD_BYTES_PER_S}, records / {60 * SHARD_RECORDS_PER_S}])",
+            using_metrics={"bytes": bytes_in, "records": stream("IncomingRecords")},
+            label="% of the shard's write limit", period=ONE_MINUTE)
         duplicates = cloudwatch.MathExpression(
             expression=f"SUM({operator_search(app, 'numRecordsIn', DEDUP_OPERATOR)}) - "
                        f"SUM({operator_search(app, 'numRecordsOut', DEDUP_OPERATOR)})",
@@ -75,7 +86,8 @@ class MonitoringStack(Stack):
         self.dashboard = cloudwatch.Dashboard(self, "Dashboard", dashboard_name=f"{settings.prefix}-pipeline",
                                               default_interval=Duration.hours(3))
         self.dashboard.add_widgets(
-            cloudwatch.GraphWidget(title="Stream: bytes in", left=[bytes_in], width=8),
+            cloudwatch.GraphWidget(title="Stream: bytes in, % of its shard", left=[bytes_in], right=[shard_used],
+                                   width=8),
             cloudwatch.GraphWidget(title="Poller: polls and transactions",
                                    left=[poller("Polls"), poller("Transactions"), poller("RecordsPut")], width=8),
             cloudwatch.GraphWidget(title="Poller: gaps, errors, re-sent records",
@@ -142,6 +154,15 @@ class MonitoringStack(Stack):
                 comparison_operator=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD, threshold=1,
                 treat_missing_data=cloudwatch.TreatMissingData.BREACHING,
                 alarm_description="The poller has not completed a poll for 5 minutes."),
+            "StreamNearShardLimit": cloudwatch.Alarm(
+                self, "StreamNearShardLimit", alarm_name=f"{settings.prefix}-stream-near-shard-limit",
+                metric=shard_used, evaluation_periods=5, datapoints_to_alarm=5,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                threshold=settings.stream_alarm_percent_of_shard,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+                alarm_description=(f"The stream's one shard has been over {settings.stream_alarm_percent_of_shard} % of "
+                                   "its write limit (1 MiB/s, 1000 records/s) for 5 minutes. The poller keeps every "
+                                   "poll on one shard to keep them in order: see the README's cost section.")),
         }
         for alarm in self.alarms.values():
             alarm.add_alarm_action(notify)

@@ -20,8 +20,8 @@ from constructs import Construct
 from infra.settings import InfraSettings
 from job import REPO_ROOT
 from infra.stacks.ingestion import secure_bucket
-from job.config import duration_ms, load_property_groups
-from job.managed_flink import RUNTIME, aws_property_groups, property_groups
+from job.config import load_property_groups
+from job.managed_flink import RUNTIME, aws_property_groups, flink_application_configuration, property_groups
 from job.package import KINESIS_CONNECTOR, PackageError, build_zip, fetch_jar, zip_run_options
 
 DEFAULT_JOB_ZIP = REPO_ROOT / "dist" / "chainfeat-flink-app.zip"
@@ -104,18 +104,6 @@ class ProcessingStack(Stack):
                                                               property_map=group["PropertyMap"])
                     for group in self.property_groups
                 ]),
-                flink_application_configuration=flink.CfnApplication.FlinkApplicationConfigurationProperty(
-                    checkpoint_configuration=flink.CfnApplication.CheckpointConfigurationProperty(
-                        configuration_type="CUSTOM", checkpointing_enabled=True,
-                        checkpoint_interval=duration_ms(groups["Job"].get("checkpoint.interval", "60 s"),
-                                                        "Job checkpoint.interval"),
-                        min_pause_between_checkpoints=5000),
-                    monitoring_configuration=flink.CfnApplication.MonitoringConfigurationProperty(
-                        configuration_type="CUSTOM", log_level="INFO", metrics_level="OPERATOR"),
-                    parallelism_configuration=flink.CfnApplication.ParallelismConfigurationProperty(
-                        configuration_type="CUSTOM", parallelism=settings.flink_parallelism,
-                        parallelism_per_kpu=settings.flink_parallelism_per_kpu, auto_scaling_enabled=False),
-                ),
                 application_snapshot_configuration=flink.CfnApplication.ApplicationSnapshotConfigurationProperty(
                     snapshots_enabled=True),
             ),
@@ -125,6 +113,11 @@ class ProcessingStack(Stack):
                 flink_run_configuration=flink.CfnApplication.FlinkRunConfigurationProperty(
                     allow_non_restored_state=False)),
         )
+        # Checkpoints, parallelism and metrics level: what the job may not set itself on the service, defined once
+        # for this app and `chainfeat submit` (the API's shape is CloudFormation's).
+        self.application.add_property_override(
+            "ApplicationConfiguration.FlinkApplicationConfiguration",
+            flink_application_configuration(groups, settings.flink_parallelism, settings.flink_parallelism_per_kpu))
         # The service checks the role's permissions when the application is created.
         self.application.node.add_dependency(role)
         logging_option = flink.CfnApplicationCloudWatchLoggingOption(

@@ -7,6 +7,7 @@ ${transaction_lines}
     'stream.arn' = '${kinesis_stream_arn}',
     'aws.region' = '${aws_region}',
     'source.init.position' = '${kinesis_init_position}',
+    'source.reader.empty-records-fetch-interval' = '1 s',
     'format' = 'json',
     'json.fail-on-missing-field' = 'false',
     'json.ignore-parse-errors' = 'false',

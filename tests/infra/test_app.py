@@ -56,10 +56,13 @@ def test_cdk_json_runs_this_app() -> None:
     assert json.loads((REPO_ROOT / "cdk.json").read_text())["app"] == "python -m infra.app"
 
 
-def test_stream_is_on_demand_and_kms_encrypted(ingestion) -> None:
+def test_stream_is_one_provisioned_shard_and_kms_encrypted(ingestion) -> None:
+    # One shard: the poller keeps the polls in order on it (connectors/kinesis/producer.py).
     ingestion.has_resource_properties("AWS::Kinesis::Stream", {
         "Name": "chainfeat-ingest",
-        "StreamModeDetails": {"StreamMode": "ON_DEMAND"},
+        "StreamModeDetails": {"StreamMode": "PROVISIONED"},
+        "ShardCount": 1,
+        "RetentionPeriodHours": 24,
         "StreamEncryption": {"EncryptionType": "KMS", "KeyId": "alias/aws/kinesis"},
     })
 
@@ -93,7 +96,7 @@ def test_poller_runs_on_fargate_and_may_only_put_records_on_the_stream(ingestion
     ]
     (policy,) = task_role_policies
     put_records, put_metrics = policy["Properties"]["PolicyDocument"]["Statement"]
-    assert sorted(put_records["Action"]) == ["kinesis:DescribeStreamSummary", "kinesis:PutRecord", "kinesis:PutRecords"]
+    assert sorted(put_records["Action"]) == ["kinesis:DescribeStreamSummary", "kinesis:PutRecord"]
     (stream_id,) = ingestion.find_resources("AWS::Kinesis::Stream")
     assert put_records["Resource"] == {"Fn::GetAtt": [stream_id, "Arn"]}
     # Its metrics: PutMetricData cannot be scoped to a resource, so it is held to the poller's namespace.
@@ -154,7 +157,8 @@ def test_flink_application_has_the_jobs_property_groups(processing, job_zip) -> 
     # watermark, dedup TTL, ... exactly as in the file (less unset, empty values: the service rejects them)
     assert deployed["Job"] == {key: value for key, value in local["Job"].items() if value}
     assert deployed[RUN_OPTIONS_GROUP] == zip_run_options(job_zip) == {
-        "python": "main.py", "pyFiles": "site-packages/", "jarfile": "lib/" + "flink-sql-connector-aws-kinesis-streams-6.0.0-2.0.jar"}
+        "python": "main.py", "pyFiles": "site-packages/,worker-code/",
+        "jarfile": "lib/" + "flink-sql-connector-aws-kinesis-streams-6.0.0-2.0.jar"}
     source = deployed["Source"]
     assert source["type"] == "kinesis" and source["aws.region"] == {"Ref": "AWS::Region"}
     assert "IngestStream" in json.dumps(source["stream.arn"])  # the ingestion stack's stream
@@ -229,7 +233,7 @@ def test_alarms_on_job_down_no_features_and_dead_letter_spikes(monitoring) -> No
     alarms = {alarm["Properties"]["AlarmName"]: alarm["Properties"]
               for alarm in monitoring.find_resources("AWS::CloudWatch::Alarm").values()}
     assert set(alarms) == {"chainfeat-job-down", "chainfeat-no-features", "chainfeat-dead-letter-spike",
-                           "chainfeat-poller-silent"}
+                           "chainfeat-poller-silent", "chainfeat-stream-near-shard-limit"}
     assert alarms["chainfeat-job-down"]["MetricName"] == "runningTime"  # Flink 2.x: uptime is deprecated
     assert alarms["chainfeat-job-down"]["TreatMissingData"] == "breaching"  # no metrics = not running
     no_features = alarms["chainfeat-no-features"]
@@ -238,6 +242,13 @@ def test_alarms_on_job_down_no_features_and_dead_letter_spikes(monitoring) -> No
     spike = alarms["chainfeat-dead-letter-spike"]
     assert "SUM(dead_letter_records)" in spike["Metrics"][0]["Expression"]
     assert spike["ComparisonOperator"] == "GreaterThanThreshold" and spike["Threshold"] == 50
+    # The stream's one shard: alarmed at half its write limit, by bytes (1 MiB/s) or records (1000/s) a minute.
+    near_limit = alarms["chainfeat-stream-near-shard-limit"]
+    (expression,) = [metric for metric in near_limit["Metrics"] if "Expression" in metric]
+    assert expression["Expression"] == "100 * MAX([bytes / 62914560, records / 60000])"
+    assert {metric["Id"]: metric["MetricStat"]["Metric"]["MetricName"] for metric in near_limit["Metrics"]
+            if "MetricStat" in metric} == {"bytes": "IncomingBytes", "records": "IncomingRecords"}
+    assert (near_limit["Threshold"], near_limit["EvaluationPeriods"]) == (50, 5)
     (topic_id,) = monitoring.find_resources("AWS::SNS::Topic")
     assert all(alarm["AlarmActions"] == [{"Ref": topic_id}] for alarm in alarms.values())
     monitoring.has_resource_properties("AWS::SNS::Topic", {"KmsMasterKeyId": Match.any_value()})

@@ -1,19 +1,24 @@
 """Deploying to Managed Service for Apache Flink: S3 upload against moto's server; the
-kinesisanalyticsv2 calls with botocore's Stubber (moto implements neither Start nor Update)."""
+kinesisanalyticsv2 calls with botocore's Stubber (moto implements neither Start nor Update). And what the
+job sets on the service: only keys of its "Programmatic Flink configuration properties" list."""
 
 from __future__ import annotations
 
+import json
+import re
 import zipfile
 
 import boto3
 import pytest
 from botocore.stub import ANY, Stubber
 
-from job.config import load_property_groups
+from job.config import Deployment, JobConfig, load_property_groups
 from job.managed_flink import DeployError, ManagedFlinkTarget, deploy, property_groups
+from job.managed_settings import PROGRAMMATIC_KEYS_FILE, UnlistedSetting, programmatic_keys
 from job.package import RUN_OPTIONS_GROUP
+from job.pipeline import flink_settings
 
-RUN_OPTIONS = {"python": "main.py", "jarfile": "lib/connector.jar", "pyFiles": "site-packages/"}
+RUN_OPTIONS = {"python": "main.py", "jarfile": "lib/connector.jar", "pyFiles": "site-packages/,worker-code/"}
 TARGET = ManagedFlinkTarget("chainfeat", "artifacts", "chainfeat/app.zip", "arn:aws:iam::123456789012:role/flink")
 APP_ARN = "arn:aws:kinesisanalytics:us-east-1:123456789012:application/chainfeat"
 
@@ -97,6 +102,17 @@ def test_updates_a_running_application_in_place(s3, flink, app_zip) -> None:
                                                                   "FileKeyUpdate": "chainfeat/app.zip"}},
             },
             "EnvironmentPropertyUpdates": {"PropertyGroups": property_groups({}, RUN_OPTIONS)},
+            # What the job may not set itself there: checkpoints every Job checkpoint.interval (10 s in the
+            # defaults file), the parallelism, operator-level metrics.
+            "FlinkApplicationConfigurationUpdate": {
+                "CheckpointConfigurationUpdate": {"ConfigurationTypeUpdate": "CUSTOM", "CheckpointingEnabledUpdate": True,
+                                                  "CheckpointIntervalUpdate": 10_000,
+                                                  "MinPauseBetweenCheckpointsUpdate": 5000},
+                "MonitoringConfigurationUpdate": {"ConfigurationTypeUpdate": "CUSTOM", "LogLevelUpdate": "INFO",
+                                                  "MetricsLevelUpdate": "OPERATOR"},
+                "ParallelismConfigurationUpdate": {"ConfigurationTypeUpdate": "CUSTOM", "ParallelismUpdate": 1,
+                                                   "ParallelismPerKPUUpdate": 1, "AutoScalingEnabledUpdate": False},
+            },
         },
     })
     stubber.add_response("describe_application", detail("UPDATING", version=8), {"ApplicationName": "chainfeat"})
@@ -144,3 +160,66 @@ def test_create_request_is_accepted_by_moto_with_the_property_groups(s3, moto_ur
     stored_groups = {g["PropertyGroupId"]: g["PropertyMap"]
                      for g in configuration["EnvironmentPropertyDescriptions"]["PropertyGroupDescriptions"]}
     assert stored_groups == {"Source": {"type": "spool", "feed.path": "feed"}, RUN_OPTIONS_GROUP: RUN_OPTIONS}
+    # The job's checkpoint interval ('10 s' in the defaults file) goes to the service, which checkpoints.
+    service = configuration["FlinkApplicationConfigurationDescription"]
+    assert service["CheckpointConfigurationDescription"]["CheckpointInterval"] == 10_000
+    assert service["ParallelismConfigurationDescription"]["Parallelism"] == TARGET.parallelism
+
+
+# ---- what the job's code sets on the service ----
+
+def test_the_list_is_kept_with_its_source() -> None:
+    document = json.loads(PROGRAMMATIC_KEYS_FILE.read_text())
+    assert document["source"] == "https://docs.aws.amazon.com/managed-flink/latest/java/programmatic-configuration.html"
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", document["read"])
+    assert set(document["keys"]) == {"Pipeline configuration", "Network", "Python API", "Table API / SQL"}
+
+
+def test_on_managed_flink_the_job_sets_only_keys_the_service_allows(tmp_path) -> None:
+    config = JobConfig.from_properties(load_property_groups(), tmp_path)
+    local, managed = flink_settings(config), flink_settings(config, deployment=Deployment.MANAGED)
+    assert set(managed) <= programmatic_keys()
+    # The plan is the same as locally: time zone, dedup TTL, idle sources, object and plan reuse.
+    assert {key: local[key] for key in managed} == managed
+    assert {"table.local-time-zone", "table.exec.state.ttl", "table.exec.source.idle-timeout",
+            "pipeline.object-reuse", "table.optimizer.reuse-optimize-block-with-digest-enabled"} <= set(managed)
+    # What locally needs keys off the list is left to the service: parallelism, checkpoints, restarts.
+    left_out = set(local) - set(managed)
+    assert {"parallelism.default", "execution.checkpointing.interval", "restart-strategy.type"} <= left_out
+    assert not left_out & programmatic_keys()
+
+
+def test_a_key_off_the_list_stops_the_managed_job_by_name(tmp_path) -> None:
+    config = JobConfig.from_properties(load_property_groups(), tmp_path, extra_flink_config={"parallelism.default": "4"})
+    assert flink_settings(config)["parallelism.default"] == "4"  # locally a run may set what it needs
+    with pytest.raises(UnlistedSetting, match=r"does not let application code set parallelism.default \("):
+        flink_settings(config, deployment=Deployment.MANAGED)
+    restoring = JobConfig.from_properties(load_property_groups(), tmp_path, restore_from="file:///tmp/chk-1")
+    with pytest.raises(UnlistedSetting, match="execution.savepoint.path"):
+        flink_settings(restoring, deployment=Deployment.MANAGED)
+
+
+@pytest.mark.slow
+def test_the_managed_job_built_and_named_sets_nothing_off_the_list(tmp_path, monkeypatch) -> None:
+    """The whole build as main.py does it on the service, with what PyFlink sets for the job's code on the
+    table config (python.files from add_python_file, pipeline.name): nothing outside the list."""
+    from job.entrypoint import ship_worker_code
+    from job.pipeline import build_pipeline
+
+    # On the service Python workers are processes; in this process PyFlink would set up a MiniCluster's
+    # loopback workers (python.loopback-server.address), which only a local deployment does.
+    monkeypatch.setenv("_python_worker_execution_mode", "process")
+
+    config = JobConfig.from_properties(load_property_groups(), tmp_path, featurestore_endpoint_url="http://127.0.0.1:9")
+    managed = build_pipeline(config, deployment=Deployment.MANAGED)
+    ship_worker_code(managed)  # on the service the zip's run options carry the code (pyFiles)
+    managed.prepare("chainfeat")
+    assert managed.set_by_the_job() <= programmatic_keys()
+    assert "pipeline.name" in managed.set_by_the_job()
+    # The same steps off the service ship the code with python.files, which the service would refuse.
+    cluster = build_pipeline(config, deployment=Deployment.CLUSTER)
+    ship_worker_code(cluster)
+    assert "python.files" in cluster.set_by_the_job() - programmatic_keys()
+    cluster.deployment = Deployment.MANAGED
+    with pytest.raises(UnlistedSetting, match="python.files"):
+        cluster.prepare("chainfeat")

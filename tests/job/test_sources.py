@@ -24,6 +24,7 @@ def test_kinesis_source_sql_carries_the_stream_and_the_shared_columns(tmp_path) 
     (statement,) = sql_files.statements(sql_files.source_file(config), params)
     for option in ("'connector' = 'kinesis'", f"'stream.arn' = '{ARN}'", "'aws.region' = 'eu-west-1'",
                    "'source.init.position' = 'TRIM_HORIZON'", "'format' = 'json'",
+                   "'source.reader.empty-records-fetch-interval' = '1 s'",  # 5 reads/s per shard, with Firehose
                    "'aws.endpoint' = 'http://127.0.0.1:4567'"):
         assert option in statement
     (spool,) = sql_files.statements(sql_files.SQL_DIR / "sources" / "spool.sql", params)

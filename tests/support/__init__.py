@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -11,6 +12,20 @@ from connectors.blockchain.source import Poll, read_recording
 from connectors.featurestore.client import FeatureStoreClient, FeatureStoreConfig
 from connectors.spool import FeedPublisher, SpoolWriter
 from job.local_run import free_port  # noqa: F401 - one copy, re-exported for the tests
+
+
+# What a Flink job run in this process leaves in os.environ: PyFlink's gateway marks, and the settings its
+# in-process ("loopback") Python worker pool copies in from the TaskManager. A subprocess must not inherit
+# them: with PYTHON_LOOPBACK_SERVER_ADDRESS a Flink process started from here (a standalone cluster, a
+# `chainfeat run`) hands its Python work to this process's pool, which then takes that process's environment.
+_IN_PROCESS_FLINK_KEYS = ("PYTHON_LOOPBACK_SERVER_ADDRESS", "_PYTHON_WORKER_MEMORY_LIMIT", "BOOT_LOG_DIR",
+                          "SEMI_PERSISTENT_DIRECTORY")
+
+
+def child_environment() -> dict[str, str]:
+    """This process's environment without what an in-process Flink job put there, for subprocesses."""
+    return {key: value for key, value in os.environ.items()
+            if not key.startswith(("PYFLINK_", "_PYFLINK_")) and key not in _IN_PROCESS_FLINK_KEYS}
 
 
 def chainfeat(env: dict, *args: str) -> subprocess.CompletedProcess:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pyflink
 import yaml
 
-from tests.support import free_port
+from tests.support import child_environment, free_port
 
 FLINK_HOME = Path(pyflink.__file__).resolve().parent
 
@@ -51,8 +51,8 @@ class StandaloneCluster:
     def start(self, timeout_s: float = 120) -> "StandaloneCluster":
         # A cluster host's `python` must have pyflink (Flink's images do): here, this venv's.
         path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-        env = {**os.environ, "FLINK_CONF_DIR": str(self.conf_dir), "FLINK_LOG_DIR": str(self.log_dir), "PATH": path}
-        env = {k: v for k, v in env.items() if not k.startswith("PYFLINK_")}
+        env = {**child_environment(), "FLINK_CONF_DIR": str(self.conf_dir), "FLINK_LOG_DIR": str(self.log_dir),
+               "PATH": path}
         for script in ("jobmanager.sh", "taskmanager.sh"):
             self._processes.append(subprocess.Popen(
                 ["bash", str(FLINK_HOME / "bin" / script), "start-foreground"], env=env,

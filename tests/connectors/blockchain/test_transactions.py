@@ -8,7 +8,7 @@ import json
 import pytest
 
 from connectors.blockchain.synthetic import SyntheticProfile, polls
-from connectors.blockchain.transactions import TRANSACTION_FIELDS, partition_key, split_poll
+from connectors.blockchain.transactions import TRANSACTION_FIELDS, split_poll
 
 T0 = 1714521600
 
@@ -86,9 +86,3 @@ def test_a_huge_rejected_entry_keeps_its_beginning() -> None:
     page = b'{"txs": ["' + b"x" * 1_000_000 + b'"]}'
     rejected, _heartbeat = lines_of(page)
     assert len(rejected["rejected"]) == 256 * 1024 and "of 1000002 bytes kept" in rejected["rejection"]
-
-
-def test_partition_keys() -> None:
-    assert partition_key("abc") == "abc"
-    assert partition_key(None) == partition_key("") == "heartbeat"
-    assert len(partition_key("h" * 1000)) == 256
