@@ -16,7 +16,12 @@ from pathlib import Path
 
 from botocore.exceptions import BotoCoreError
 
-from connectors.featurestore.client import FeatureStoreClient, FeatureStoreConfig, FeatureStoreError
+from connectors.featurestore.client import (
+    FeatureStoreClient,
+    FeatureStoreConfig,
+    FeatureStoreError,
+    SchemaChangeRefused,
+)
 from job import CODE_PACKAGES, REPO_ROOT
 from job.config import MANAGED_FLINK_PROPERTIES, Deployment, JobConfig, load_property_groups, with_defaults
 from job.pipeline import build_pipeline
@@ -61,8 +66,11 @@ def main(wait: bool | None = None) -> str:
                                                    region=config.featurestore_region))
     for definition in pipeline.feature_groups:
         try:
-            if client.ensure_feature_group(definition):
+            if client.ensure_feature_group(definition):  # adds the features a feature file gained
                 log.info("created feature group %s", definition.name)
+        except SchemaChangeRefused as error:  # a removed or retyped column: stop before the job starts
+            log.error("%s", error)
+            raise SystemExit(f"error: {error}") from None
         except (FeatureStoreError, BotoCoreError) as error:  # the group may be managed by infrastructure code
             log.warning("could not ensure feature group %s: %s", definition.name, error)
     job = pipeline.execute_async("chainfeat")
