@@ -3,7 +3,10 @@
 Semantics mirror Amazon SageMaker Feature Store (its developer guide: online and offline stores):
 - online keeps, per record identifier, the record with the newest event time (equal: the later write wins);
 - offline appends every accepted record with ``write_time``, ``api_invocation_time`` and ``is_deleted``,
-  as Parquet under ``offline/<group>/year=YYYY/month=MM/day=DD/hour=HH/`` by event time.
+  as Parquet under ``offline/<group>/year=YYYY/month=MM/day=DD/hour=HH/`` by event time;
+- a record with a time to live (its own TtlDuration or the group's) is not served after ExpiresAt and is then
+  hard-deleted with a deleted marker offline; UpdateFeatureGroup applies ``update_delay_s`` after it is asked
+  (LastUpdateStatus InProgress meanwhile). Group configuration rules are groups.py's.
 
 Durability: an accepted write is committed to SQLite (the online row and a pending offline row in one
 transaction) before the server answers, so a crash or SIGKILL loses nothing. Pending rows are moved to
@@ -13,6 +16,7 @@ derive from them, so a flush interrupted at any point is redone with the same na
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
@@ -21,7 +25,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -435,26 +439,20 @@ class LocalFeatureStore:
         ttl, expires_at = self._expiry(group, event_time, ttl_duration)
         invoked_at = self.clock() if invoked_at is None else invoked_at
         stored = json.dumps(values)
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                if "OnlineStore" in stores:
-                    # Newest event time wins (equal: the later write); an expired record is gone whatever its time.
-                    self._db.execute(
-                        """INSERT INTO online (feature_group, record_id, event_time, record, deleted, expires_at, ttl_s)
-                           VALUES (?, ?, ?, ?, 0, ?, ?)
-                           ON CONFLICT (feature_group, record_id) DO UPDATE SET
-                             event_time = excluded.event_time, record = excluded.record, deleted = 0,
-                             expires_at = excluded.expires_at, ttl_s = excluded.ttl_s
-                           WHERE excluded.event_time >= online.event_time OR online.expires_at <= ?""",
-                        (group.name, record_id, event_time, stored, expires_at, ttl, self.clock()),
-                    )
-                if "OfflineStore" in stores:
-                    self._append_offline(group.name, event_time, invoked_at, False, stored)
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        with self._transaction():
+            if "OnlineStore" in stores:
+                # Newest event time wins (equal: the later write); an expired record is gone whatever its time.
+                self._db.execute(
+                    """INSERT INTO online (feature_group, record_id, event_time, record, deleted, expires_at, ttl_s)
+                       VALUES (?, ?, ?, ?, 0, ?, ?)
+                       ON CONFLICT (feature_group, record_id) DO UPDATE SET
+                         event_time = excluded.event_time, record = excluded.record, deleted = 0,
+                         expires_at = excluded.expires_at, ttl_s = excluded.ttl_s
+                       WHERE excluded.event_time >= online.event_time OR online.expires_at <= ?""",
+                    (group.name, record_id, event_time, stored, expires_at, ttl, self.clock()),
+                )
+            if "OfflineStore" in stores:
+                self._append_offline(group.name, event_time, invoked_at, False, stored)
 
     def update_record(
         self,
@@ -503,8 +501,7 @@ class LocalFeatureStore:
             event_time = current_time if event_time is None else event_time
             ttl = self._expiry(group, event_time, ttl_duration)[0] if ttl_duration else current_ttl
             merged = json.dumps({**json.loads(current), **values})
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
+            with self._transaction():
                 if "OnlineStore" in stores:
                     self._db.execute(
                         "UPDATE online SET event_time = ?, record = ?, expires_at = ?, ttl_s = ? "
@@ -512,10 +509,6 @@ class LocalFeatureStore:
                         (event_time, merged, event_time + ttl if ttl is not None else None, ttl, group.name, record_id))
                 if "OfflineStore" in stores:
                     self._append_offline(group.name, event_time, invoked_at, False, merged)
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
 
     def delete_record(
         self,
@@ -548,39 +541,33 @@ class LocalFeatureStore:
             raise ValidationError(str(error)) from None
         stores = self._stores(group, target_stores)
         invoked_at = self.clock() if invoked_at is None else invoked_at
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                if "OnlineStore" in stores:
-                    row = self._db.execute(
-                        "SELECT event_time, expires_at FROM online WHERE feature_group = ? AND record_id = ?",
+        with self._transaction():
+            if "OnlineStore" in stores:
+                row = self._db.execute(
+                    "SELECT event_time, expires_at FROM online WHERE feature_group = ? AND record_id = ?",
+                    (group.name, record_id),
+                ).fetchone()
+                newer = row is None or event_time > row[0] or (row[1] is not None and row[1] <= self.clock())
+                if deletion_mode == "HardDelete":
+                    if not newer:
+                        raise ValidationError(
+                            f"EventTime {event_time_text} is not later than the stored record's event time"
+                        )
+                    self._db.execute(
+                        "DELETE FROM online WHERE feature_group = ? AND record_id = ?",
                         (group.name, record_id),
-                    ).fetchone()
-                    newer = row is None or event_time > row[0] or (row[1] is not None and row[1] <= self.clock())
-                    if deletion_mode == "HardDelete":
-                        if not newer:
-                            raise ValidationError(
-                                f"EventTime {event_time_text} is not later than the stored record's event time"
-                            )
-                        self._db.execute(
-                            "DELETE FROM online WHERE feature_group = ? AND record_id = ?",
-                            (group.name, record_id),
-                        )
-                    elif newer:
-                        self._db.execute(
-                            """INSERT INTO online (feature_group, record_id, event_time, record, deleted)
-                               VALUES (?, ?, ?, NULL, 1)
-                               ON CONFLICT (feature_group, record_id) DO UPDATE SET
-                                 event_time = excluded.event_time, record = NULL, deleted = 1,
-                                 expires_at = NULL, ttl_s = NULL""",
-                            (group.name, record_id, event_time),
-                        )
-                if "OfflineStore" in stores:
-                    self._append_offline(group.name, event_time, invoked_at, True, json.dumps(marker))
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+                    )
+                elif newer:
+                    self._db.execute(
+                        """INSERT INTO online (feature_group, record_id, event_time, record, deleted)
+                           VALUES (?, ?, ?, NULL, 1)
+                           ON CONFLICT (feature_group, record_id) DO UPDATE SET
+                             event_time = excluded.event_time, record = NULL, deleted = 1,
+                             expires_at = NULL, ttl_s = NULL""",
+                        (group.name, record_id, event_time),
+                    )
+            if "OfflineStore" in stores:
+                self._append_offline(group.name, event_time, invoked_at, True, json.dumps(marker))
 
     def expire_records(self) -> int:
         """Hard-delete the online records whose ExpiresAt has passed, each with a deleted marker offline, as
@@ -591,8 +578,7 @@ class LocalFeatureStore:
                 "SELECT feature_group, record_id, event_time FROM online WHERE expires_at <= ?", (now,)).fetchall()
             if not expired:
                 return 0
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
+            with self._transaction():
                 for group_name, record_id, event_time in expired:
                     self._db.execute("DELETE FROM online WHERE feature_group = ? AND record_id = ?", (group_name, record_id))
                     group = self._groups.get(group_name)
@@ -602,11 +588,19 @@ class LocalFeatureStore:
                             definition.record_identifier, definition.features[definition.record_identifier], record_id),
                                   definition.event_time_feature: _event_time_value(definition, event_time)}
                         self._append_offline(group_name, event_time, now, True, json.dumps(marker))
-                self._db.execute("COMMIT")
+        return len(expired)
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """One SQLite transaction (the online row and its pending offline row commit together, or neither)."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
-        return len(expired)
+            self._db.execute("COMMIT")
 
     def _append_offline(self, group: str, event_time: float, invoked_at: float, deleted: bool, record: str) -> None:
         self._db.execute(
