@@ -3,7 +3,8 @@
 The application zip's main.py calls main(). It reads the one properties file (on Managed Flink
 /etc/flink/application_properties.json, else the zip's job/application_properties.json, or the file in
 CHAINFEAT_PROPERTIES), builds the same pipeline `chainfeat run` builds, makes sure the feature group
-exists with the job's features (adding new ones; a removed or retyped one stops it here), ships the job's Python packages to the Python UDF workers, and submits the job.
+exists with the job's features (adding new ones; a removed or retyped one stops it here), ships the job's
+Python packages to the Python UDF workers, and submits the job.
 """
 
 from __future__ import annotations
