@@ -263,7 +263,7 @@ class FeatureStoreApp:
         if operation == "DescribeFeatureMetadata":
             return store.describe_feature_metadata(_required(body, "FeatureGroupName"), _required(body, "FeatureName"))
         if operation == "UpdateFeatureMetadata":
-            _required(body, "FeatureGroupName"), _required(body, "FeatureName")
+            _required(body, "FeatureName")
             store.update_feature_metadata(body)
             return {}
         if operation == "ListTags":
@@ -283,9 +283,8 @@ class FeatureStoreApp:
 
     def _list_feature_groups(self, body: dict[str, Any]) -> dict[str, Any]:
         summaries = self.store.list_feature_groups(body.get("NameContains", ""))
-        for key, field in (("FeatureGroupStatusEquals", "FeatureGroupStatus"),):
-            if body.get(key):
-                summaries = [s for s in summaries if s[field] == body[key]]
+        if body.get("FeatureGroupStatusEquals"):
+            summaries = [s for s in summaries if s["FeatureGroupStatus"] == body["FeatureGroupStatusEquals"]]
         if body.get("OfflineStoreStatusEquals"):
             summaries = [s for s in summaries if s["OfflineStoreStatus"]["Status"] == body["OfflineStoreStatusEquals"]]
         if body.get("CreationTimeAfter") is not None:
