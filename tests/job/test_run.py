@@ -351,8 +351,8 @@ def test_a_feature_file_that_gains_a_column_evolves_its_group_on_the_next_run(se
     features.mkdir()
     shutil.copy(FEATURES_DIR / f"{GROUP}.sql", features)
     run = ["--recording", str(short_recording), "--properties", str(properties), "--features", str(features)]
-    first = subprocess.Popen(run_args(run_dir, *run, "--speed", "12"), env=cli_env, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.PIPE, text=True)
+    first = subprocess.Popen(run_args(run_dir, *run, "--speed", "0"), env=cli_env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True)  # runs on after the replay, until Ctrl-C
     try:
         deadline = time.monotonic() + 180
         while _windows_offline(data_dir) < 3 or _polls_done(run_dir) < 15:
@@ -401,8 +401,8 @@ def test_a_feature_file_that_gains_a_column_evolves_its_group_on_the_next_run(se
     assert written.keys() == expected.keys()  # every window of the run, with the new column
     assert {key: {k: written[key][k] for k in row} for key, row in expected.items()} == expected
     online = online_rows(server.url, GROUP)
-    assert {key: online[key] for key in expected} == expected  # the new windows, new column included
-    assert all(online[key] == row for key, row in held_online.items() if key not in expected)  # the others kept
+    assert online.keys() >= held_online.keys()  # no record of the group went missing
+    assert {key: online[key] for key in expected} == expected  # the windows recomputed, new column included
 
 
 def _windows_offline(data_dir: Path) -> int:
