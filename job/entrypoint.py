@@ -3,7 +3,8 @@
 The application zip's main.py calls main(). It reads the one properties file (on Managed Flink
 /etc/flink/application_properties.json, else the zip's job/application_properties.json, or the file in
 CHAINFEAT_PROPERTIES), builds the same pipeline `chainfeat run` builds, makes sure the feature group
-exists, ships the job's Python packages to the Python UDF workers, and submits the job.
+exists with the job's features (adding new ones; a removed or retyped one stops it here), ships the job's
+Python packages to the Python UDF workers, and submits the job.
 """
 
 from __future__ import annotations
@@ -16,7 +17,12 @@ from pathlib import Path
 
 from botocore.exceptions import BotoCoreError
 
-from connectors.featurestore.client import FeatureStoreClient, FeatureStoreConfig, FeatureStoreError
+from connectors.featurestore.client import (
+    FeatureStoreClient,
+    FeatureStoreConfig,
+    FeatureStoreError,
+    SchemaChangeRefused,
+)
 from job import CODE_PACKAGES, REPO_ROOT
 from job.config import MANAGED_FLINK_PROPERTIES, Deployment, JobConfig, load_property_groups, with_defaults
 from job.package import WORKER_CODE
@@ -75,8 +81,11 @@ def main(wait: bool | None = None) -> str:
                                                    region=config.featurestore_region))
     for definition in pipeline.feature_groups:
         try:
-            if client.ensure_feature_group(definition):
+            if client.ensure_feature_group(definition):  # adds the features a feature file gained
                 log.info("created feature group %s", definition.name)
+        except SchemaChangeRefused as error:  # a removed or retyped column: stop before the job starts
+            log.error("%s", error)
+            raise SystemExit(f"error: {error}") from None
         except (FeatureStoreError, BotoCoreError) as error:  # the group may be managed by infrastructure code
             log.warning("could not ensure feature group %s: %s", definition.name, error)
     job = pipeline.execute_async("chainfeat")

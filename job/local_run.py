@@ -271,8 +271,10 @@ class LocalRun:
             raise Interrupted("interrupted while the job was being built; nothing was submitted")
         self.feature_groups = [definition.name for definition in pipeline.feature_groups]
         self.client = FeatureStoreClient(FeatureStoreConfig(endpoint_url=endpoint, region=self.config.featurestore_region))
+        if self.restored_from:
+            self._refuse_grown_features(pipeline.feature_groups)
         for definition in pipeline.feature_groups:
-            self.client.ensure_feature_group(definition)
+            self.client.ensure_feature_group(definition)  # adds new columns; refuses removed or retyped ones
 
         self._spawn(self.poller.run, self.stop_event, name="poller")  # a replay fills the spool while the job starts
         self.job_client = pipeline.execute_async("chainfeat")
@@ -280,6 +282,21 @@ class LocalRun:
         self.job_id = str(self.job_client.get_job_id())
         self.monitor = JobMonitor(self.rest, self.job_id, self.job_client)
         self._spawn(self.publisher.run, self.stop_event, name="publisher")
+
+    def _refuse_grown_features(self, groups: list[Any]) -> None:
+        """A feature file that gained columns since the job state was taken: Flink cannot restore window state
+        into the changed query (StateMigrationException), so stop before the feature group changes."""
+        for definition in groups:
+            if self.client.exists(definition.name):
+                added = self.client.describe(definition.name, fresh=True).change_to(definition).additions
+                if added:
+                    raise RunError(
+                        f"{definition.name} gained {', '.join(added)} since the job state this run would resume from "
+                        f"was taken ({self.restored_from}); Flink cannot restore a job's windows into a changed query. "
+                        "Undo the change to resume, or run again with --reset to recompute from the start: the group "
+                        "then gains the columns and keeps its data, if the feature store is not this data dir's own "
+                        "(--reset clears that; serve one elsewhere with `chainfeat featurestore serve --data-dir DIR` "
+                        "and set FeatureStore endpoint.url)")
 
     def _refuse_a_finished_job(self, endpoint: str) -> None:
         """A job stopped by --exit-when-done was drained: every window is written and it takes no more input.

@@ -21,7 +21,7 @@ from botocore.exceptions import ClientError
 
 from connectors import DEFAULT_REGION
 from connectors.retry import RETRYABLE_AWS_CODES, RetriesExhausted, RetryPolicy
-from connectors.featurestore.model import FeatureGroupDefinition, from_api_record, to_api_record
+from connectors.featurestore.model import FeatureGroupDefinition, FeatureType, from_api_record, to_api_record
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -32,6 +32,11 @@ _LOCAL_CREDENTIALS = {"aws_access_key_id": "local", "aws_secret_access_key": "lo
 
 class FeatureStoreError(RuntimeError):
     """A feature-store call that failed for good (after retries, or on a non-retryable error)."""
+
+
+class SchemaChangeRefused(FeatureStoreError):
+    """The job's feature group differs from the existing one in a way SageMaker cannot apply (a feature
+    removed or retyped, another identifier or event time): the message says what it allows and what to do."""
 
 
 UNLIMITED_ATTEMPTS = 2**31  # retries bounded by total_timeout_s alone
@@ -50,6 +55,7 @@ class FeatureStoreConfig:
     total_timeout_s: float = 120.0
     connect_timeout_s: float = 5.0
     read_timeout_s: float = 30.0
+    group_wait_timeout_s: float = 900.0  # creating a group or adding features takes minutes on the service
     extra_client_kwargs: Mapping[str, Any] = field(default_factory=dict)
 
     def boto3_clients(self) -> tuple[Any, Any]:
@@ -105,13 +111,15 @@ class FeatureStoreClient:
 
     # ---- control plane -----------------------------------------------------------------------------
 
-    def describe(self, group: str) -> FeatureGroupDefinition:
-        if group not in self._definitions:
-            response = self.call(
-                f"DescribeFeatureGroup {group}", lambda: self.control.describe_feature_group(FeatureGroupName=group)
-            )
+    def describe(self, group: str, fresh: bool = False) -> FeatureGroupDefinition:
+        if fresh or group not in self._definitions:
+            response = self._describe(group)
             self._definitions[group] = FeatureGroupDefinition.from_api(response)
         return self._definitions[group]
+
+    def _describe(self, group: str) -> dict[str, Any]:
+        return self.call(f"DescribeFeatureGroup {group}",
+                         lambda: self.control.describe_feature_group(FeatureGroupName=group))
 
     def exists(self, group: str) -> bool:
         try:
@@ -123,19 +131,18 @@ class FeatureStoreClient:
         return True
 
     def ensure_feature_group(self, definition: FeatureGroupDefinition, **create_kwargs: Any) -> bool:
-        """Create the group if it does not exist; True when created. An existing group must match."""
+        """Make the group ``definition`` describes exist; True when it was created. An existing group gains
+        the features the definition adds (UpdateFeatureGroup FeatureAdditions, then a wait until its
+        LastUpdateStatus is Successful), as SageMaker allows; any other difference (a feature removed or
+        retyped, another record identifier or event time) raises SchemaChangeRefused, before anything is
+        written. Returns once the group is ready for writes (status Created)."""
         if self.exists(definition.name):
-            existing = self.describe(definition.name)
-            if (existing.record_identifier, existing.event_time_feature, dict(existing.features)) != (
-                definition.record_identifier,
-                definition.event_time_feature,
-                dict(definition.features),
-            ):
-                raise FeatureStoreError(
-                    f"feature group {definition.name} exists with another schema "
-                    f"({existing.feature_definitions()}) than the job's ({definition.feature_definitions()}); "
-                    "delete it or give the job another feature-group name"
-                )
+            existing = self.describe(definition.name, fresh=True)
+            change = existing.change_to(definition)
+            if not change.allowed:
+                raise SchemaChangeRefused(change.refusal(existing, definition))
+            if change.additions:
+                self.add_features(definition.name, change.additions)
             return False
         request = {
             "FeatureGroupName": definition.name,
@@ -148,8 +155,42 @@ class FeatureStoreClient:
         if definition.description:
             request["Description"] = definition.description
         self.call(f"CreateFeatureGroup {definition.name}", lambda: self.control.create_feature_group(**request))
+        self._wait_for(definition.name, "to be created", _created)
         self._definitions[definition.name] = definition
         return True
+
+    def add_features(self, group: str, additions: Mapping[str, FeatureType]) -> None:
+        """UpdateFeatureGroup FeatureAdditions, then wait until the update is applied (the service applies it
+        asynchronously; writing a new feature before that is refused). An update already in progress (another
+        job adding the same features) is waited for first."""
+        features = [{"FeatureName": name, "FeatureType": kind.value} for name, kind in additions.items()]
+        self._wait_for(group, "to finish its update in progress", _no_update_in_progress)
+        if all(name in self.describe(group, fresh=True).features for name in additions):
+            return  # someone else added them meanwhile
+        self.call(f"UpdateFeatureGroup {group} (add {', '.join(additions)})",
+                  lambda: self.control.update_feature_group(FeatureGroupName=group, FeatureAdditions=features))
+        self._wait_for(group, f"to add {', '.join(additions)}", _update_applied)
+        self.describe(group, fresh=True)
+
+    def _wait_for(self, group: str, what: str, ready: Callable[[dict[str, Any]], str | None]) -> None:
+        """Poll DescribeFeatureGroup until ``ready(description)`` is true; it returns an error text when
+        the wait can never succeed (a failed creation or update)."""
+        deadline = time.monotonic() + self.config.group_wait_timeout_s
+        delay = 0.1
+        while True:
+            description = self._describe(group)
+            verdict = ready(description)
+            if verdict is True:
+                return
+            if isinstance(verdict, str):
+                raise FeatureStoreError(f"feature group {group} at {self.where}: {verdict}")
+            if time.monotonic() >= deadline:
+                raise FeatureStoreError(f"feature group {group} at {self.where} did not get {what} within "
+                                        f"{self.config.group_wait_timeout_s:g} s (status "
+                                        f"{description.get('FeatureGroupStatus')}, last update "
+                                        f"{(description.get('LastUpdateStatus') or {}).get('Status', 'none')})")
+            self._sleep(delay)
+            delay = min(delay * 2, 5.0)
 
     # ---- writes ------------------------------------------------------------------------------------
 
@@ -269,7 +310,7 @@ class FeatureStoreClient:
         identifiers: list[str] = []
         token: str | None = None
         while True:
-            kwargs: dict[str, Any] = {"FeatureGroupName": group, "MaxResults": 1000}
+            kwargs: dict[str, Any] = {"FeatureGroupName": group, "MaxResults": 100}  # the API's maximum
             if token:
                 kwargs["NextToken"] = token
             response = self.call(f"ListRecords {group}", lambda: self.runtime.list_records(**kwargs))
@@ -290,6 +331,24 @@ class FeatureStoreClient:
 
 def minute_key(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _created(description: Mapping[str, Any]) -> bool | str:
+    status = description.get("FeatureGroupStatus")
+    if status == "CreateFailed":
+        return f"creation failed: {description.get('FailureReason', 'no reason given')}"
+    return status == "Created"
+
+
+def _no_update_in_progress(description: Mapping[str, Any]) -> bool:
+    return (description.get("LastUpdateStatus") or {}).get("Status") != "InProgress"
+
+
+def _update_applied(description: Mapping[str, Any]) -> bool | str:
+    update = description.get("LastUpdateStatus") or {}
+    if update.get("Status") == "Failed":
+        return f"UpdateFeatureGroup failed: {update.get('FailureReason', 'no reason given')}"
+    return update.get("Status") == "Successful"
 
 
 def _code(error: BaseException | None) -> str:

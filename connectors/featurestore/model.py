@@ -16,7 +16,15 @@ from typing import Any, Mapping
 
 FEATURE_GROUP_NAME = re.compile(r"^[a-zA-Z0-9]([-_]*[a-zA-Z0-9]){0,63}$")
 FEATURE_NAME = re.compile(r"^[a-zA-Z0-9]([-_]*[a-zA-Z0-9]){0,63}$")
+# Columns Feature Store adds to every offline record; no feature may take their names.
+RESERVED_FEATURE_NAMES = ("is_deleted", "write_time", "api_invocation_time")
+MAX_FEATURE_DEFINITIONS = 2500
+# The service's documented limits (SageMaker developer guide, "Quotas, naming rules and data types").
+MAX_RECORD_BYTES = 350 * 1024
+MAX_RECORD_IDENTIFIER_BYTES = 2 * 1024
 _INTEGRAL = re.compile(r"^[+-]?\d+$")
+_INT64_DIGITS = 19  # more digits than this cannot be a 64-bit integer (checked before int(), which refuses
+                    # strings of over 4300 digits with an error of its own)
 _ISO_EVENT_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{3})?Z$")
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
@@ -35,22 +43,43 @@ def parse_value(feature: str, feature_type: FeatureType, text: str) -> int | flo
     """Parse a ``ValueAsString`` into its Python value, or raise FeatureValueError naming the feature."""
     if feature_type is FeatureType.INTEGRAL:
         if not _INTEGRAL.match(text):
-            raise FeatureValueError(f"Feature '{feature}' is Integral but its value {text!r} is not an integer")
+            raise FeatureValueError(f"Feature '{feature}' is Integral but its value {_shown(text)} is not an integer")
+        if len(text.lstrip("+-").lstrip("0")) > _INT64_DIGITS:
+            raise FeatureValueError(f"Feature '{feature}' value {_shown(text)} is out of the 64-bit Integral range")
         value = int(text)
         if not _INT64_MIN <= value <= _INT64_MAX:
-            raise FeatureValueError(f"Feature '{feature}' value {text!r} is out of the 64-bit Integral range")
+            raise FeatureValueError(f"Feature '{feature}' value {_shown(text)} is out of the 64-bit Integral range")
         return value
     if feature_type is FeatureType.FRACTIONAL:
         try:
             value = float(text)
         except ValueError:
             raise FeatureValueError(
-                f"Feature '{feature}' is Fractional but its value {text!r} is not a number"
+                f"Feature '{feature}' is Fractional but its value {_shown(text)} is not a number"
             ) from None
         if not math.isfinite(value):
-            raise FeatureValueError(f"Feature '{feature}' value {text!r} is not a finite number")
+            raise FeatureValueError(f"Feature '{feature}' value {_shown(text)} is not a finite number")
         return value
     return text
+
+
+def _shown(text: str, limit: int = 40) -> str:
+    """A value quoted for an error message, cut short: a message must not echo a 350 KB value back."""
+    return repr(text) if len(text) <= limit else repr(text[:limit]) + f"... ({len(text)} characters)"
+
+
+def record_size_error(record: list[Mapping[str, Any]]) -> str | None:
+    """Why a ``Record`` is over the service's 350 KB record limit, or None (UTF-8 bytes of names and values)."""
+    size = 0
+    for entry in record:
+        size += len(str(entry.get("FeatureName", "")).encode())
+        if entry.get("ValueAsString") is not None:
+            size += len(str(entry["ValueAsString"]).encode())
+        for item in entry.get("ValueAsStringList") or []:
+            size += len(str(item).encode())
+    if size > MAX_RECORD_BYTES:
+        return f"Record size {size} bytes exceeds the maximum record size of {MAX_RECORD_BYTES} bytes (350 KB)"
+    return None
 
 
 def format_value(value: Any) -> str:
@@ -83,9 +112,15 @@ class FeatureGroupDefinition:
             raise FeatureValueError(
                 f"FeatureGroupName '{self.name}' must match {FEATURE_GROUP_NAME.pattern} (letters, digits, - and _)"
             )
+        if not 1 <= len(self.features) <= MAX_FEATURE_DEFINITIONS:
+            raise FeatureValueError(f"FeatureDefinitions must have between 1 and {MAX_FEATURE_DEFINITIONS} features, "
+                                    f"got {len(self.features)}")
         for feature in self.features:
             if not FEATURE_NAME.match(feature):
                 raise FeatureValueError(f"FeatureName '{feature}' must match {FEATURE_NAME.pattern}")
+            if feature in RESERVED_FEATURE_NAMES:
+                raise FeatureValueError(f"FeatureName '{feature}' is reserved (the offline store's own column); "
+                                        f"FeatureNames cannot be any of {', '.join(RESERVED_FEATURE_NAMES)}")
         if self.record_identifier not in self.features:
             raise FeatureValueError(
                 f"RecordIdentifierFeatureName '{self.record_identifier}' is not among the FeatureDefinitions"
@@ -106,17 +141,7 @@ class FeatureGroupDefinition:
     @classmethod
     def from_api(cls, request: Mapping[str, Any]) -> "FeatureGroupDefinition":
         """From a CreateFeatureGroup request or a DescribeFeatureGroup response."""
-        features: dict[str, FeatureType] = {}
-        for definition in request.get("FeatureDefinitions") or []:
-            name = definition.get("FeatureName", "")
-            if name in features:
-                raise FeatureValueError(f"FeatureName '{name}' is defined twice")
-            try:
-                features[name] = FeatureType(definition.get("FeatureType"))
-            except ValueError:
-                raise FeatureValueError(
-                    f"FeatureType of '{name}' must be one of Integral, Fractional, String"
-                ) from None
+        features = feature_types(request.get("FeatureDefinitions") or [])
         return cls(
             name=request.get("FeatureGroupName", ""),
             record_identifier=request.get("RecordIdentifierFeatureName", ""),
@@ -127,6 +152,22 @@ class FeatureGroupDefinition:
 
     def feature_definitions(self) -> list[dict[str, str]]:
         return [{"FeatureName": name, "FeatureType": kind.value} for name, kind in self.features.items()]
+
+    def with_features(self, additions: Mapping[str, FeatureType]) -> "FeatureGroupDefinition":
+        """This group after UpdateFeatureGroup's FeatureAdditions (appended, as the service lists them)."""
+        return FeatureGroupDefinition(self.name, self.record_identifier, self.event_time_feature,
+                                      {**self.features, **additions}, self.description)
+
+    def change_to(self, wanted: "FeatureGroupDefinition") -> "SchemaChange":
+        """What turning this (existing) group into ``wanted`` takes; SageMaker can only add features."""
+        return SchemaChange(
+            additions={name: kind for name, kind in wanted.features.items() if name not in self.features},
+            removed=[name for name in self.features if name not in wanted.features],
+            retyped={name: (kind, wanted.features[name]) for name, kind in self.features.items()
+                     if name in wanted.features and wanted.features[name] is not kind},
+            keys_changed=(self.record_identifier, self.event_time_feature)
+            != (wanted.record_identifier, wanted.event_time_feature),
+        )
 
     def parse_event_time(self, text: str) -> float:
         """Event time as epoch seconds; ValidationError-worthy messages name the feature."""
@@ -147,11 +188,16 @@ class FeatureGroupDefinition:
             raise FeatureValueError(f"Event time feature '{name}' value {text!r} is not a valid date") from None
         return moment.timestamp()
 
-    def parse_record(self, record: list[Mapping[str, Any]]) -> tuple[dict[str, Any], str, float]:
+    def parse_record(self, record: list[Mapping[str, Any]], partial: bool = False
+                     ) -> tuple[dict[str, Any], str, float | None]:
         """Validate a ``Record`` (list of FeatureName/ValueAsString) against this definition.
 
         Returns the typed values, the record identifier as a string, and the event time in epoch seconds.
+        ``partial``: UpdateRecord's features, which need neither the identifier nor the event time (then None).
         """
+        too_big = record_size_error(record)
+        if too_big:
+            raise FeatureValueError(too_big)
         values: dict[str, Any] = {}
         for entry in record:
             name = entry.get("FeatureName")
@@ -167,14 +213,75 @@ class FeatureGroupDefinition:
             if text is None:
                 raise FeatureValueError(f"Feature '{name}' has no ValueAsString")
             values[name] = parse_value(name, self.features[name], text)
+        if partial:
+            event_time = (self.parse_event_time(_raw(record, self.event_time_feature))
+                          if self.event_time_feature in values else None)
+            return values, "", event_time
         if values.get(self.record_identifier) in (None, ""):
             raise FeatureValueError(
                 f"Record identifier feature '{self.record_identifier}' is missing from the record"
             )
+        identifier = str(values[self.record_identifier])
+        check_record_identifier(self.record_identifier, identifier)
         if self.event_time_feature not in values:
             raise FeatureValueError(f"Event time feature '{self.event_time_feature}' is missing from the record")
         event_time = self.parse_event_time(_raw(record, self.event_time_feature))
-        return values, str(values[self.record_identifier]), event_time
+        return values, identifier, event_time
+
+
+def check_record_identifier(feature: str, identifier: str) -> None:
+    """The service's 2 KB limit on a record identifier value."""
+    if len(identifier.encode()) > MAX_RECORD_IDENTIFIER_BYTES:
+        raise FeatureValueError(f"Record identifier feature '{feature}' value {_shown(identifier)} exceeds the "
+                                f"maximum record identifier size of {MAX_RECORD_IDENTIFIER_BYTES} bytes (2 KB)")
+
+
+def feature_types(definitions: list[Mapping[str, Any]]) -> dict[str, FeatureType]:
+    """FeatureDefinitions (CreateFeatureGroup's, or UpdateFeatureGroup's FeatureAdditions) as {name: type}."""
+    features: dict[str, FeatureType] = {}
+    for definition in definitions:
+        name = definition.get("FeatureName", "")
+        if name in features:
+            raise FeatureValueError(f"FeatureName '{name}' is defined twice")
+        if definition.get("CollectionType"):
+            raise FeatureValueError(f"Feature '{name}': collection types (CollectionType) are not supported by the "
+                                    "local feature store")
+        try:
+            features[name] = FeatureType(definition.get("FeatureType"))
+        except ValueError:
+            raise FeatureValueError(f"FeatureType of '{name}' must be one of Integral, Fractional, String") from None
+    return features
+
+
+@dataclass(frozen=True)
+class SchemaChange:
+    """The difference between an existing feature group and the one a job wants (FeatureGroupDefinition.change_to)."""
+
+    additions: Mapping[str, FeatureType]
+    removed: list[str]
+    retyped: Mapping[str, tuple[FeatureType, FeatureType]]
+    keys_changed: bool
+
+    @property
+    def allowed(self) -> bool:
+        """SageMaker lets a group gain features (UpdateFeatureGroup FeatureAdditions), nothing else."""
+        return not (self.removed or self.retyped or self.keys_changed)
+
+    def refusal(self, existing: FeatureGroupDefinition, wanted: FeatureGroupDefinition) -> str:
+        """Why the change cannot be made, what SageMaker allows, and what to do instead (one paragraph)."""
+        problems = []
+        if self.removed:
+            problems.append("removes " + ", ".join(self.removed))
+        for name, (old, new) in self.retyped.items():
+            problems.append(f"changes {name} from {old.value} to {new.value}")
+        if self.keys_changed:
+            problems.append(f"changes the record identifier / event time from {existing.record_identifier} / "
+                            f"{existing.event_time_feature} to {wanted.record_identifier} / {wanted.event_time_feature}")
+        return (f"feature group {existing.name} exists and the job's definition {'; '.join(problems)}. "
+                "SageMaker Feature Store can only add features to a group (UpdateFeatureGroup FeatureAdditions); it "
+                "cannot remove or retype a feature or change the record identifier or event time. Keep the column "
+                f"as it was (add new ones instead), or write to a new feature group: rename the feature file "
+                f"(a new name is a new group), or delete the group {existing.name} first if its data may go.")
 
 
 def _raw(record: list[Mapping[str, Any]], feature: str) -> str:

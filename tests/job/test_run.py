@@ -17,7 +17,7 @@ import pytest
 from connectors.blockchain.source import read_recording, shift_poll
 from connectors.blockchain.synthetic import SyntheticProfile, write_recording
 from connectors.featurestore.client import FeatureStoreClient, FeatureStoreConfig, minute_key
-from connectors.featurestore.local.offline import run_query
+from connectors.featurestore.local.offline import OfflineQueryError, feature_groups, run_query
 from job.config import DEFAULT_PROPERTIES
 from job.data_dir import DataDir
 from job.local_run import BUNDLED_RECORDING
@@ -349,4 +349,76 @@ def _polls_done(data_dir: Path) -> int:
     try:
         return json.loads((data_dir / "poller" / "replay.json").read_text())["next_poll"]
     except (FileNotFoundError, ValueError):
+        return 0
+
+
+def test_a_feature_file_that_gains_a_column_evolves_its_group_on_the_next_run(server, data_dir, tmp_path, cli_env,
+                                                                             short_recording) -> None:
+    """Stop a run, add a column to its feature file. Resuming the job's state is refused in one message (Flink
+    cannot restore windows into a changed query) before the group changes; the next run started afresh adds
+    the feature to the group (UpdateFeatureGroup) before it writes, and the group keeps every row it held."""
+    properties = properties_with_store(server.url, tmp_path)  # a store that outlives the run's data dir
+    run_dir = tmp_path / "run"
+    features = tmp_path / "features"
+    features.mkdir()
+    shutil.copy(FEATURES_DIR / f"{GROUP}.sql", features)
+    run = ["--recording", str(short_recording), "--properties", str(properties), "--features", str(features)]
+    first = subprocess.Popen(run_args(run_dir, *run, "--speed", "0"), env=cli_env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True)  # runs on after the replay, until Ctrl-C
+    try:
+        deadline = time.monotonic() + 180
+        while _windows_offline(data_dir) < 3 or _polls_done(run_dir) < 15:
+            assert first.poll() is None, f"the first run ended early: {first.stderr.read()[-3000:]}"
+            assert time.monotonic() < deadline, "no windows in time"
+            time.sleep(0.5)
+        first.send_signal(signal.SIGINT)  # Ctrl-C: a savepoint, then exit 0
+        assert first.wait(timeout=120) == 0, first.stderr.read()[-3000:]
+    finally:
+        first.kill()
+    server.store.flush_offline()
+    before_columns, before_rows = run_query(DataDir(data_dir).featurestore, f"SELECT * FROM {GROUP}")
+    before = [dict(zip(before_columns, row)) for row in before_rows]
+    held_online = online_rows(server.url, GROUP)
+
+    sql = (features / f"{GROUP}.sql").read_text()
+    (features / f"{GROUP}.sql").write_text(sql.replace(
+        "    AVG(CAST(fee AS DOUBLE)) AS avg_fee_1min\n",
+        "    AVG(CAST(fee AS DOUBLE)) AS avg_fee_1min,\n    MAX(fee) AS max_fee_1min\n"))
+    resumed = subprocess.run(run_args(run_dir, *run, "--speed", "0", "--exit-when-done"), env=cli_env,
+                             capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 1
+    errors = [line for line in resumed.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "gained max_fee_1min" in errors[0] and "--reset" in errors[0], resumed.stderr[-3000:]
+    assert "Traceback" not in resumed.stderr
+    assert "max_fee_1min" not in FeatureStoreClient(FeatureStoreConfig(endpoint_url=server.url)).describe(GROUP).features
+
+    again = subprocess.run(run_args(run_dir, *run, "--reset", "--speed", "0", "--exit-when-done", "--format", "json"),
+                           env=cli_env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    (group,) = [g for g in feature_groups(DataDir(data_dir).featurestore) if g.name == GROUP]
+    assert list(group.features)[-1] == "max_fee_1min" and group.features["max_fee_1min"].value == "Integral"
+
+    results = reference_for(short_recording)  # a replay at speed 0 keeps the recording's own times
+    max_fee = {row["tx_minute"]: row["max_fee"] for row in tumbling(
+        results.unique, 60, lambda start, end, rows: {"tx_minute": epoch_minute_key(start),
+                                                      "max_fee": max(row["fee"] for row in rows)})}
+    expected = {key: {**row, "max_fee_1min": max_fee[key]} for key, row in results.features.items()}
+    server.store.flush_offline()
+    columns, after = run_query(DataDir(data_dir).featurestore, f"SELECT * FROM {GROUP}")
+    assert columns[-1] == "hour" and "max_fee_1min" in columns
+    records = [dict(zip(columns, row)) for row in after]
+    held = sorted((record for record in records if record["max_fee_1min"] is None), key=repr)
+    assert before and held == sorted(({**row, "max_fee_1min": None} for row in before), key=repr)  # all still there
+    written = {record["tx_minute"]: record for record in records if record["max_fee_1min"] is not None}
+    assert written.keys() == expected.keys()  # every window of the run, with the new column
+    assert {key: {k: written[key][k] for k in row} for key, row in expected.items()} == expected
+    online = online_rows(server.url, GROUP)
+    assert online.keys() >= held_online.keys()  # no record of the group went missing
+    assert {key: online[key] for key in expected} == expected  # the windows recomputed, new column included
+
+
+def _windows_offline(data_dir: Path) -> int:
+    try:
+        return len(offline_features(data_dir))
+    except OfflineQueryError:  # the run has not created the group yet
         return 0

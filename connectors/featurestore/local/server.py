@@ -1,12 +1,16 @@
 """A local server that speaks Amazon SageMaker Feature Store's APIs, so unmodified boto3 code works.
 
-Runtime (``sagemaker-featurestore-runtime``, REST-JSON): PutRecord, GetRecord, BatchGetRecord,
-DeleteRecord, BatchWriteRecord, ListRecords. Control plane (``sagemaker``, JSON 1.1 with
-``X-Amz-Target``): CreateFeatureGroup, DescribeFeatureGroup, ListFeatureGroups, DeleteFeatureGroup.
-Both are served on one port; point ``endpoint_url`` of either boto3 client at it.
+Runtime (``sagemaker-featurestore-runtime``, REST-JSON): every operation botocore models — PutRecord,
+GetRecord, BatchGetRecord, BatchWriteRecord, DeleteRecord, ListRecords, UpdateRecord. Control plane
+(``sagemaker``, JSON 1.1 with ``X-Amz-Target``): Create/Describe/List/Update/DeleteFeatureGroup,
+Describe/UpdateFeatureMetadata, and ListTags/AddTags/DeleteTags on feature groups. Both are served on one
+port; point ``endpoint_url`` of either boto3 client at it (or set ``AWS_ENDPOINT_URL_SAGEMAKER`` and
+``AWS_ENDPOINT_URL_SAGEMAKER_FEATURESTORE_RUNTIME``, as the SageMaker Python SDK needs).
 
 Errors are AWS-shaped (``x-amzn-ErrorType`` + JSON body) so botocore raises the same exception classes
-as against AWS. ``POST /_chainfeat/faults`` arms fault injection for the runtime API (tests of retries).
+as against AWS: the runtime's ValidationError, the control plane's ValidationException, the documented
+limits (record size, identifier size, batch sizes) as validation errors in the service's own wording.
+``POST /_chainfeat/faults`` arms fault injection for the runtime API (tests of retries).
 """
 
 from __future__ import annotations
@@ -19,13 +23,22 @@ import os
 import threading
 import time
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Callable, Iterator, TextIO
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from connectors.files import atomic_write
-from connectors.featurestore.local.store import OFFLINE_DIR, LocalFeatureStore, StoreError, ValidationError
+from connectors.featurestore.local.store import (
+    DEFAULT_UPDATE_DELAY_S,
+    OFFLINE_DIR,
+    LocalFeatureStore,
+    ResourceNotFound,
+    StoreError,
+    ValidationError,
+)
+from connectors.featurestore.model import FeatureGroupDefinition, FeatureValueError, format_iso_event_time
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +96,14 @@ class Fault:
     delay_s: float = 0.0
 
 
-MAX_BATCH_WRITE_ENTRIES = 25  # as Amazon SageMaker Feature Store
+# Request limits of Amazon SageMaker Feature Store (botocore's service models).
+MAX_BATCH_WRITE_ENTRIES = 25
+MAX_BATCH_GET_IDENTIFIERS = 100  # feature groups per BatchGetRecord, and record identifiers per group
+MAX_LIST_RECORDS = 100
+MAX_LIST_FEATURE_GROUPS = 100
+# Runtime operations whose model has no ResourceNotFound: the service answers a missing group with a
+# ValidationError ("Resource Not Found: ...").
+_NOT_FOUND_AS_VALIDATION = ("PUT", "DELETE")
 
 
 class FaultInjector:
@@ -179,11 +199,17 @@ class _Handler(BaseHTTPRequestHandler):
                 time.sleep(fault.delay_s)
             self._send_json(200, answer)
         except StoreError as error:
-            self._send_error(error.status, error.code, error.message, json_protocol=bool(target))
+            code, status = error.code, error.status
+            if target and code == "ValidationError":
+                code = "ValidationException"  # the control plane's name for it
+            elif not target and isinstance(error, ResourceNotFound) and method in _NOT_FOUND_AS_VALIDATION:
+                code, status = "ValidationError", 400
+            self._send_error(status, code, error.message, json_protocol=bool(target))
         except _InjectedError as error:
             self._send_error(error.fault.status, error.fault.code, "injected fault", json_protocol=False)
         except (ValueError, KeyError, TypeError) as error:
-            self._send_error(400, "ValidationError", f"Malformed request: {error}", json_protocol=bool(target))
+            code = "ValidationException" if target else "ValidationError"
+            self._send_error(400, code, f"Malformed request: {error}", json_protocol=bool(target))
         except Exception as error:  # the server must answer, never hang the client
             log.exception("internal error serving %s %s", method, self.path)
             self._send_error(500, "InternalFailure", str(error), json_protocol=bool(target))
@@ -235,18 +261,56 @@ class FeatureStoreApp:
     def control_plane(self, operation: str, body: dict[str, Any]) -> dict[str, Any]:
         store = self.store
         if operation == "CreateFeatureGroup":
+            _check_create(body)
             return {"FeatureGroupArn": store.create_feature_group(body)}
         if operation == "DescribeFeatureGroup":
             return store.describe_feature_group(_required(body, "FeatureGroupName"))
         if operation == "ListFeatureGroups":
-            summaries = store.list_feature_groups(body.get("NameContains", ""))
-            if body.get("SortOrder") == "Descending":
-                summaries.reverse()
-            return {"FeatureGroupSummaries": summaries}
+            return self._list_feature_groups(body)
+        if operation == "UpdateFeatureGroup":
+            _required(body, "FeatureGroupName")
+            return {"FeatureGroupArn": store.update_feature_group(body)}
         if operation == "DeleteFeatureGroup":
             store.delete_feature_group(_required(body, "FeatureGroupName"))
             return {}
+        if operation == "DescribeFeatureMetadata":
+            return store.describe_feature_metadata(_required(body, "FeatureGroupName"), _required(body, "FeatureName"))
+        if operation == "UpdateFeatureMetadata":
+            _required(body, "FeatureName")
+            store.update_feature_metadata(body)
+            return {}
+        if operation == "ListTags":
+            return {"Tags": store.tags(_feature_group_arn(body, "ResourceArn"))}
+        if operation == "AddTags":
+            arn = _feature_group_arn(body, "ResourceArn")
+            tags = {tag["Key"]: tag for tag in store.tags(arn)}
+            tags.update({tag["Key"]: tag for tag in _required(body, "Tags")})
+            store.set_tags(arn, list(tags.values()))
+            return {"Tags": _required(body, "Tags")}
+        if operation == "DeleteTags":
+            arn = _feature_group_arn(body, "ResourceArn")
+            removed = set(_required(body, "TagKeys"))
+            store.set_tags(arn, [tag for tag in store.tags(arn) if tag["Key"] not in removed])
+            return {}
         raise ValidationError(f"Operation {operation} is not supported by the local feature store")
+
+    def _list_feature_groups(self, body: dict[str, Any]) -> dict[str, Any]:
+        summaries = self.store.list_feature_groups(body.get("NameContains", ""))
+        if body.get("FeatureGroupStatusEquals"):
+            summaries = [s for s in summaries if s["FeatureGroupStatus"] == body["FeatureGroupStatusEquals"]]
+        if body.get("OfflineStoreStatusEquals"):
+            summaries = [s for s in summaries if s["OfflineStoreStatus"]["Status"] == body["OfflineStoreStatusEquals"]]
+        if body.get("CreationTimeAfter") is not None:
+            summaries = [s for s in summaries if s["CreationTime"] > _epoch(body["CreationTimeAfter"])]
+        if body.get("CreationTimeBefore") is not None:
+            summaries = [s for s in summaries if s["CreationTime"] < _epoch(body["CreationTimeBefore"])]
+        sort_key = {"Name": lambda s: s["FeatureGroupName"], "FeatureGroupStatus": lambda s: s["FeatureGroupStatus"],
+                    "OfflineStoreStatus": lambda s: s["OfflineStoreStatus"]["Status"],
+                    "CreationTime": lambda s: s["CreationTime"]}.get(body.get("SortBy") or "CreationTime")
+        if sort_key is None:
+            raise ValidationError("SortBy must be one of Name, FeatureGroupStatus, OfflineStoreStatus, CreationTime")
+        summaries.sort(key=sort_key, reverse=body.get("SortOrder") == "Descending")
+        return _page(summaries, "FeatureGroupSummaries", body, MAX_LIST_FEATURE_GROUPS)
 
     def runtime(
         self, method: str, path: str, query: dict[str, list[str]], body: dict[str, Any], fault: Fault | None
@@ -261,7 +325,7 @@ class FeatureStoreApp:
             group = parts[1]
             if method == "PUT":
                 handler = lambda: self.store.put_record(  # noqa: E731
-                    group, _required(body, "Record"), body.get("TargetStores")
+                    group, _required(body, "Record"), body.get("TargetStores"), ttl_duration=body.get("TtlDuration")
                 )
             elif method == "GET":
                 handler = lambda: self._get(group, query)  # noqa: E731
@@ -275,6 +339,11 @@ class FeatureStoreApp:
                 )
         elif len(parts) == 3 and parts[0] == "FeatureGroup" and parts[2] == "ListRecords" and method == "POST":
             handler = lambda: self._list_records(parts[1], body)  # noqa: E731
+        elif len(parts) == 3 and parts[0] == "FeatureGroup" and parts[2] == "Record" and method == "POST":
+            handler = lambda: self.store.update_record(  # noqa: E731
+                parts[1], _required(body, "RecordIdentifierValueAsString"), _required(body, "Features"),
+                body.get("TargetStores"), body.get("TtlDuration"),
+            )
         if handler is None:
             raise ValidationError(f"No such operation: {method} {path}")
         return handler() or {}
@@ -298,23 +367,36 @@ class FeatureStoreApp:
         raise ValidationError(f"No such admin path: {path}")
 
     def _get(self, group: str, query: dict[str, list[str]]) -> dict[str, Any]:
-        record = self.store.get_record(group, _one(query, "RecordIdentifierValueAsString"), query.get("FeatureName"))
-        return {} if record is None else {"Record": record}
+        record, expires_at = self.store.get_online(group, _one(query, "RecordIdentifierValueAsString"),
+                                                   query.get("FeatureName"))
+        if record is None:
+            return {}
+        response: dict[str, Any] = {"Record": record}
+        if _one(query, "ExpirationTimeResponse", "Disabled") == "Enabled" and expires_at is not None:
+            response["ExpiresAt"] = _expires_at(expires_at)
+        return response
 
     def _batch_get(self, body: dict[str, Any]) -> dict[str, Any]:
+        identifiers = _required(body, "Identifiers")
+        _check_length(identifiers, "identifiers", MAX_BATCH_GET_IDENTIFIERS)
+        with_expiry = body.get("ExpirationTimeResponse") == "Enabled"
         records, errors = [], []
-        for identifier in _required(body, "Identifiers"):
+        for position, identifier in enumerate(identifiers, 1):
             group = _required(identifier, "FeatureGroupName")
-            for record_id in _required(identifier, "RecordIdentifiersValueAsString"):
+            record_ids = _required(identifier, "RecordIdentifiersValueAsString")
+            _check_length(record_ids, f"identifiers.{position}.member.recordIdentifiersValueAsString",
+                          MAX_BATCH_GET_IDENTIFIERS)
+            for record_id in record_ids:
                 try:
-                    record = self.store.get_record(group, record_id, identifier.get("FeatureNames"))
+                    record, expires_at = self.store.get_online(group, record_id, identifier.get("FeatureNames"))
                 except StoreError as error:
                     errors.append(_entry_error(group, record_id, error))
                     continue
                 if record is not None:
-                    records.append(
-                        {"FeatureGroupName": group, "RecordIdentifierValueAsString": record_id, "Record": record}
-                    )
+                    found = {"FeatureGroupName": group, "RecordIdentifierValueAsString": record_id, "Record": record}
+                    if with_expiry and expires_at is not None:
+                        found["ExpiresAt"] = _expires_at(expires_at)
+                    records.append(found)
         return {"Records": records, "Errors": errors, "UnprocessedIdentifiers": []}
 
     def _batch_write(self, body: dict[str, Any], unprocessed: bool) -> dict[str, Any]:
@@ -328,20 +410,68 @@ class FeatureStoreApp:
         for entry in entries[:keep]:
             try:
                 self.store.put_record(_required(entry, "FeatureGroupName"), _required(entry, "Record"),
-                                      entry.get("TargetStores"))
+                                      entry.get("TargetStores"),
+                                      ttl_duration=entry.get("TtlDuration") or body.get("TtlDuration"))
             except StoreError as error:
                 errors.append({"Entry": entry, "ErrorCode": error.code, "ErrorMessage": error.message})
         return {"Errors": errors, "UnprocessedEntries": entries[keep:]}
 
     def _list_records(self, group: str, body: dict[str, Any]) -> dict[str, Any]:
         ids = self.store.list_records(group, bool(body.get("IncludeSoftDeletedRecords")))
-        start = int(body.get("NextToken") or 0)
-        size = int(body.get("MaxResults") or 1000)
-        page = ids[start : start + size]
-        response: dict[str, Any] = {"RecordIdentifiers": page}
-        if start + size < len(ids):
-            response["NextToken"] = str(start + size)
-        return response
+        return _page(ids, "RecordIdentifiers", body, MAX_LIST_RECORDS)
+
+
+def _page(items: list[Any], key: str, body: dict[str, Any], max_results: int) -> dict[str, Any]:
+    """One page of a List call: MaxResults (1 to ``max_results``, the most by default) from NextToken on."""
+    size = body.get("MaxResults") or max_results
+    if not isinstance(size, int) or not 1 <= size <= max_results:
+        raise ValidationError(f"1 validation error detected: Value '{size}' at 'maxResults' failed to satisfy "
+                              f"constraint: Member must have value less than or equal to {max_results}")
+    token = body.get("NextToken") or "0"
+    if not token.isdigit():
+        raise ValidationError(f"NextToken {token!r} is not one this server returned")
+    start = int(token)
+    response: dict[str, Any] = {key: items[start : start + size]}
+    if start + size < len(items):
+        response["NextToken"] = str(start + size)
+    return response
+
+
+def _check_length(items: list[Any], where: str, most: int) -> None:
+    if len(items) > most:
+        raise ValidationError(f"1 validation error detected: Value at '{where}' failed to satisfy constraint: "
+                              f"Member must have length less than or equal to {most}")
+
+
+def _check_create(body: dict[str, Any]) -> None:
+    """CreateFeatureGroup's own rule beyond the definition's (the definition is checked first, as the
+    service does): a group needs an online or an offline store."""
+    try:
+        FeatureGroupDefinition.from_api(body)
+    except FeatureValueError as error:
+        raise ValidationError(str(error)) from None
+    if not body.get("OnlineStoreConfig") and not body.get("OfflineStoreConfig"):
+        raise ValidationError("You must include at least one of OnlineStoreConfig and OfflineStoreConfig "
+                              "to create a FeatureGroup")
+
+
+def _expires_at(epoch_seconds: float) -> str:
+    """ExpiresAt as the service returns it: an ISO-8601 UTC time."""
+    return format_iso_event_time(datetime.fromtimestamp(epoch_seconds, tz=timezone.utc))
+
+
+def _epoch(value: Any) -> float:
+    """A timestamp from a JSON-protocol request (botocore sends epoch seconds)."""
+    if isinstance(value, (int, float)):
+        return float(value)
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+
+
+def _feature_group_arn(body: dict[str, Any], name: str) -> str:
+    arn = _required(body, name)
+    if ":feature-group/" not in arn:
+        raise ValidationError(f"{name} {arn} is not a feature group: the local feature store only has feature groups")
+    return arn
 
 
 def _required(body: dict[str, Any], name: str) -> Any:
@@ -382,13 +512,14 @@ class LocalFeatureStoreServer:
         host: str = "127.0.0.1",
         port: int = DEFAULT_PORT,
         flush_interval_s: float = 2.0,
+        update_delay_s: float = DEFAULT_UPDATE_DELAY_S,
     ) -> None:
         self.root = Path(root)
         try:
             self._lock_handle = lock_store(self.root)
         except FeatureStoreLocked as error:
             raise FeatureStoreLocked(f"{error}; stop it or use another --data-dir") from None
-        self.store = LocalFeatureStore(self.root)
+        self.store = LocalFeatureStore(self.root, update_delay_s=update_delay_s)
         self.store.flush_offline()  # rows left pending by a crash go to Parquet first
         self.app = FeatureStoreApp(self.store)
         try:

@@ -3,7 +3,10 @@
 Semantics mirror Amazon SageMaker Feature Store (its developer guide: online and offline stores):
 - online keeps, per record identifier, the record with the newest event time (equal: the later write wins);
 - offline appends every accepted record with ``write_time``, ``api_invocation_time`` and ``is_deleted``,
-  as Parquet under ``offline/<group>/year=YYYY/month=MM/day=DD/hour=HH/`` by event time.
+  as Parquet under ``offline/<group>/year=YYYY/month=MM/day=DD/hour=HH/`` by event time;
+- a record with a time to live (its own TtlDuration or the group's) is not served after ExpiresAt and is then
+  hard-deleted with a deleted marker offline; UpdateFeatureGroup applies ``update_delay_s`` after it is asked
+  (LastUpdateStatus InProgress meanwhile). Group configuration rules are groups.py's.
 
 Durability: an accepted write is committed to SQLite (the online row and a pending offline row in one
 transaction) before the server answers, so a crash or SIGKILL loses nothing. Pending rows are moved to
@@ -13,29 +16,48 @@ derive from them, so a flush interrupted at any point is redone with the same na
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
 import time
 from collections import defaultdict
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from connectors import DEFAULT_REGION
 from connectors.files import atomic_write
+from connectors.featurestore.local.groups import (
+    ACCOUNT_ID,
+    PARTIAL_UPDATE_STORAGE_TYPES,
+    GroupLimitExceeded,
+    apply_update,
+    check_update,
+    data_catalog,
+    group_ttl_seconds,
+    normalize_create,
+    online_enabled,
+    storage_type,
+    ttl_seconds,
+    update_metadata,
+)
 from connectors.featurestore.model import (
     FeatureGroupDefinition,
     FeatureType,
     FeatureValueError,
+    check_record_identifier,
+    format_iso_event_time,
     format_value,
     parse_value,
 )
 
-ACCOUNT_ID = "000000000000"
+DEFAULT_UPDATE_DELAY_S = 0.5  # how long an UpdateFeatureGroup takes to apply (the service takes a while too)
+MAX_UPDATE_FEATURES = 100  # UpdateRecord's limit
 _ARROW_TYPES = {FeatureType.INTEGRAL: pa.int64(), FeatureType.FRACTIONAL: pa.float64(), FeatureType.STRING: pa.string()}
 _FLUSH_BATCH_ROWS = 50_000
 
@@ -67,6 +89,14 @@ class ResourceInUse(StoreError):
     code, status = "ResourceInUse", 400
 
 
+class ResourceLimitExceeded(StoreError):
+    code, status = "ResourceLimitExceeded", 400
+
+
+class ConflictException(StoreError):
+    code, status = "ConflictException", 409
+
+
 def offline_schema(definition: FeatureGroupDefinition) -> pa.Schema:
     fields = [pa.field(name, _ARROW_TYPES[kind]) for name, kind in definition.features.items()]
     fields += [
@@ -77,18 +107,59 @@ def offline_schema(definition: FeatureGroupDefinition) -> pa.Schema:
     return pa.schema(fields)
 
 
+@dataclass
+class _Group:
+    """A feature group as the store keeps it: its configuration (what DescribeFeatureGroup reports, defaults
+    filled in), when it was created, and its state (a pending update, LastUpdateStatus, feature metadata)."""
+
+    config: dict[str, Any]
+    created_at: float
+    state: dict[str, Any]
+    definition: FeatureGroupDefinition = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.definition = FeatureGroupDefinition.from_api(self.config)
+
+    @property
+    def name(self) -> str:
+        return self.config["FeatureGroupName"]
+
+
+def _new_state(config: Mapping[str, Any], created_at: float) -> dict[str, Any]:
+    return {"features": {}, "pending": None, "last_update": None, "last_modified": None}
+
+
+def _add_column(db: sqlite3.Connection, table: str, column: str, kind: str) -> None:
+    if column not in [row[1] for row in db.execute(f"PRAGMA table_info({table})")]:
+        db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+
+
+def _event_time_value(definition: FeatureGroupDefinition, event_time: float) -> float | str:
+    """An event time (epoch seconds) as the group's event-time feature holds it."""
+    if definition.features[definition.event_time_feature] is FeatureType.FRACTIONAL:
+        return event_time
+    return format_iso_event_time(datetime.fromtimestamp(event_time, tz=timezone.utc))
+
+
 def partition_path(event_time: float) -> str:
     moment = datetime.fromtimestamp(event_time, tz=timezone.utc)
     return f"year={moment:%Y}/month={moment:%m}/day={moment:%d}/hour={moment:%H}"
 
 
 class LocalFeatureStore:
-    """Thread-safe storage for the local server. ``root`` holds ``online.sqlite3`` and ``offline/``."""
+    """Thread-safe storage for the local server. ``root`` holds ``online.sqlite3`` and ``offline/``.
 
-    def __init__(self, root: Path, region: str = DEFAULT_REGION) -> None:
+    ``update_delay_s``: how long an UpdateFeatureGroup takes to apply (its LastUpdateStatus is InProgress
+    meanwhile, as on the service, where it takes a while); ``clock`` is the store's idea of now.
+    """
+
+    def __init__(self, root: Path, region: str = DEFAULT_REGION, update_delay_s: float = DEFAULT_UPDATE_DELAY_S,
+                 clock: Callable[[], float] = time.time) -> None:
         self.root = Path(root)
         self.offline_root = self.root / OFFLINE_DIR
         self.region = region
+        self.update_delay_s = update_delay_s
+        self.clock = clock
         self.root.mkdir(parents=True, exist_ok=True)
         self.offline_root.mkdir(exist_ok=True)
         self._lock = threading.RLock()
@@ -108,11 +179,25 @@ class LocalFeatureStore:
                 api_invocation_time REAL NOT NULL, is_deleted INTEGER NOT NULL, record TEXT NOT NULL);
             CREATE TABLE IF NOT EXISTS flush_in_progress (first_seq INTEGER NOT NULL, last_seq INTEGER NOT NULL,
                 write_time REAL NOT NULL);
+            CREATE TABLE IF NOT EXISTS catalog_tables (
+                database TEXT NOT NULL, table_name TEXT NOT NULL, feature_group TEXT NOT NULL,
+                definition TEXT NOT NULL, PRIMARY KEY (database, table_name));
             """
         )
-        self._definitions: dict[str, FeatureGroupDefinition] = {}
-        for name, request in self._db.execute("SELECT name, request FROM feature_groups"):
-            self._definitions[name] = FeatureGroupDefinition.from_api(json.loads(request))
+        # Columns added since the first release: stores written before them are upgraded in place.
+        _add_column(self._db, "feature_groups", "state", "TEXT")
+        _add_column(self._db, "online", "expires_at", "REAL")
+        _add_column(self._db, "online", "ttl_s", "REAL")
+        self._db.execute("CREATE INDEX IF NOT EXISTS online_expiry ON online (expires_at) WHERE expires_at IS NOT NULL")
+        self._groups: dict[str, _Group] = {}
+        for name, request, created_at, state in self._db.execute(
+                "SELECT name, request, created_at, state FROM feature_groups").fetchall():
+            config = json.loads(request)
+            if "ResolvedOutputS3Uri" not in json.dumps(config.get("OfflineStoreConfig") or {}):
+                config = normalize_create(config, self.region, created_at)  # a group from an older store
+            group = _Group(config, created_at, json.loads(state) if state else _new_state(config, created_at))
+            self._groups[name] = group
+            self._save(group)
 
     # ---- control plane -------------------------------------------------------------------------
 
@@ -120,131 +205,314 @@ class LocalFeatureStore:
         return f"arn:aws:sagemaker:{self.region}:{ACCOUNT_ID}:feature-group/{name.lower()}"
 
     def create_feature_group(self, request: Mapping[str, Any]) -> str:
+        created_at = self.clock()
         try:
-            definition = FeatureGroupDefinition.from_api(request)
+            config = normalize_create(request, self.region, created_at)
+        except GroupLimitExceeded as error:
+            raise ResourceLimitExceeded(str(error)) from None
         except FeatureValueError as error:
             raise ValidationError(str(error)) from None
+        name = config["FeatureGroupName"]
         with self._lock:
-            if definition.name in self._definitions:
-                raise ResourceInUse(f"Resource Already Exists: FeatureGroup with name {definition.name} already exists")
-            self._db.execute(
-                "INSERT INTO feature_groups (name, request, created_at) VALUES (?, ?, ?)",
-                (definition.name, json.dumps(dict(request)), time.time()),
-            )
-            self._definitions[definition.name] = definition
-        return self.arn(definition.name)
+            if name in self._groups:
+                raise ResourceInUse(f"Resource Already Exists: FeatureGroup with name {name} already exists. "
+                                    "Choose a different name.")
+            group = _Group(config, created_at, _new_state(config, created_at))
+            self._db.execute("INSERT INTO feature_groups (name, request, created_at, state) VALUES (?, ?, ?, ?)",
+                             (name, json.dumps(config), created_at, json.dumps(group.state)))
+            self._groups[name] = group
+            self._save(group)
+        return self.arn(name)
+
+    def _group(self, name_or_arn: str) -> "_Group":
+        """The group by name or ARN, with any update that is due applied first."""
+        name = name_or_arn.rsplit("/", 1)[-1] if name_or_arn.startswith("arn:") else name_or_arn
+        with self._lock:
+            group = self._groups.get(name)
+            if group is None and name_or_arn.startswith("arn:"):  # ARNs carry the lower-cased name
+                group = next((g for n, g in self._groups.items() if n.lower() == name), None)
+            if group is None:
+                raise ResourceNotFound(f"Resource Not Found: Amazon SageMaker can't find a FeatureGroup with name {name}")
+            pending = group.state.get("pending")
+            if pending and self.clock() >= pending["applies_at"]:
+                self._apply(group, pending)
+            return group
 
     def definition(self, name_or_arn: str) -> FeatureGroupDefinition:
-        name = name_or_arn.rsplit("/", 1)[-1] if name_or_arn.startswith("arn:") else name_or_arn
-        definition = self._definitions.get(name)
-        if definition is None:
-            if name_or_arn.startswith("arn:"):  # ARNs carry the lower-cased name
-                definition = next((d for n, d in self._definitions.items() if n.lower() == name), None)
-            if definition is None:
-                raise ResourceNotFound(f"Resource Not Found: Amazon SageMaker can't find a FeatureGroup with name {name}")
-        return definition
+        return self._group(name_or_arn).definition
 
     def definitions(self) -> list[FeatureGroupDefinition]:
         with self._lock:
-            return list(self._definitions.values())
+            return [self._group(name).definition for name in list(self._groups)]
 
     def describe_feature_group(self, name: str) -> dict[str, Any]:
-        definition = self.definition(name)
-        request, created_at = self._db.execute(
-            "SELECT request, created_at FROM feature_groups WHERE name = ?", (definition.name,)
-        ).fetchone()
-        request = json.loads(request)
-        offline_uri = (self.offline_root / definition.name).resolve().as_uri()
-        description = {
-            "FeatureGroupArn": self.arn(definition.name),
-            "FeatureGroupName": definition.name,
-            "RecordIdentifierFeatureName": definition.record_identifier,
-            "EventTimeFeatureName": definition.event_time_feature,
-            "FeatureDefinitions": definition.feature_definitions(),
-            "CreationTime": created_at,
-            "OnlineStoreConfig": request.get("OnlineStoreConfig") or {"EnableOnlineStore": True},
-            "OfflineStoreConfig": {
-                **(request.get("OfflineStoreConfig") or {}),
-                "S3StorageConfig": {
-                    **((request.get("OfflineStoreConfig") or {}).get("S3StorageConfig") or {}),
-                    "S3Uri": self.offline_root.resolve().as_uri(),
-                    "ResolvedOutputS3Uri": offline_uri,
-                },
-            },
+        group = self._group(name)
+        config, state = group.config, group.state
+        description: dict[str, Any] = {
+            "FeatureGroupArn": self.arn(group.name),
+            "FeatureGroupName": group.name,
+            "RecordIdentifierFeatureName": config["RecordIdentifierFeatureName"],
+            "EventTimeFeatureName": config["EventTimeFeatureName"],
+            "FeatureDefinitions": group.definition.feature_definitions(),
+            "CreationTime": group.created_at,
+            "OfflineStoreConfig": config["OfflineStoreConfig"],
+            "ThroughputConfig": config["ThroughputConfig"],
             "FeatureGroupStatus": "Created",
             "OfflineStoreStatus": {"Status": "Active"},
             "NextToken": "",
         }
-        for optional in ("RoleArn", "Description", "ThroughputConfig"):
-            if optional in request:
-                description[optional] = request[optional]
+        if config.get("OnlineStoreConfig"):
+            description["OnlineStoreConfig"] = config["OnlineStoreConfig"]
+            with self._lock:
+                (size,) = self._db.execute("SELECT coalesce(sum(length(record_id) + length(record)), 0) FROM online "
+                                           "WHERE feature_group = ? AND deleted = 0", (group.name,)).fetchone()
+            description["OnlineStoreTotalSizeBytes"] = size
+        if state.get("last_update"):
+            description["LastUpdateStatus"] = state["last_update"]
+        if state.get("last_modified"):
+            description["LastModifiedTime"] = state["last_modified"]
+        for optional in ("RoleArn", "Description"):
+            if optional in config:
+                description[optional] = config[optional]
         return description
 
     def list_feature_groups(self, name_contains: str = "") -> list[dict[str, Any]]:
-        rows = self._db.execute("SELECT name, created_at FROM feature_groups ORDER BY created_at").fetchall()
+        with self._lock:
+            groups = sorted(self._groups.values(), key=lambda group: group.created_at)
         return [
             {
-                "FeatureGroupName": name,
-                "FeatureGroupArn": self.arn(name),
-                "CreationTime": created_at,
+                "FeatureGroupName": group.name,
+                "FeatureGroupArn": self.arn(group.name),
+                "CreationTime": group.created_at,
                 "FeatureGroupStatus": "Created",
                 "OfflineStoreStatus": {"Status": "Active"},
             }
-            for name, created_at in rows
-            if name_contains in name
+            for group in groups
+            if name_contains in group.name
         ]
 
+    def update_feature_group(self, request: Mapping[str, Any]) -> str:
+        """UpdateFeatureGroup: accepted now, applied ``update_delay_s`` later (LastUpdateStatus InProgress
+        meanwhile); a second update while one is in progress is refused, as on the service."""
+        group = self._group(request.get("FeatureGroupName") or "")
+        with self._lock:
+            if group.state.get("pending"):
+                raise ResourceInUse(f"FeatureGroup {group.name} has an update in progress (LastUpdateStatus "
+                                    "InProgress); wait until it is Successful, then update again")
+            try:
+                change = check_update(group.config, request)
+            except GroupLimitExceeded as error:
+                raise ResourceLimitExceeded(str(error)) from None
+            except FeatureValueError as error:
+                raise ValidationError(str(error)) from None
+            now = self.clock()
+            group.state["pending"] = {"change": change, "applies_at": now + self.update_delay_s}
+            group.state["last_update"] = {"Status": "InProgress"}
+            group.state["last_modified"] = now
+            self._save(group)
+            if self.update_delay_s <= 0:
+                self._apply(group, group.state["pending"])
+        return self.arn(group.name)
+
+    def _apply(self, group: "_Group", pending: Mapping[str, Any]) -> None:
+        change = pending["change"]
+        group.config = apply_update(group.config, change)
+        group.definition = FeatureGroupDefinition.from_api(group.config)
+        for feature in change.get("FeatureAdditions") or []:
+            group.state["features"][feature["FeatureName"]] = {"CreationTime": pending["applies_at"]}
+        group.state["pending"] = None
+        group.state["last_update"] = {"Status": "Successful"}
+        self._save(group)
+
+    def _save(self, group: "_Group") -> None:
+        """Persist a group's configuration and state, and the Glue table its offline store is catalogued as."""
+        with self._lock:
+            self._db.execute("UPDATE feature_groups SET request = ?, state = ? WHERE name = ?",
+                             (json.dumps(group.config), json.dumps(group.state), group.name))
+            catalog = data_catalog(group.config)
+            if catalog:
+                self._db.execute("INSERT OR REPLACE INTO catalog_tables VALUES (?, ?, ?, ?)",
+                                 (catalog["Database"], catalog["TableName"], group.name,
+                                  json.dumps({**group.config, "FeatureDefinitions":
+                                              group.definition.feature_definitions()})))
+
+    def describe_feature_metadata(self, group_name: str, feature: str) -> dict[str, Any]:
+        group = self._group(group_name)
+        if feature not in group.definition.features:
+            raise ResourceNotFound(f"Resource Not Found: feature {feature} is not in FeatureGroup {group.name}")
+        metadata = group.state["features"].get(feature) or {"CreationTime": group.created_at}
+        response: dict[str, Any] = {
+            "FeatureGroupArn": self.arn(group.name),
+            "FeatureGroupName": group.name,
+            "FeatureName": feature,
+            "FeatureType": group.definition.features[feature].value,
+            "CreationTime": metadata["CreationTime"],
+            "LastModifiedTime": metadata.get("LastModifiedTime", metadata["CreationTime"]),
+            "Parameters": [{"Key": key, "Value": value} for key, value in (metadata.get("Parameters") or {}).items()],
+        }
+        if "Description" in metadata:
+            response["Description"] = metadata["Description"]
+        return response
+
+    def update_feature_metadata(self, request: Mapping[str, Any]) -> None:
+        group = self._group(request.get("FeatureGroupName") or "")
+        feature = request.get("FeatureName") or ""
+        if feature not in group.definition.features:
+            raise ResourceNotFound(f"Resource Not Found: feature {feature} is not in FeatureGroup {group.name}")
+        with self._lock:
+            metadata = group.state["features"].get(feature) or {"CreationTime": group.created_at}
+            try:
+                updated = update_metadata(metadata, request)
+            except FeatureValueError as error:
+                raise ValidationError(str(error)) from None
+            group.state["features"][feature] = {**updated, "LastModifiedTime": self.clock()}
+            self._save(group)
+
+    def tags(self, arn: str) -> list[dict[str, str]]:
+        return list(self._group(arn).config.get("Tags") or [])
+
+    def set_tags(self, arn: str, tags: list[Mapping[str, str]]) -> None:
+        group = self._group(arn)
+        with self._lock:
+            group.config["Tags"] = [{"Key": tag["Key"], "Value": tag["Value"]} for tag in tags]
+            self._save(group)
+
+    def catalog_tables(self) -> list[tuple[str, str, str, FeatureGroupDefinition]]:
+        """(database, table, feature group, its definition) of every Glue table the store's groups were
+        catalogued as; a deleted group's table stays, as on AWS."""
+        with self._lock:
+            rows = self._db.execute("SELECT database, table_name, feature_group, definition FROM catalog_tables").fetchall()
+        return [(database, table, group, FeatureGroupDefinition.from_api(json.loads(definition)))
+                for database, table, group, definition in rows]
+
     def delete_feature_group(self, name: str) -> None:
-        """Removes the group and its online records; its offline Parquet stays, as S3 data does on AWS."""
-        definition = self.definition(name)
+        """Removes the group and its online records; its offline Parquet and its Glue table stay, as on AWS."""
+        group = self._group(name)
         with self._lock:
             self.flush_offline()
             self._db.execute("BEGIN IMMEDIATE")
-            self._db.execute("DELETE FROM online WHERE feature_group = ?", (definition.name,))
-            self._db.execute("DELETE FROM feature_groups WHERE name = ?", (definition.name,))
+            self._db.execute("DELETE FROM online WHERE feature_group = ?", (group.name,))
+            self._db.execute("DELETE FROM feature_groups WHERE name = ?", (group.name,))
             self._db.execute("COMMIT")
-            del self._definitions[definition.name]
+            del self._groups[group.name]
 
     # ---- runtime: writes ---------------------------------------------------------------------------
 
+    def _stores(self, group: "_Group", target_stores: Iterable[str] | None) -> set[str]:
+        """The stores a write goes to: the ones asked for (TargetStores), by default every store the group has."""
+        enabled = {"OfflineStore"} | ({"OnlineStore"} if online_enabled(group.config) else set())
+        if target_stores is None:
+            return enabled
+        stores = _target_stores(target_stores)
+        if stores - enabled:
+            raise ValidationError(f"TargetStores {sorted(stores - enabled)[0]} is not enabled for FeatureGroup {group.name}")
+        return stores
+
+    def _online(self, group: "_Group") -> None:
+        if not online_enabled(group.config):
+            raise ValidationError(f"FeatureGroup {group.name} has no OnlineStore (OnlineStoreConfig.EnableOnlineStore)")
+
+    def _expiry(self, group: "_Group", event_time: float, ttl: Mapping[str, Any] | None) -> tuple[float | None, float | None]:
+        """(TTL in seconds, ExpiresAt) of a record: its own TtlDuration, else the group's default."""
+        try:
+            seconds = ttl_seconds(ttl) if ttl else group_ttl_seconds(group.config)
+        except FeatureValueError as error:
+            raise ValidationError(str(error)) from None
+        if seconds is not None and not online_enabled(group.config):
+            raise ValidationError(f"TtlDuration needs an online store; FeatureGroup {group.name} has none")
+        return seconds, (event_time + seconds if seconds is not None else None)
+
     def put_record(
         self,
-        group: str,
+        group_name: str,
         record: list[Mapping[str, Any]],
         target_stores: Iterable[str] | None = None,
         invoked_at: float | None = None,
+        ttl_duration: Mapping[str, Any] | None = None,
     ) -> None:
-        definition = self.definition(group)
-        stores = _target_stores(target_stores)
+        group = self._group(group_name)
+        stores = self._stores(group, target_stores)
         try:
-            values, record_id, event_time = definition.parse_record(record)
+            values, record_id, event_time = group.definition.parse_record(record)
         except FeatureValueError as error:
             raise ValidationError(str(error)) from None
-        invoked_at = time.time() if invoked_at is None else invoked_at
+        ttl, expires_at = self._expiry(group, event_time, ttl_duration)
+        invoked_at = self.clock() if invoked_at is None else invoked_at
         stored = json.dumps(values)
+        with self._transaction():
+            if "OnlineStore" in stores:
+                # Newest event time wins (equal: the later write); an expired record is gone whatever its time.
+                self._db.execute(
+                    """INSERT INTO online (feature_group, record_id, event_time, record, deleted, expires_at, ttl_s)
+                       VALUES (?, ?, ?, ?, 0, ?, ?)
+                       ON CONFLICT (feature_group, record_id) DO UPDATE SET
+                         event_time = excluded.event_time, record = excluded.record, deleted = 0,
+                         expires_at = excluded.expires_at, ttl_s = excluded.ttl_s
+                       WHERE excluded.event_time >= online.event_time OR online.expires_at <= ?""",
+                    (group.name, record_id, event_time, stored, expires_at, ttl, self.clock()),
+                )
+            if "OfflineStore" in stores:
+                self._append_offline(group.name, event_time, invoked_at, False, stored)
+
+    def update_record(
+        self,
+        group_name: str,
+        record_id: str,
+        features: list[Mapping[str, Any]],
+        target_stores: Iterable[str] | None = None,
+        ttl_duration: Mapping[str, Any] | None = None,
+        invoked_at: float | None = None,
+    ) -> None:
+        """UpdateRecord: the given features change, the others stay; the record must exist online. An older
+        event time is a conflict; TtlDuration needs an event time. The whole updated record goes offline."""
+        group = self._group(group_name)
+        definition = group.definition
+        if storage_type(group.config) not in PARTIAL_UPDATE_STORAGE_TYPES:
+            raise ValidationError(f"UpdateRecord needs an online store of StorageType Standard_V2 or InMemory; "
+                                  f"FeatureGroup {group.name} has {storage_type(group.config) or 'no online store'} "
+                                  "(migrate it with UpdateFeatureGroup OnlineStoreConfig.StorageType=Standard_V2)")
+        if not record_id:
+            raise ValidationError("RecordIdentifierValueAsString must not be empty")
+        if len(features) > MAX_UPDATE_FEATURES:
+            raise ValidationError(f"UpdateRecord takes at most {MAX_UPDATE_FEATURES} features, got {len(features)}")
+        try:
+            check_record_identifier(definition.record_identifier, record_id)
+            values, _, event_time = definition.parse_record(features, partial=True)
+        except FeatureValueError as error:
+            raise ValidationError(str(error)) from None
+        if definition.record_identifier in values and str(values[definition.record_identifier]) != record_id:
+            raise ValidationError(f"Feature '{definition.record_identifier}' must equal RecordIdentifierValueAsString")
+        if ttl_duration and event_time is None:
+            raise ValidationError(f"TtlDuration needs an EventTime: include the event time feature "
+                                  f"'{definition.event_time_feature}' in Features")
+        stores = self._stores(group, target_stores)
+        invoked_at = self.clock() if invoked_at is None else invoked_at
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
+            row = self._db.execute(
+                "SELECT event_time, record, ttl_s FROM online WHERE feature_group = ? AND record_id = ? AND deleted = 0 "
+                "AND (expires_at IS NULL OR expires_at > ?)", (group.name, record_id, self.clock())).fetchone()
+            if row is None:
+                raise ResourceNotFound(f"Record {record_id} not found in FeatureGroup {group.name}: UpdateRecord "
+                                       "changes an existing record (create it with PutRecord)")
+            current_time, current, current_ttl = row
+            if event_time is not None and event_time < current_time:
+                raise ConflictException(f"EventTime of the update is older than the record's current EventTime; "
+                                        "read the record again and resubmit with an equal or newer EventTime")
+            event_time = current_time if event_time is None else event_time
+            ttl = self._expiry(group, event_time, ttl_duration)[0] if ttl_duration else current_ttl
+            merged = json.dumps({**json.loads(current), **values})
+            with self._transaction():
                 if "OnlineStore" in stores:
-                    # Newest event time wins; an equal event time is overwritten by the later write.
                     self._db.execute(
-                        """INSERT INTO online (feature_group, record_id, event_time, record, deleted)
-                           VALUES (?, ?, ?, ?, 0)
-                           ON CONFLICT (feature_group, record_id) DO UPDATE SET
-                             event_time = excluded.event_time, record = excluded.record, deleted = 0
-                           WHERE excluded.event_time >= online.event_time""",
-                        (definition.name, record_id, event_time, stored),
-                    )
+                        "UPDATE online SET event_time = ?, record = ?, expires_at = ?, ttl_s = ? "
+                        "WHERE feature_group = ? AND record_id = ?",
+                        (event_time, merged, event_time + ttl if ttl is not None else None, ttl, group.name, record_id))
                 if "OfflineStore" in stores:
-                    self._append_offline(definition.name, event_time, invoked_at, False, stored)
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+                    self._append_offline(group.name, event_time, invoked_at, False, merged)
 
     def delete_record(
         self,
-        group: str,
+        group_name: str,
         record_id: str,
         event_time_text: str,
         deletion_mode: str = "SoftDelete",
@@ -254,7 +522,8 @@ class LocalFeatureStore:
         """SageMaker's DeleteRecord: the delete applies online only when its event time is newer than the
         stored record's; a marker (identifier, event time, is_deleted) is appended offline either way,
         except for a HardDelete that fails."""
-        definition = self.definition(group)
+        group = self._group(group_name)
+        definition = group.definition
         if deletion_mode not in ("SoftDelete", "HardDelete"):
             raise ValidationError(f"DeletionMode must be SoftDelete or HardDelete, got {deletion_mode!r}")
         if not record_id:
@@ -270,40 +539,68 @@ class LocalFeatureStore:
             }
         except FeatureValueError as error:
             raise ValidationError(str(error)) from None
-        stores = _target_stores(target_stores)
-        invoked_at = time.time() if invoked_at is None else invoked_at
+        stores = self._stores(group, target_stores)
+        invoked_at = self.clock() if invoked_at is None else invoked_at
+        with self._transaction():
+            if "OnlineStore" in stores:
+                row = self._db.execute(
+                    "SELECT event_time, expires_at FROM online WHERE feature_group = ? AND record_id = ?",
+                    (group.name, record_id),
+                ).fetchone()
+                newer = row is None or event_time > row[0] or (row[1] is not None and row[1] <= self.clock())
+                if deletion_mode == "HardDelete":
+                    if not newer:
+                        raise ValidationError(
+                            f"EventTime {event_time_text} is not later than the stored record's event time"
+                        )
+                    self._db.execute(
+                        "DELETE FROM online WHERE feature_group = ? AND record_id = ?",
+                        (group.name, record_id),
+                    )
+                elif newer:
+                    self._db.execute(
+                        """INSERT INTO online (feature_group, record_id, event_time, record, deleted)
+                           VALUES (?, ?, ?, NULL, 1)
+                           ON CONFLICT (feature_group, record_id) DO UPDATE SET
+                             event_time = excluded.event_time, record = NULL, deleted = 1,
+                             expires_at = NULL, ttl_s = NULL""",
+                        (group.name, record_id, event_time),
+                    )
+            if "OfflineStore" in stores:
+                self._append_offline(group.name, event_time, invoked_at, True, json.dumps(marker))
+
+    def expire_records(self) -> int:
+        """Hard-delete the online records whose ExpiresAt has passed, each with a deleted marker offline, as
+        the service's TTL does (reads stop serving them at ExpiresAt already). Returns how many expired."""
+        now = self.clock()
+        with self._lock:
+            expired = self._db.execute(
+                "SELECT feature_group, record_id, event_time FROM online WHERE expires_at <= ?", (now,)).fetchall()
+            if not expired:
+                return 0
+            with self._transaction():
+                for group_name, record_id, event_time in expired:
+                    self._db.execute("DELETE FROM online WHERE feature_group = ? AND record_id = ?", (group_name, record_id))
+                    group = self._groups.get(group_name)
+                    if group is not None:
+                        definition = group.definition
+                        marker = {definition.record_identifier: parse_value(
+                            definition.record_identifier, definition.features[definition.record_identifier], record_id),
+                                  definition.event_time_feature: _event_time_value(definition, event_time)}
+                        self._append_offline(group_name, event_time, now, True, json.dumps(marker))
+        return len(expired)
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """One SQLite transaction (the online row and its pending offline row commit together, or neither)."""
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                if "OnlineStore" in stores:
-                    row = self._db.execute(
-                        "SELECT event_time FROM online WHERE feature_group = ? AND record_id = ?",
-                        (definition.name, record_id),
-                    ).fetchone()
-                    newer = row is None or event_time > row[0]
-                    if deletion_mode == "HardDelete":
-                        if not newer:
-                            raise ValidationError(
-                                f"EventTime {event_time_text} is not later than the stored record's event time"
-                            )
-                        self._db.execute(
-                            "DELETE FROM online WHERE feature_group = ? AND record_id = ?",
-                            (definition.name, record_id),
-                        )
-                    elif newer:
-                        self._db.execute(
-                            """INSERT INTO online (feature_group, record_id, event_time, record, deleted)
-                               VALUES (?, ?, ?, NULL, 1)
-                               ON CONFLICT (feature_group, record_id) DO UPDATE SET
-                                 event_time = excluded.event_time, record = NULL, deleted = 1""",
-                            (definition.name, record_id, event_time),
-                        )
-                if "OfflineStore" in stores:
-                    self._append_offline(definition.name, event_time, invoked_at, True, json.dumps(marker))
-                self._db.execute("COMMIT")
+                yield
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
+            self._db.execute("COMMIT")
 
     def _append_offline(self, group: str, event_time: float, invoked_at: float, deleted: bool, record: str) -> None:
         self._db.execute(
@@ -314,33 +611,45 @@ class LocalFeatureStore:
 
     # ---- runtime: reads ----------------------------------------------------------------------------
 
-    def get_record(
-        self, group: str, record_id: str, feature_names: Iterable[str] | None = None
-    ) -> list[dict[str, str]] | None:
-        definition = self.definition(group)
+    def get_online(
+        self, group_name: str, record_id: str, feature_names: Iterable[str] | None = None
+    ) -> tuple[list[dict[str, str]] | None, float | None]:
+        """(the online record, its ExpiresAt) — (None, None) when there is none, it was deleted or it expired."""
+        group = self._group(group_name)
+        self._online(group)
+        definition = group.definition
         if not record_id:
             raise ValidationError("RecordIdentifierValueAsString must not be empty")
         wanted = _wanted_features(definition, feature_names)
         with self._lock:
             row = self._db.execute(
-                "SELECT record FROM online WHERE feature_group = ? AND record_id = ? AND deleted = 0",
-                (definition.name, record_id),
+                "SELECT record, expires_at FROM online WHERE feature_group = ? AND record_id = ? AND deleted = 0 "
+                "AND (expires_at IS NULL OR expires_at > ?)",
+                (definition.name, record_id, self.clock()),
             ).fetchone()
         if row is None:
-            return None
+            return None, None
         values = json.loads(row[0])
-        return [
+        record = [
             {"FeatureName": name, "ValueAsString": format_value(values[name])}
             for name in definition.features
-            if name in values and (wanted is None or name in wanted)
+            if values.get(name) is not None and (wanted is None or name in wanted)
         ]
+        return record, row[1]
 
-    def list_records(self, group: str, include_deleted: bool = False) -> list[str]:
-        definition = self.definition(group)
+    def get_record(
+        self, group: str, record_id: str, feature_names: Iterable[str] | None = None
+    ) -> list[dict[str, str]] | None:
+        return self.get_online(group, record_id, feature_names)[0]
+
+    def list_records(self, group_name: str, include_deleted: bool = False) -> list[str]:
+        group = self._group(group_name)
+        self._online(group)
         with self._lock:
             rows = self._db.execute(
-                "SELECT record_id FROM online WHERE feature_group = ? AND (deleted = 0 OR ?) ORDER BY record_id",
-                (definition.name, int(include_deleted)),
+                "SELECT record_id FROM online WHERE feature_group = ? AND (deleted = 0 OR ?) "
+                "AND (expires_at IS NULL OR expires_at > ?) ORDER BY record_id",
+                (group.name, int(include_deleted), self.clock()),
             ).fetchall()
         return [record_id for (record_id,) in rows]
 
@@ -350,7 +659,8 @@ class LocalFeatureStore:
         with self._lock:
             row = self._db.execute(
                 "SELECT record_id FROM online WHERE feature_group = ? AND deleted = 0 "
-                "ORDER BY event_time DESC, record_id DESC LIMIT 1", (definition.name,)
+                "AND (expires_at IS NULL OR expires_at > ?) ORDER BY event_time DESC, record_id DESC LIMIT 1",
+                (definition.name, self.clock())
             ).fetchone()
         return row[0] if row else None
 
@@ -358,7 +668,8 @@ class LocalFeatureStore:
         definition = self.definition(group)
         with self._lock:
             (count,) = self._db.execute(
-                "SELECT count(*) FROM online WHERE feature_group = ? AND deleted = 0", (definition.name,)
+                "SELECT count(*) FROM online WHERE feature_group = ? AND deleted = 0 "
+                "AND (expires_at IS NULL OR expires_at > ?)", (definition.name, self.clock())
             ).fetchone()
         return count
 
@@ -372,6 +683,7 @@ class LocalFeatureStore:
         """Move pending offline rows into Parquet; returns how many rows were written."""
         written = 0
         with self._lock:
+            self.expire_records()
             while True:
                 batch = self._db.execute("SELECT first_seq, last_seq, write_time FROM flush_in_progress").fetchone()
                 if batch is None:
@@ -381,7 +693,7 @@ class LocalFeatureStore:
                     ).fetchone()
                     if bounds[0] is None:
                         return written
-                    batch = (*bounds, time.time())
+                    batch = (*bounds, self.clock())
                     self._db.execute("INSERT INTO flush_in_progress VALUES (?, ?, ?)", batch)
                 written += self._write_batch(*batch)
                 self._db.execute("BEGIN IMMEDIATE")
@@ -400,7 +712,7 @@ class LocalFeatureStore:
             by_file[(row[0], partition_path(row[1]))].append(row)
         written_at = datetime.fromtimestamp(write_time, tz=timezone.utc).replace(tzinfo=None)
         for (group, partition), group_rows in by_file.items():
-            definition = self._definitions.get(group)
+            definition = self._groups[group].definition if group in self._groups else None
             if definition is None:  # the group was deleted with rows still pending: keep them as JSON
                 definition = FeatureGroupDefinition(group, "_", "_", {"_": FeatureType.STRING})
             schema = offline_schema(definition)

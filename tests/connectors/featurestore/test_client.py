@@ -7,7 +7,7 @@ import urllib.request
 
 import pytest
 
-from connectors.featurestore.client import FeatureStoreClient, FeatureStoreConfig, FeatureStoreError
+from connectors.featurestore.client import FeatureStoreClient, FeatureStoreConfig, FeatureStoreError, SchemaChangeRefused
 from connectors.featurestore.model import FeatureGroupDefinition, FeatureType
 from tests.support.feature_rows import DEFINITION, GROUP, feature_rows
 from tests.support.store_records import offline_rows
@@ -146,14 +146,40 @@ def test_unreachable_endpoint_fails_clearly() -> None:
         client.put_record(GROUP, feature_rows(1)[0])
 
 
-def test_ensure_feature_group_is_idempotent_and_checks_schema(client, server) -> None:
+def test_ensure_feature_group_is_idempotent_and_adds_features(client, server) -> None:
+    """A definition that gains a feature evolves the group (UpdateFeatureGroup, then a wait until it is
+    applied) and keeps what it held; the new feature can be written right after."""
     assert client.ensure_feature_group(DEFINITION) is False
+    rows = feature_rows(3)
+    client.put_records(GROUP, rows)
     other = FeatureStoreClient(FeatureStoreConfig(endpoint_url=server.url))
-    changed = FeatureGroupDefinition(
-        GROUP, "tx_minute", "event_time", {**DEFINITION.features, "extra": FeatureType.STRING}
-    )
-    with pytest.raises(FeatureStoreError, match="exists with another schema"):
-        other.ensure_feature_group(changed)
+    grown = FeatureGroupDefinition(GROUP, "tx_minute", "event_time", {**DEFINITION.features, "extra": FeatureType.STRING})
+    assert other.ensure_feature_group(grown) is False
+    described = other.control.describe_feature_group(FeatureGroupName=GROUP)
+    assert described["LastUpdateStatus"] == {"Status": "Successful"}
+    assert described["FeatureDefinitions"][-1] == {"FeatureName": "extra", "FeatureType": "String"}
+    assert other.get_records(GROUP, [row["tx_minute"] for row in rows]) == rows  # nothing lost
+    new_row = {**feature_rows(4)[3], "extra": "x"}
+    other.put_records(GROUP, [new_row])
+    assert other.get_record(GROUP, new_row["tx_minute"]) == new_row
+    assert other.ensure_feature_group(grown) is False  # and nothing to do a second time
+
+
+@pytest.mark.parametrize(
+    ("features", "named"),
+    [
+        ({**DEFINITION.features, "total_fee_1min": FeatureType.FRACTIONAL}, "changes total_fee_1min from Integral to Fractional"),
+        ({name: kind for name, kind in DEFINITION.features.items() if name != "avg_fee_1min"}, "removes avg_fee_1min"),
+    ],
+    ids=["retyped", "removed"],
+)
+def test_a_retyped_or_removed_feature_is_refused_with_what_to_do(client, server, features, named) -> None:
+    other = FeatureStoreClient(FeatureStoreConfig(endpoint_url=server.url))
+    with pytest.raises(SchemaChangeRefused) as raised:
+        other.ensure_feature_group(FeatureGroupDefinition(GROUP, "tx_minute", "event_time", features))
+    message = str(raised.value)
+    assert named in message and "can only add features" in message and "rename the feature file" in message
+    assert other.describe(GROUP, fresh=True) == DEFINITION  # the group is as it was
 
 
 def test_newest_record_is_the_newest_event_time_whatever_the_key(client, server) -> None:
