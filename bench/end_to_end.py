@@ -9,7 +9,7 @@ The workload (bench/workload.py): a recording of N unique transactions polled as
   to its exit: replay, spool, feed, the Flink job (dedup + 1-minute windows), feature-store writes, drain.
   Its run timeline gives each stage's share; the JVM's resident memory is sampled every 0.5 s.
 - DuckDB: first-seen dedup by hash over the flattened file, then per-minute count/sum/avg (batch).
-- Pathway (its own venv, created on first use under the bench cache): the flattened file read statically,
+- Pathway (its own venv, created on first use under ~/.cache/chainfeat/venvs): the flattened file read statically,
   dedup by hash (groupby), tumbling 1-minute windows, count/sum.
 Every engine's windows must be equal (count and sum of fees per minute); the script exits 1 if not.
 """
@@ -38,6 +38,7 @@ from connectors.featurestore.local.offline import run_query  # noqa: E402
 from job.data_dir import DataDir  # noqa: E402
 from job.local_run import free_port  # noqa: E402
 from tests.support import descendants  # noqa: E402
+from tests.support.venvs import cached_venv  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 PATHWAY_VERSION = "0.33.0"
@@ -88,20 +89,13 @@ def run_duckdb(data: Workload) -> tuple[float, Windows]:
     return time.perf_counter() - started, {minute(start): (count, total) for start, count, total in rows}
 
 
-def pathway_python(cache: Path) -> Path:
+def pathway_python() -> Path:
     """Pathway in a venv of its own (it does not co-install with apache-flink's pins)."""
-    venv = cache / f"pathway-{PATHWAY_VERSION}"
-    python = venv / "bin" / "python"
-    if not (venv / ".installed").exists():
-        print(f"creating {venv} with pathway=={PATHWAY_VERSION} (first run only)...", flush=True)
-        subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "--quiet", f"pathway=={PATHWAY_VERSION}"], check=True)
-        (venv / ".installed").touch()
-    return python
+    return cached_venv("pathway", (f"pathway=={PATHWAY_VERSION}",))
 
 
-def run_pathway(data: Workload, work: Path, cache: Path) -> tuple[float, Windows]:
-    python = pathway_python(cache)
+def run_pathway(data: Workload, work: Path) -> tuple[float, Windows]:
+    python = pathway_python()
     script, output = work / "pathway_job.py", work / "pathway_windows.csv"
     script.write_text(PATHWAY_SCRIPT)
     started = time.perf_counter()
@@ -190,7 +184,7 @@ def main() -> None:
     parser.add_argument("--transactions", type=int, default=1_000_000, help="unique transactions")
     parser.add_argument("--duplicates", type=float, default=0.10, help="share of sightings that are re-polls")
     parser.add_argument("--peers", default="duckdb,pathway", help="comma-separated: duckdb, pathway (or none)")
-    parser.add_argument("--cache", type=Path, default=CACHE, help="where workloads and the Pathway venv are kept")
+    parser.add_argument("--cache", type=Path, default=CACHE, help="where workloads are kept")
     parser.add_argument("--keep", type=Path, help="work in this directory and keep it")
     args = parser.parse_args()
     peers = [peer for peer in args.peers.split(",") if peer and peer != "none"]
@@ -209,7 +203,7 @@ def main() -> None:
     if "duckdb" in peers:
         results["duckdb"] = run_duckdb(data)
     if "pathway" in peers:
-        results["pathway"] = run_pathway(data, work, args.cache)
+        results["pathway"] = run_pathway(data, work)
     chainfeat = run_chainfeat(data, work)
     results["chainfeat"] = (chainfeat["seconds"], chainfeat["windows"])
 

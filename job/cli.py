@@ -212,13 +212,16 @@ def run(
         help="Directory of feature files (one feature group per .sql file; default: sql/features/).",
     ),
     reset: bool = typer.Option(False, "--reset", help="Delete this data dir's previous run (spool, job state, features) first."),
+    reset_job: bool = typer.Option(
+        False, "--reset-job", help="Delete the previous run's job state and spool but keep the feature store: the job "
+                                   "recomputes from the start (e.g. after a feature file gained columns)."),
 ) -> None:
     """Run the whole pipeline locally: feature store, poller, and the Flink job in a MiniCluster.
 
     Example: chainfeat run --speed 0 --exit-when-done --format json
     """
-    if reset:
-        for path in DataDir(data_dir).run_state():
+    if reset or reset_job:
+        for path in DataDir(data_dir).run_state() if reset else DataDir(data_dir).job_state():
             shutil.rmtree(path, ignore_errors=True)
     options = RunOptions(
         data_dir=data_dir, source=source, recording=recording, speed=speed, exit_when_done=exit_when_done,

@@ -75,8 +75,13 @@ class DataDir:
     def logs(self) -> Path:
         return self.root / "logs"
 
+    def job_state(self) -> list[Path]:
+        """What a run leaves behind but the feature store (what `chainfeat run --reset-job` deletes: the job then
+        recomputes everything from the start and writes into the groups it has)."""
+        return [self.spool, self.feed, self.progress, self.computed, self.checkpoints, self.savepoints, self.dead_letter,
+                self.late, self.replay_state.parent, self.logs]
+
     def run_state(self) -> list[Path]:
         """Everything a run leaves behind (what `chainfeat run --reset` deletes); the archive of live polls
         is kept: it cannot be polled again."""
-        return [self.spool, self.feed, self.progress, self.computed, self.checkpoints, self.savepoints, self.dead_letter,
-                self.late, self.replay_state.parent, self.featurestore, self.logs]
+        return [*self.job_state(), self.featurestore]

@@ -293,10 +293,8 @@ class LocalRun:
                     raise RunError(
                         f"{definition.name} gained {', '.join(added)} since the job state this run would resume from "
                         f"was taken ({self.restored_from}); Flink cannot restore a job's windows into a changed query. "
-                        "Undo the change to resume, or run again with --reset to recompute from the start: the group "
-                        "then gains the columns and keeps its data, if the feature store is not this data dir's own "
-                        "(--reset clears that; serve one elsewhere with `chainfeat featurestore serve --data-dir DIR` "
-                        "and set FeatureStore endpoint.url)")
+                        "Undo the change to resume, or run again with --reset-job to recompute from the start: the "
+                        "group then gains the columns and keeps its data")
 
     def _refuse_a_finished_job(self, endpoint: str) -> None:
         """A job stopped by --exit-when-done was drained: every window is written and it takes no more input.

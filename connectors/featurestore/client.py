@@ -30,6 +30,14 @@ T = TypeVar("T")
 _LOCAL_CREDENTIALS = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
 
 
+# The IAM actions of every call the job makes on Amazon SageMaker Feature Store, where the CDK app creates its
+# groups: job/entrypoint.py describes each group and adds the features a feature file gained; the writer
+# (udfs/feature_store_writer.py) writes in batches and first reads what is already written. The Flink role is
+# granted exactly these (infra/stacks/processing.py; tests/infra/test_app.py records the calls).
+JOB_IAM_ACTIONS = ("sagemaker:BatchGetRecord", "sagemaker:BatchWriteRecord", "sagemaker:DescribeFeatureGroup",
+                   "sagemaker:UpdateFeatureGroup")
+
+
 class FeatureStoreError(RuntimeError):
     """A feature-store call that failed for good (after retries, or on a non-retryable error)."""
 

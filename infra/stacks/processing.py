@@ -17,6 +17,7 @@ from aws_cdk import aws_s3_assets as s3_assets
 from aws_cdk import custom_resources as cr
 from constructs import Construct
 
+from connectors.featurestore.client import JOB_IAM_ACTIONS
 from infra.settings import InfraSettings
 from job import REPO_ROOT
 from infra.stacks.ingestion import secure_bucket
@@ -74,7 +75,7 @@ class ProcessingStack(Stack):
         self.outputs.grant_read_write(role)
         key.grant_encrypt_decrypt(role)
         role.add_to_policy(iam.PolicyStatement(
-            actions=["sagemaker:PutRecord"],
+            actions=list(JOB_IAM_ACTIONS),
             resources=[self.format_arn(service="sagemaker", resource="feature-group", resource_name=name)
                        for name in feature_group_names],
         ))

@@ -6,9 +6,14 @@ from __future__ import annotations
 import json
 import os
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
+
+from connectors.featurestore.client import JOB_IAM_ACTIONS, FeatureStoreClient, FeatureStoreConfig
+from connectors.featurestore.model import FeatureType
+from tests.support.feature_rows import DEFINITION, GROUP, feature_rows
 
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 os.environ.setdefault("JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION", "1")
@@ -110,6 +115,23 @@ def test_poller_runs_on_fargate_and_may_only_put_records_on_the_stream(ingestion
     assert "SecurityGroupIngress" not in json.dumps(ingestion.find_resources("AWS::EC2::SecurityGroup"))
 
 
+def test_the_flink_role_allows_exactly_the_feature_store_calls_the_job_makes(server) -> None:
+    """What the job does on AWS, through the same client against the local store: the group exists (the CDK app
+    made it), the entry point adds a feature a feature file gained, the writer writes windows, then meets them
+    again after a restore. Every call must be granted, and nothing else is."""
+    FeatureStoreClient(FeatureStoreConfig(endpoint_url=server.url)).ensure_feature_group(DEFINITION)
+    job = FeatureStoreClient(FeatureStoreConfig(endpoint_url=server.url))
+    called: set[str] = set()
+    for botocore_client in (job.runtime, job.control):
+        botocore_client.meta.events.register("before-call", lambda model, **_: called.add(f"sagemaker:{model.name}"))
+    grown = replace(DEFINITION, features={**DEFINITION.features, "max_fee_1min": FeatureType.INTEGRAL})
+    job.ensure_feature_group(grown)
+    rows = [{**row, "max_fee_1min": 7} for row in feature_rows(30)]
+    assert job.put_new_records(GROUP, rows) == 30
+    assert job.put_new_records(GROUP, rows) == 0  # re-emitted after a restore: read, not written again
+    assert called == set(JOB_IAM_ACTIONS)
+
+
 @pytest.fixture(scope="module")
 def feature_store(synthesized) -> Template:
     return Template.from_stack(synthesized["feature_store"])
@@ -198,7 +220,7 @@ def test_flink_role_reaches_only_its_code_stream_outputs_and_feature_group(proce
                   for statement in policy["Properties"]["PolicyDocument"]["Statement"]]
     by_action = {json.dumps(sorted(statement["Action"]) if isinstance(statement["Action"], list)
                             else [statement["Action"]]): statement for statement in statements}
-    put_record = by_action['["sagemaker:PutRecord"]']
+    put_record = by_action[json.dumps(sorted(JOB_IAM_ACTIONS))]
     assert put_record["Resource"] == {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":sagemaker:",
                                                         {"Ref": "AWS::Region"}, ":", {"Ref": "AWS::AccountId"},
                                                         ":feature-group/tx_minute_features"]]}

@@ -388,11 +388,11 @@ def test_a_feature_file_that_gains_a_column_evolves_its_group_on_the_next_run(se
                              capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 1
     errors = [line for line in resumed.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and "gained max_fee_1min" in errors[0] and "--reset" in errors[0], resumed.stderr[-3000:]
+    assert len(errors) == 1 and "gained max_fee_1min" in errors[0] and "--reset-job" in errors[0], resumed.stderr[-3000:]
     assert "Traceback" not in resumed.stderr
     assert "max_fee_1min" not in FeatureStoreClient(FeatureStoreConfig(endpoint_url=server.url)).describe(GROUP).features
 
-    again = subprocess.run(run_args(run_dir, *run, "--reset", "--speed", "0", "--exit-when-done", "--format", "json"),
+    again = subprocess.run(run_args(run_dir, *run, "--reset-job", "--speed", "0", "--exit-when-done", "--format", "json"),
                            env=cli_env, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr[-3000:]
     (group,) = [g for g in feature_groups(DataDir(data_dir).featurestore) if g.name == GROUP]

@@ -3,17 +3,13 @@ on first use under ~/.cache/chainfeat/venvs and reused after (this project devel
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import os
 import shutil
-import subprocess
 import tomllib
 from pathlib import Path
 
 from job import REPO_ROOT
-
-VENVS = Path.home() / ".cache" / "chainfeat" / "venvs"
+from tests.support.venvs import cached_venv
 
 
 def flink_requirement() -> str:
@@ -35,21 +31,5 @@ def find_python312() -> Path | None:
 
 
 def python312_with_flink(python: Path) -> Path:
-    """The venv's interpreter, with the pinned apache-flink installed (and nothing of this project's)."""
-    version = subprocess.run([str(python), "-c", "import sys; print(sys.version)"], capture_output=True, text=True,
-                             check=True).stdout.strip()
-    requirement = flink_requirement()
-    digest = hashlib.sha256(f"{version}\n{requirement}".encode()).hexdigest()[:12]
-    venv = VENVS / f"py312-flink-{digest}"
-    interpreter = venv / "bin" / "python"
-    VENVS.mkdir(parents=True, exist_ok=True)
-    with open(VENVS / f"{venv.name}.lock", "w") as lock:  # another test session may be creating it
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (venv / ".installed").exists():  # written last: an interrupted install is redone from scratch
-            subprocess.run([str(python), "-m", "venv", "--clear", str(venv)], check=True, capture_output=True)
-            result = subprocess.run([str(interpreter), "-m", "pip", "install", "--quiet", requirement],
-                                    capture_output=True, text=True, timeout=1800)
-            if result.returncode != 0:
-                raise RuntimeError(f"pip install {requirement} for {python} failed:\n{result.stderr[-3000:]}")
-            (venv / ".installed").write_text(f"{version}\n{requirement}\n")
-    return interpreter
+    """A venv's interpreter made from ``python`` (3.12), with the pinned apache-flink and nothing of this project's."""
+    return cached_venv("py312-flink", (flink_requirement(),), base_python=python)
