@@ -267,10 +267,16 @@ def run(
             failure = error
         savepoint = local.stop() or local.savepoint
     if failure is not None:
-        resume_from = None if isinstance(failure, WindowsMissing) else savepoint or local.resume_point()
-        resume = f"; resume with the same command (from {resume_from})" if resume_from else ""
+        resume_from = savepoint or local.resume_point()
+        if isinstance(failure, WindowsMissing):
+            resume = ""  # its message says what to do: resuming cannot bring the windows back
+        elif resume_from:
+            resume = f"; resume with the same command (from {resume_from})"
+        else:
+            resume = "; resume with the same command (nothing was checkpointed yet: it starts from the beginning)"
         raise fail(f"{failure}{resume}", EXIT_INTERRUPTED if isinstance(failure, Interrupted) else EXIT_FAILED)
     final["job_state"] = local.job_state()  # after the stop: what a script should know
+    final.pop("feature_store", None)  # a live-view state; the retries count is in store_retries
     _print_run_summary({**final, "newest_rows": newest, "savepoint": savepoint, "timeline_s": local.timeline(),
                         "data_dir": str(data_dir)}, fmt)
 

@@ -32,7 +32,7 @@ from job import REPO_ROOT
 from job.config import JobConfig, load_property_groups
 from job.data_dir import DataDir
 from job.flink_rest import DEFAULT_REST_PORT, FlinkRest, FlinkRestError
-from job.monitor import JobMonitor
+from job.monitor import JobMonitor, RecentGrowth
 from job.sql_files import feature_files
 
 log = logging.getLogger(__name__)
@@ -226,8 +226,7 @@ class LocalRun:
         self.feature_groups: list[str] = []
         self._moments: dict[str, float] = {}  # when each step of the run happened (time.time())
         self._threads: list[threading.Thread] = []
-        self._store_retries_seen = 0
-        self._store_retried_at = float("-inf")  # time.monotonic() when the writers' retries last grew
+        self._store_retrying = RecentGrowth(STORE_RETRYING_SHOWN_S)
         overrides: dict[str, Any] = {"features_dir": options.features.resolve()} if options.features else {}
         self.config = JobConfig.from_properties(load_property_groups(options.properties), self.data.root, **overrides)
         self.feed_dir = local_dir(self.config.feed_uri)
@@ -337,9 +336,7 @@ class LocalRun:
     def counters(self) -> dict[str, Any]:
         poller = self.poller.stats.snapshot()
         store_retries = self.monitor.store_retries() if self.monitor else 0
-        if store_retries > self._store_retries_seen:
-            self._store_retries_seen, self._store_retried_at = store_retries, time.monotonic()
-        retrying = time.monotonic() - self._store_retried_at < STORE_RETRYING_SHOWN_S
+        retrying = self._store_retrying.update(store_retries, time.monotonic())
         return {
             "polls": poller["polls"],
             "transactions": poller["transactions"],

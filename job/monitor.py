@@ -37,6 +37,21 @@ class RestartSummedCounter:
         return self.finished_attempts + self.current
 
 
+class RecentGrowth:
+    """Whether a counter grew within the last ``window_s`` seconds: the writers' retries growing means the
+    feature store is unavailable and being retried (the live view says so)."""
+
+    def __init__(self, window_s: float) -> None:
+        self.window_s = window_s
+        self._seen = 0.0
+        self._grew_at = float("-inf")
+
+    def update(self, value: float, now: float) -> bool:
+        if value > self._seen:
+            self._seen, self._grew_at = value, now
+        return now - self._grew_at < self.window_s
+
+
 def innermost_cause(text: str) -> str:
     """The last "Caused by: ..." of a Java exception chain (a Python error raised in a UDF ends it), or its
     first line; at most 400 characters."""
