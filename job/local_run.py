@@ -181,6 +181,9 @@ class ReplayState:
 
 
 SPOOL_BATCH_BYTES = 8 * 1024 * 1024  # a replay at speed 0 writes spool files of about this size
+# How often the feed publisher looks whether the job has read and checkpointed its last publication: each
+# publication waits for one, so a backlog is published in as many rounds as that takes (a look is one small read).
+FEED_PUBLISH_INTERVAL_S = 0.2
 
 
 def make_poller(data: DataDir, source: str, recording: Path, speed: float, writer: Any = None,
@@ -280,7 +283,7 @@ class LocalRun:
         self._moments["job_submitted"] = time.time()
         self.job_id = str(self.job_client.get_job_id())
         self.monitor = JobMonitor(self.rest, self.job_id, self.job_client)
-        self._spawn(self.publisher.run, self.stop_event, name="publisher")
+        self._spawn(self.publisher.run, self.stop_event, FEED_PUBLISH_INTERVAL_S, name="publisher")
 
     def _refuse_grown_features(self, groups: list[Any]) -> None:
         """A feature file that gained columns since the job state was taken: Flink cannot restore window state

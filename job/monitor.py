@@ -64,7 +64,7 @@ def innermost_cause(text: str) -> str:
 
 class JobMonitor:
     def __init__(self, rest: FlinkRest, job_id: str, job_client: Any = None,
-                 checkpoint_every_s: float = 1.0) -> None:
+                 checkpoint_every_s: float = 0.3) -> None:
         self.rest = rest
         self.job_id = job_id
         self.job_client = job_client
