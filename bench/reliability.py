@@ -36,7 +36,6 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -44,14 +43,13 @@ from typing import Any, Callable
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from connectors.blockchain.source import read_recording, shift_poll  # noqa: E402
-from connectors.blockchain.synthetic import SyntheticProfile, write_recording  # noqa: E402
+from connectors.blockchain.synthetic import write_recording  # noqa: E402
 from connectors.featurestore.local.offline import run_query  # noqa: E402
 from connectors.featurestore.local.server import LocalFeatureStoreServer  # noqa: E402
-from job.config import DEFAULT_PROPERTIES  # noqa: E402
 from job.data_dir import DataDir  # noqa: E402
 from job.local_run import free_port  # noqa: E402
 from tests.reference import expected_results  # noqa: E402
-from tests.support import GROUP, alive, descendants, online_rows, replay_shift  # noqa: E402
+from tests.support import GROUP, SHORT_PROFILE, alive, descendants, online_rows, properties_with_store, replay_shift  # noqa: E402
 from tests.support.fuzz import fuzzed_recording  # noqa: E402
 
 RUN_TIMEOUT_S = 600  # a run still going after this long is a hang
@@ -66,6 +64,18 @@ OUTAGES: dict[str, dict[str, Any]] = {
     "drop": {"kind": "drop", "count": 13},
     "slow": {"kind": "slow", "delay_s": 32, "count": 2},  # the writer's read timeout is 30 s
 }
+
+
+def left_behind(pids: list[int]) -> int:
+    """How many of a stopped run's processes (its JVM and Python workers) are still alive LEFTOVER_WAIT_S later;
+    those are killed then, so that the next trial starts clean."""
+    deadline = time.monotonic() + LEFTOVER_WAIT_S
+    while alive(pids) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    remaining = alive(pids)
+    for pid in remaining:
+        os.kill(pid, signal.SIGKILL)
+    return len(remaining)
 
 
 @dataclass
@@ -90,8 +100,7 @@ class Bench:
         self.rng = random.Random(seed)
         self.recording = work / "recording.jsonl"
         if not self.recording.exists():
-            write_recording(self.recording, SyntheticProfile(duration_s=540, seed=11, burst_every_s=300,
-                                                             burst_length_s=45))
+            write_recording(self.recording, SHORT_PROFILE)
         self.env = {key: value for key, value in os.environ.items() if not key.startswith("PYFLINK_")}
         self.env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)
         self.env.pop("CHAINFEAT_FEATURESTORE_URL", None)
@@ -171,12 +180,7 @@ class Bench:
             else:
                 first.send_signal(signal.SIGKILL)
         first.wait()
-        deadline = time.monotonic() + LEFTOVER_WAIT_S
-        while alive(below) and time.monotonic() < deadline:
-            time.sleep(0.5)
-        trial.leftover = len(alive(below))
-        for pid in alive(below):  # clean up for the next trial; counted above
-            os.kill(pid, signal.SIGKILL)
+        trial.leftover = left_behind(below)
         summary = self.finish(command, trial)
         self.judge(trial, summary, DataDir(run_dir).featurestore, None, self.recording, run_dir)
         trial.detail = f"killed at {moment:.1f} s" + (f"; {trial.detail}" if trial.detail else "")
@@ -206,10 +210,7 @@ class Bench:
             trial.hang, trial.detail = True, f"Ctrl-C at {moment:.1f} s: still running {STOP_TIMEOUT_S} s later"
             trial.seconds = time.monotonic() - started
             return trial
-        deadline = time.monotonic() + LEFTOVER_WAIT_S
-        while alive(below) and time.monotonic() < deadline:
-            time.sleep(0.5)
-        trial.leftover = len(alive(below))
+        trial.leftover = left_behind(below)
         problems = [] if first.returncode in (0, 130) else [f"the interrupted run exited {first.returncode}: "
                                                              f"{stderr.strip().splitlines()[-1:] }"]
         if "Traceback" in stderr:
@@ -227,12 +228,7 @@ class Bench:
         started = time.monotonic()
         root = self.work / f"outage-{number}"
         with LocalFeatureStoreServer(root / "store", port=0, flush_interval_s=0.2).start() as server:
-            properties = root / "properties.json"
-            groups = json.loads(DEFAULT_PROPERTIES.read_text())
-            for group in groups:
-                if group["PropertyGroupId"] == "FeatureStore":
-                    group["PropertyMap"].update({"endpoint.url": server.url, "write.retry.timeout.s": str(RETRY_TIMEOUT_S)})
-            properties.write_text(json.dumps(groups))
+            properties = properties_with_store(server.url, root, retry_timeout_s=RETRY_TIMEOUT_S)
             run_dir = root / "run"
             command = self.command(run_dir, self.recording, "12", "--properties", str(properties))
             # Files, not pipes: the run's live view must never block on a pipe nobody reads meanwhile.

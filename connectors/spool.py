@@ -121,7 +121,8 @@ def committed_files(directory: Path) -> list[Path]:
     return sorted(files, key=lambda path: path.stat().st_mtime)
 
 
-def _rows(path: Path) -> list[dict[str, Any]]:
+def sink_rows(path: Path) -> list[dict[str, Any]]:
+    """The JSON rows of one file a Flink file sink wrote (a line that is not JSON is logged and skipped)."""
     rows = []
     for line in path.read_text().splitlines():
         try:
@@ -145,7 +146,7 @@ class ProgressLog:
     def highest(self) -> int:
         committed = committed_files(self.progress_dir)
         for path in committed:
-            for row in _rows(path):
+            for row in sink_rows(path):
                 if isinstance(row.get("publication"), int):
                     self._highest = max(self._highest, row["publication"])
         for path in committed[:-_KEEP_PROGRESS_FILES]:

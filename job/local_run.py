@@ -27,7 +27,7 @@ from connectors.blockchain.source import ArchiveWriter, LiveSource, Poll, Replay
 from connectors.featurestore.client import FeatureStoreClient, FeatureStoreConfig
 from connectors.featurestore.local.server import LocalFeatureStoreServer
 from connectors.files import atomic_write
-from connectors.spool import FeedPublisher, ProgressLog, SpoolWriter, committed_files
+from connectors.spool import FeedPublisher, ProgressLog, SpoolWriter, committed_files, sink_rows
 from job import REPO_ROOT
 from job.config import JobConfig, load_property_groups
 from job.data_dir import DataDir
@@ -129,10 +129,7 @@ def computed_windows(directory: Path) -> dict[str, dict[str, float]]:
     group, each record identifier's newest event time."""
     newest: dict[str, dict[str, float]] = {}
     for path in committed_files(directory):
-        for line in path.read_text().splitlines():
-            if not line.strip():
-                continue
-            row = json.loads(line)
+        for row in sink_rows(path):
             group = newest.setdefault(row["feature_group"], {})
             key, event_time = row["record_identifier"], float(row["event_time"])
             group[key] = max(event_time, group.get(key, event_time))
@@ -415,7 +412,7 @@ class LocalRun:
         if missing:
             detail = "; ".join(f"{group}: {len(keys)} (first {keys[0]})" for group, keys in missing.items())
             raise WindowsMissing(f"windows the job computed are not in the feature store: {detail}. The store lost "
-                           f"writes it had acknowledged; check it (chainfeat latest), then replay with --reset")
+                                 "writes it had acknowledged; check it (chainfeat latest), then replay with --reset")
 
     def windows_computed(self) -> dict[str, int]:
         """Windows the job computed and committed, per feature group (record identifiers)."""

@@ -18,13 +18,12 @@ from connectors.blockchain.source import read_recording, shift_poll
 from connectors.blockchain.synthetic import SyntheticProfile, write_recording
 from connectors.featurestore.client import FeatureStoreClient, FeatureStoreConfig, minute_key
 from connectors.featurestore.local.offline import OfflineQueryError, feature_groups, run_query
-from job.config import DEFAULT_PROPERTIES
 from job.data_dir import DataDir
 from job.local_run import BUNDLED_RECORDING
 from job.sql_files import FEATURES_DIR
 from tests.conftest import CHAINFEAT
 from tests.reference import cumulating, expected_results, hopping, minute_key as epoch_minute_key, tumbling
-from tests.support import GROUP, alive, descendants, free_port, online_rows, replay_shift
+from tests.support import GROUP, SHORT_PROFILE, alive, descendants, free_port, online_rows, properties_with_store, replay_shift
 
 pytestmark = pytest.mark.slow
 
@@ -59,24 +58,10 @@ def offline_features(data_dir: Path) -> dict[str, dict]:
     return offline_rows(data_dir, FEATURES_SQL, "tx_minute")
 
 
-def properties_with_store(url: str, directory: Path, retry_timeout_s: float | None = None) -> Path:
-    """The shipped properties file, with the feature store at ``url`` (a server the test controls) and,
-    if given, how long the job's writer retries before it fails."""
-    groups = json.loads(DEFAULT_PROPERTIES.read_text())
-    for group in groups:
-        if group["PropertyGroupId"] == "FeatureStore":
-            group["PropertyMap"]["endpoint.url"] = url
-            if retry_timeout_s is not None:
-                group["PropertyMap"]["write.retry.timeout.s"] = str(retry_timeout_s)
-    path = directory / "properties.json"
-    path.write_text(json.dumps(groups))
-    return path
-
-
 @pytest.fixture(scope="module")
 def short_recording(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("recordings") / "short.jsonl"
-    write_recording(path, SyntheticProfile(duration_s=540, seed=11, burst_every_s=300, burst_length_s=45))
+    write_recording(path, SHORT_PROFILE)
     return path
 
 

@@ -9,6 +9,8 @@ import subprocess
 from pathlib import Path
 
 from connectors.blockchain.source import Poll, read_recording
+from connectors.blockchain.synthetic import SyntheticProfile
+from job.config import DEFAULT_PROPERTIES
 from connectors.featurestore.client import FeatureStoreClient, FeatureStoreConfig
 from connectors.spool import FeedPublisher, SpoolWriter
 from job.local_run import free_port  # noqa: F401 - one copy, re-exported for the tests
@@ -54,6 +56,24 @@ def descendants(pid: int) -> list[int]:
 
 def alive(pids: list[int]) -> list[int]:
     return [pid for pid in pids if Path(f"/proc/{pid}").exists()]
+
+
+# The 9-minute synthetic recording (a burst included) that the run tests and bench/reliability.py replay.
+SHORT_PROFILE = SyntheticProfile(duration_s=540, seed=11, burst_every_s=300, burst_length_s=45)
+
+
+def properties_with_store(url: str, directory: Path, retry_timeout_s: float | None = None) -> Path:
+    """The shipped properties file, with the feature store at ``url`` (a server the test controls) and,
+    if given, how long the job's writer retries before it fails."""
+    groups = json.loads(DEFAULT_PROPERTIES.read_text())
+    for group in groups:
+        if group["PropertyGroupId"] == "FeatureStore":
+            group["PropertyMap"]["endpoint.url"] = url
+            if retry_timeout_s is not None:
+                group["PropertyMap"]["write.retry.timeout.s"] = str(retry_timeout_s)
+    path = directory / "properties.json"
+    path.write_text(json.dumps(groups))
+    return path
 
 
 def replay_shift(data_dir: Path, recording: Path) -> int:
