@@ -135,6 +135,76 @@ def query(
     typer.echo(render_rows(columns, rows, fmt))
 
 
+@app.command("training-set")
+def training_set(
+    group: list[str] = typer.Option(..., "--group", help="Feature group to join (repeatable; each adds its features)."),
+    labels: Optional[Path] = typer.Option(
+        None, "--labels", dir_okay=False,
+        help="Labels file (.csv or .parquet): an entity column, a label time column (epoch seconds), any labels."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", dir_okay=False,
+                                          help="Training set to write: .parquet or .csv (written atomically)."),
+    entity_column: Optional[str] = typer.Option(
+        None, "--entity-column", help="Labels column holding the entity (default: each group's record identifier)."),
+    time_column: str = typer.Option("label_time", "--time-column",
+                                    help="Labels column holding the label time, in epoch seconds."),
+    print_sql: bool = typer.Option(
+        False, "--print-sql", help="Print the join for Athena (the groups' Glue tables from DescribeFeatureGroup) "
+                                   "instead of running it; needs no --labels or --output."),
+    labels_table: str = typer.Option(
+        "LABELS_DATABASE.LABELS_TABLE", "--labels-table",
+        help="The labels' table as Athena knows it, DATABASE.TABLE: what --print-sql reads them from "
+             "(default: a placeholder to replace)."),
+    region: Optional[str] = typer.Option(
+        None, "--region", help="With --print-sql: describe the groups on Amazon SageMaker in this region "
+                               "(default: the local store of --data-dir)."),
+    endpoint_url: Optional[str] = typer.Option(
+        None, "--endpoint-url", help="With --print-sql: describe the groups at this feature-store endpoint."),
+    data_dir: Path = DataDirOption,
+    fmt: OutputFormat = Format,
+) -> None:
+    """Join labels point in time to feature groups' offline stores: per label row and group, the newest record
+    at or before its label time (ties: the newest write; a deleted record gives nulls). Columns: the labels',
+    then GROUP__FEATURE per group. One SQL statement (sql/training_set.sql) that DuckDB runs here and Athena
+    unchanged: --print-sql prints it with the Athena table names, reading the labels from --labels-table.
+
+    Example: chainfeat training-set --labels labels.csv --group tx_minute_features --output train.parquet
+
+    For Athena: chainfeat training-set --print-sql --group tx_minute_features --labels-table my_db.my_labels --region eu-west-1
+    """
+    from job.training_set import LabelsError, TrainingSetError, UnknownGroup, build, resolve_groups, statement
+
+    try:
+        if print_sql:
+            typer.echo(statement(resolve_groups(group, _group_descriptions(group, data_dir, region, endpoint_url)),
+                                 labels_table, entity_column, time_column))
+            return
+        if labels is None or output is None:
+            raise fail("give --labels FILE and --output FILE (or --print-sql for the statement alone)", EXIT_USAGE)
+        if region or endpoint_url:
+            raise fail("--region and --endpoint-url go with --print-sql; a training set is built from the local "
+                       "offline store of --data-dir (on AWS, run the --print-sql statement in Athena)", EXIT_USAGE)
+        summary = build(DataDir(data_dir).featurestore, labels, group, output, entity_column, time_column, labels_table)
+    except LabelsError as error:
+        raise fail(str(error), EXIT_USAGE) from None
+    except UnknownGroup as error:
+        raise fail(str(error), EXIT_NOTHING_YET) from None
+    except (TrainingSetError, FeatureStoreError, OfflineQueryError, OSError) as error:
+        raise fail(f"training set failed: {error}") from None
+    typer.echo(render_record(summary, fmt, "training set"))
+
+
+def _group_descriptions(groups: list[str], data_dir: Path, region: str | None,
+                        endpoint_url: str | None) -> dict[str, dict | None]:
+    """DescribeFeatureGroup's answer per group: from AWS (--region) or an endpoint, else the local store's."""
+    if not (region or endpoint_url):
+        from connectors.featurestore.local.offline import group_descriptions
+
+        return dict(group_descriptions(DataDir(data_dir).featurestore))
+    client = FeatureStoreClient(FeatureStoreConfig(endpoint_url=endpoint_url, region=region or DEFAULT_REGION,
+                                                   total_timeout_s=20))
+    return {name: client.description(name) for name in groups}
+
+
 @app.command()
 def latest(
     data_dir: Path = DataDirOption,

@@ -46,6 +46,12 @@ class Fragment(str):
     """SQL text from another .sql file, filled in as SQL (not as a quoted value)."""
 
 
+def identifier(*parts: str) -> Fragment:
+    """A (qualified) SQL identifier, every part double-quoted with its quotes doubled: standard SQL, read the
+    same by Flink's planner, DuckDB and Athena (Trino)."""
+    return Fragment(".".join('"' + part.replace('"', '""') + '"' for part in parts))
+
+
 def sql_value(value: object) -> str:
     """``value`` as the SQL files expect it: a Fragment as it is, a number as written, anything else as the
     inside of a SQL string literal (quotes doubled)."""

@@ -129,6 +129,15 @@ class FeatureStoreClient:
         return self.call(f"DescribeFeatureGroup {group}",
                          lambda: self.control.describe_feature_group(FeatureGroupName=group))
 
+    def description(self, group: str) -> dict[str, Any] | None:
+        """DescribeFeatureGroup's whole answer (e.g. OfflineStoreConfig.DataCatalogConfig), None if no such group."""
+        try:
+            return self._describe(group)
+        except FeatureStoreError as error:
+            if _code(error.__cause__) == "ResourceNotFound":
+                return None
+            raise
+
     def exists(self, group: str) -> bool:
         try:
             self.describe(group)

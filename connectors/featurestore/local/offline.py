@@ -48,10 +48,16 @@ def _registry(root: Path, sql: str) -> list[tuple]:
         connection.close()
 
 
+def group_descriptions(root: Path) -> dict[str, dict[str, Any]]:
+    """Each group registered in the store in ``root``, by name, as DescribeFeatureGroup reports it (its
+    FeatureDefinitions, and OfflineStoreConfig.DataCatalogConfig: the Glue table Athena knows it by)."""
+    rows = _registry(root, "SELECT name, request FROM feature_groups ORDER BY name")
+    return {name: json.loads(request) for name, request in rows}
+
+
 def feature_groups(root: Path) -> list[FeatureGroupDefinition]:
     """The groups registered in the store in ``root``."""
-    rows = _registry(root, "SELECT request FROM feature_groups ORDER BY name")
-    return [FeatureGroupDefinition.from_api(json.loads(request)) for (request,) in rows]
+    return [FeatureGroupDefinition.from_api(config) for config in group_descriptions(root).values()]
 
 
 def catalog_tables(root: Path) -> list[tuple[str, str, str, str, FeatureGroupDefinition]]:
