@@ -14,6 +14,7 @@ from pathlib import Path
 from string import Template
 from typing import TYPE_CHECKING, Mapping
 
+from connectors.featurestore.glue import quote_identifier
 from job import REPO_ROOT
 
 if TYPE_CHECKING:  # job.config imports this module
@@ -49,7 +50,7 @@ class Fragment(str):
 def identifier(*parts: str) -> Fragment:
     """A (qualified) SQL identifier, every part double-quoted with its quotes doubled: standard SQL, read the
     same by Flink's planner, DuckDB and Athena (Trino)."""
-    return Fragment(".".join('"' + part.replace('"', '""') + '"' for part in parts))
+    return Fragment(quote_identifier(*parts))
 
 
 def sql_value(value: object) -> str:

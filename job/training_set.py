@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
+from connectors.featurestore.glue import data_catalog
 from connectors.featurestore.model import FeatureGroupDefinition, FeatureType
 from connectors.files import atomic_write
 from job.sql_files import SQL_DIR, fragment, identifier, statements
@@ -63,7 +64,7 @@ class GroupTable:
     def from_description(cls, description: Mapping[str, Any]) -> "GroupTable":
         """From DescribeFeatureGroup's answer (AWS's or the local store's)."""
         definition = FeatureGroupDefinition.from_api(description)
-        catalog = (description.get("OfflineStoreConfig") or {}).get("DataCatalogConfig")
+        catalog = data_catalog(description)
         if not catalog:
             raise TrainingSetError(f"feature group {definition.name} has no offline store (DescribeFeatureGroup shows "
                                    "no OfflineStoreConfig.DataCatalogConfig): a training set reads the offline store")

@@ -12,6 +12,8 @@ Both run on one Provider with an isComplete handler: a Step Functions waiter pol
 
 from __future__ import annotations
 
+import json
+
 from aws_cdk import ArnFormat, CustomResource, Duration, Fn, RemovalPolicy, Stack
 from aws_cdk import aws_athena as athena
 from aws_cdk import aws_ec2 as ec2
@@ -26,11 +28,13 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import custom_resources as cr
 from constructs import Construct
 
+from connectors.featurestore.history import CONFIG_FILE
 from infra.settings import InfraSettings
 from job import REPO_ROOT
 from infra.stacks.ingestion import secure_bucket
 
 NOTEBOOK = REPO_ROOT / "notebooks" / "read_feature_store.ipynb"
+NOTEBOOK_SETTINGS = CONFIG_FILE  # the notebook's settings file, next to it
 CLEANUP_CODE = REPO_ROOT / "infra" / "studio_cleanup"
 HOME = "/home/sagemaker-user"
 # A CloudFormation custom resource waits at most one hour for its answer (ServiceTimeout is 1..3600 s; the
@@ -120,10 +124,15 @@ class StudioStack(Stack):
         # -- the notebook, and the lifecycle configuration that copies it into the user's home ------------------
         self.notebook = s3_assets.Asset(self, "Notebook", path=str(NOTEBOOK))
         notebook_url = f"s3://{self.notebook.s3_bucket_name}/{self.notebook.s3_object_key}"
-        # The notebook imports the project's feature-store client (boto3 only): ship that package beside it.
+        # The notebook imports the project's feature-store client and its offline reads (boto3 only, the SQL they
+        # run beside them): ship that package next to it.
         self.client_code = s3_assets.Asset(self, "NotebookClientCode", path=str(REPO_ROOT / "connectors"),
                                            exclude=["*", "!__init__.py", "!retry.py", "!featurestore",
-                                                    "!featurestore/*.py", "__pycache__"])
+                                                    "!featurestore/*.py", "!featurestore/*.sql", "__pycache__"])
+        # ... and its configuration (connectors/featurestore/history.py): offline reads through Athena, in this
+        # stack's workgroup. Rewritten at every start, so it follows the stack; environment variables override it.
+        notebook_settings = json.dumps({"offline": "athena", "athena_workgroup": self.workgroup.name,
+                                        "region": self.region})
         client_url = f"s3://{self.client_code.s3_bucket_name}/{self.client_code.s3_object_key}"
         script = "\n".join([
             "#!/bin/bash",
@@ -138,6 +147,9 @@ class StudioStack(Stack):
             f'aws s3 cp --only-show-errors --region {self.region} "{client_url}" /tmp/chainfeat-connectors.zip',
             f'rm -rf {HOME}/chainfeat/connectors && python3 -m zipfile -e /tmp/chainfeat-connectors.zip '
             f'{HOME}/chainfeat/connectors',
+            f"cat > {HOME}/chainfeat/{NOTEBOOK_SETTINGS} <<'EOF'",
+            notebook_settings,
+            "EOF",
             "",
         ])
         self.lifecycle_config = sagemaker.CfnStudioLifecycleConfig(

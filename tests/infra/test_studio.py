@@ -328,3 +328,30 @@ def test_only_data_is_retained(template) -> None:
             {"ServerSideEncryptionByDefault": Match.object_like({"SSEAlgorithm": "aws:kms"})})]},
         "LoggingConfiguration": Match.object_like({"LogFilePrefix": "AthenaResults/"}),
     })})
+
+
+def test_the_notebook_gets_its_offline_reads_and_athena_settings(synthesized, template, tmp_path) -> None:
+    """Studio's notebook reads offline through Athena in this stack's workgroup, by configuration: the lifecycle
+    script writes the settings file history.py reads, and the shipped code has the module and its SQL."""
+    from connectors.featurestore.history import CONFIG_FILE, NotebookSettings
+
+    studio, _feature_store = synthesized
+    _config_id, config = the(template, "AWS::SageMaker::StudioLifecycleConfig")
+    content = config["Properties"]["StudioLifecycleConfigContent"]["Fn::Base64"]["Fn::Join"][1]
+    script = "".join(part if isinstance(part, str) else "us-east-1" if part == {"Ref": "AWS::Region"} else "<token>"
+                     for part in content)
+    written = re.search(rf"cat > /home/sagemaker-user/chainfeat/{re.escape(CONFIG_FILE)} <<'EOF'\n(.*?)\nEOF\n",
+                        script, re.DOTALL)
+    assert written, script
+    (settings_file := tmp_path / CONFIG_FILE).write_text(written.group(1))
+    _workgroup_id, workgroup = the(template, "AWS::Athena::WorkGroup")
+    settings = NotebookSettings.load(environ={}, directory=tmp_path)
+    assert (settings.offline, settings.athena_workgroup, settings.region) == (
+        "athena", workgroup["Properties"]["Name"], "us-east-1")
+    assert settings_file.exists()
+
+    staged = Path(studio.node.root.outdir) / studio.client_code.asset_path
+    shipped = {str(path.relative_to(staged)) for path in staged.rglob("*") if path.is_file()}
+    assert {"featurestore/history.py", "featurestore/glue.py", "featurestore/last_hour.sql",
+            "featurestore/client.py"} <= shipped
+    assert not any(path.startswith("featurestore/local/") for path in shipped)  # DuckDB's side stays home

@@ -81,11 +81,6 @@ def storage_type(config: Mapping[str, Any]) -> str | None:
     return (config.get("OnlineStoreConfig") or {}).get("StorageType") if online_enabled(config) else None
 
 
-def data_catalog(config: Mapping[str, Any]) -> dict[str, str] | None:
-    """The group's DataCatalogConfig (Glue table), if it has one."""
-    return (config.get("OfflineStoreConfig") or {}).get("DataCatalogConfig")
-
-
 def normalize_create(request: Mapping[str, Any], region: str, created_at: float) -> dict[str, Any]:
     """A CreateFeatureGroup request checked and completed as DescribeFeatureGroup reports it."""
     config = copy.deepcopy(dict(request))

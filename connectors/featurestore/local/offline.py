@@ -21,6 +21,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from connectors.featurestore.glue import data_catalog, quote_identifier
 from connectors.featurestore.local.groups import DATA_CATALOG
 from connectors.featurestore.local.store import OFFLINE_DIR, ONLINE_DATABASE, offline_schema
 from connectors.featurestore.model import FeatureGroupDefinition
@@ -67,7 +68,7 @@ def catalog_tables(root: Path) -> list[tuple[str, str, str, str, FeatureGroupDef
     tables = []
     for database, table, group, definition in rows:
         config = json.loads(definition)
-        catalog = ((config.get("OfflineStoreConfig") or {}).get("DataCatalogConfig") or {}).get("Catalog", DATA_CATALOG)
+        catalog = (data_catalog(config) or {}).get("Catalog", DATA_CATALOG)
         tables.append((catalog, database, table, group, FeatureGroupDefinition.from_api(config)))
     return tables
 
@@ -78,24 +79,24 @@ def connect(root: Path) -> duckdb.DuckDBPyConnection:
     tables = catalog_tables(root)
     catalogs = sorted({catalog.lower() for catalog, *_ in tables} | {DATA_CATALOG.lower()})
     for catalog in catalogs:
-        connection.execute(f"ATTACH ':memory:' AS {_quote(catalog)}")
-    connection.execute(f"USE {_quote(DATA_CATALOG.lower())}")  # plain and two-part names resolve in it
+        connection.execute(f"ATTACH ':memory:' AS {quote_identifier(catalog)}")
+    connection.execute(f"USE {quote_identifier(DATA_CATALOG.lower())}")  # plain and two-part names resolve in it
     offline_root = root / OFFLINE_DIR
     for catalog, database, table, group, definition in tables:
-        connection.execute(f"CREATE SCHEMA IF NOT EXISTS {_quote(catalog.lower())}.{_quote(database)}")
-        connection.execute(f"CREATE VIEW {_quote(catalog.lower())}.{_quote(database)}.{_quote(table)} AS "
+        connection.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_identifier(catalog.lower())}.{quote_identifier(database)}")
+        connection.execute(f"CREATE VIEW {quote_identifier(catalog.lower())}.{quote_identifier(database)}.{quote_identifier(table)} AS "
                            + _select(definition, offline_root / group))
     for definition in feature_groups(root):
-        connection.execute(f"CREATE VIEW main.{_quote(definition.name)} AS "
+        connection.execute(f"CREATE VIEW main.{quote_identifier(definition.name)} AS "
                            + _select(definition, offline_root / definition.name))
     return connection
 
 
 def _select(definition: FeatureGroupDefinition, files: Path) -> str:
     """The group's columns (features, the offline store's own, the partitions) over its Parquet files."""
-    columns = [f"CAST(NULL AS {_DUCKDB_TYPES[field.type]}) AS {_quote(field.name)}"
+    columns = [f"CAST(NULL AS {_DUCKDB_TYPES[field.type]}) AS {quote_identifier(field.name)}"
                for field in offline_schema(definition)]
-    columns += [f"CAST(NULL AS VARCHAR) AS {_quote(name)}" for name in PARTITION_COLUMNS]
+    columns += [f"CAST(NULL AS VARCHAR) AS {quote_identifier(name)}" for name in PARTITION_COLUMNS]
     empty = f"SELECT {', '.join(columns)} WHERE false"
     if not any(files.rglob("*.parquet")):
         return empty
@@ -119,6 +120,3 @@ def run_query(root: Path, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
     columns = [column[0] for column in result.description]
     return columns, result.fetchall()
 
-
-def _quote(identifier: str) -> str:
-    return '"' + identifier.replace('"', '""') + '"'

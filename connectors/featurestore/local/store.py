@@ -32,13 +32,13 @@ import pyarrow.parquet as pq
 
 from connectors import DEFAULT_REGION
 from connectors.files import atomic_write
+from connectors.featurestore.glue import data_catalog
 from connectors.featurestore.local.groups import (
     ACCOUNT_ID,
     PARTIAL_UPDATE_STORAGE_TYPES,
     GroupLimitExceeded,
     apply_update,
     check_update,
-    data_catalog,
     group_ttl_seconds,
     normalize_create,
     online_enabled,
