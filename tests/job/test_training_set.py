@@ -230,16 +230,15 @@ def test_clear_errors(store, tmp_path, cli_env) -> None:
     assert len(result.stderr.strip().splitlines()) == 1  # one line, no traceback
 
 
-def test_the_statement_file_holds_the_clauses(store) -> None:
-    """Python fills in identifiers only: every keyword of the statement comes from the .sql files."""
+def test_names_from_the_command_line_stay_identifiers(store) -> None:
+    """Column and table names a user types are quoted, never SQL: a hostile one stays one identifier."""
     from connectors.featurestore.local.offline import group_descriptions
-    from job.sql_files import SQL_DIR
     from job.training_set import resolve_groups, statement
 
-    sql = statement(resolve_groups([ACTIVITY, PROFILE], group_descriptions(store)), "ml.labels", None, "label_time")
-    files = "".join((SQL_DIR / name).read_text() for name in
-                    ("training_set.sql", "training_set_group.sql", "training_set_feature.sql"))
-    keywords = set(re.findall(r"\b[A-Z]{2,}\b", re.sub(r'"(?:[^"]|"")*"', "", sql)))
-    assert keywords and all(re.search(rf"\b{keyword}\b", files) for keyword in keywords)
+    hostile = 'at" FROM x; DROP TABLE y; --'
+    sql = statement(resolve_groups([ACTIVITY, PROFILE], group_descriptions(store)), 'ml.la"bels', "user_id", hostile)
+    (parsed,) = sqlglot.parse(sql, read="athena")
+    assert hostile in {column.name for column in parsed.find_all(sqlglot.exp.Column)}
+    assert 'la"bels' in {table.name for table in parsed.find_all(sqlglot.exp.Table)}
+    assert not list(parsed.find_all(sqlglot.exp.Drop))
     assert sql.count("ROW_NUMBER() OVER") == 2  # one step per group
-    assert '"step_2"' in sql
