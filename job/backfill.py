@@ -164,13 +164,14 @@ def window_shapes(plan: str) -> list[tuple[str, str]]:
     return _WINDOW.findall(optimized)
 
 
-def feature_window(table_env: Any, view: str, path: Path) -> WindowShape:
-    """The window of the feature view ``view``: the one its plan has beyond those of unique_transactions (the
-    dedup's one-second tumble). A view without exactly one window cannot say which of its rows are complete."""
+def feature_window(table_env: Any, view: str, path: Path, shared_windows: list[tuple[str, str]]) -> WindowShape:
+    """The window of the feature view ``view``: the one its plan has beyond ``shared_windows``, those of
+    unique_transactions (the dedup's one-second tumble). A view without exactly one window cannot say which of
+    its rows are complete."""
     from job.pipeline import FeatureFileError, file_position
 
     own = window_shapes(table_env.from_path(view).explain())
-    for shared in window_shapes(table_env.from_path("unique_transactions").explain()):
+    for shared in shared_windows:
         if shared in own:
             own.remove(shared)
     distinct = list(dict.fromkeys(own))
@@ -223,10 +224,11 @@ def build_backfill(config: JobConfig, archive: str, time_range: TimeRange, data:
     for path in OUTPUT_FILES:
         add_inserts(table_env, statement_set, path, config, params)
     coverage = table_env.from_path("archive_coverage")
+    shared_windows = window_shapes(table_env.from_path("unique_transactions").explain())
     shapes: dict[str, WindowShape] = {}
     complete_rows = []
     for definition in groups:
-        shape = shapes[definition.name] = feature_window(table_env, definition.name, paths[definition.name])
+        shape = shapes[definition.name] = feature_window(table_env, definition.name, paths[definition.name], shared_windows)
         end = col(definition.event_time_feature)
         windows = table_env.from_path(definition.name).join(coverage)
         complete = ((shape.start(end) >= col("covered_from_s")) & (end <= col("covered_to_s"))).is_true

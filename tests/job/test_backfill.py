@@ -111,87 +111,6 @@ def without_row_counts(state: dict) -> dict:
     return {group: {"online": held["online"], "offline": held["offline"]} for group, held in state.items()}
 
 
-def test_a_backfill_writes_exactly_the_complete_windows_the_streaming_job_wrote(streamed, tmp_path) -> None:
-    target = tmp_path / "backfilled"
-    result = backfill(streamed.env, target, "--archive", str(streamed.spool), "--features", str(streamed.features),
-                      "--format", "json")
-    assert result.returncode == 0, result.stderr[-3000:]
-    summary = json.loads(result.stdout)
-    state = store_state(target, GROUPS)
-
-    assert without_row_counts(state) == expected_state(streamed)  # the reference's complete windows, nothing else
-    for group in GROUPS:
-        complete = streamed.complete(group)
-        partial = len(streamed.windows[group]) - len(complete)
-        assert complete and partial > 0, group  # the archive has edges: both kinds of windows occur
-        # Row by row what the streaming job wrote for those windows (its store also holds the partial ones).
-        assert state[group]["offline"] == {key: streamed.state[group]["offline"][key] for key in state[group]["offline"]}
-        assert summary["windows_written"][group] == len(complete)
-        assert summary["windows_skipped_partial"][group] == partial
-    assert summary["window_shapes"] == {GROUP: "TUMBLE 1 min", "size_5min": "HOP 5 min every 1 min",
-                                        "relay_minute": "TUMBLE 1 min", "fee_10min_so_far": "CUMULATE 10 min by 1 min"}
-    assert (summary["transactions"], summary["duplicates"], summary["dead_letter"]) == (
-        streamed.transactions, streamed.duplicates, 0)
-    covered = [datetime.strptime(summary[key], "%Y-%m-%d %H:%M:%S").replace(tzinfo=timezone.utc).timestamp()
-               for key in ("covered_from", "covered_to")]
-    assert covered == [int(streamed.first_poll), streamed.last_watermark]
-
-
-def test_a_backfill_over_what_the_streaming_job_wrote_changes_nothing(streamed) -> None:
-    """The streaming job's own data dir: the backfill reads its spool and starts its store, as `run` does."""
-    result = backfill(streamed.env, streamed.data_dir, "--features", str(streamed.features), "--format", "json")
-    assert result.returncode == 0, result.stderr[-3000:]
-    state = store_state(streamed.data_dir, GROUPS)
-    assert without_row_counts(state) == without_row_counts(streamed.state)
-    for group in WINDOW_KEYED:  # the writer skipped every window the store held as it is: nothing appended
-        assert state[group]["offline_rows"] == streamed.state[group]["offline_rows"], group
-
-
-def test_an_interrupted_backfill_run_again_finishes_exact_and_a_rerun_changes_nothing(streamed, server, data_dir) -> None:
-    """Ctrl-C while the windows are being written (the store answers every write 2 s late), then the same command:
-    every window once; then once more: the store as it was."""
-    args = ["--archive", str(streamed.spool), "--features", str(streamed.features), "--endpoint-url", server.url,
-            "--format", "json"]
-    server.app.faults.arm(1000, "slow", writes_only=True, delay_s=2.0)
-    first = subprocess.Popen([*CHAINFEAT, "backfill", "--data-dir", str(data_dir), "--dashboard-port", str(free_port()), *args],
-                             env=streamed.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 180
-        while not any(server.store.online_count(group.name) for group in server.store.definitions()):
-            assert first.poll() is None, f"the backfill ended early: {first.stderr.read()[-3000:]}"
-            assert time.monotonic() < deadline, "no window written in time"
-            time.sleep(0.1)
-        below = descendants(first.pid)  # the JVM and its Python workers
-        first.send_signal(signal.SIGINT)
-        _stdout, stderr = first.communicate(timeout=120)
-    finally:
-        first.kill()
-    assert first.returncode == 130, stderr[-3000:]
-    assert "run the same command again" in stderr
-    deadline = time.monotonic() + 30
-    while alive(below) and time.monotonic() < deadline:  # nothing left behind that could still write
-        time.sleep(0.5)
-    assert alive(below) == []
-    expected = expected_state(streamed)
-    interrupted = store_state(data_dir, GROUPS, server)
-    assert sum(len(held["online"]) for held in interrupted.values()) < sum(len(held["online"]) for held in expected.values())
-
-    server.app.faults.arm(0)
-    again = backfill(streamed.env, data_dir, *args)
-    assert again.returncode == 0, again.stderr[-3000:]
-    finished = store_state(data_dir, GROUPS, server)
-    assert without_row_counts(finished) == expected
-    for group in WINDOW_KEYED:  # nothing doubled: each window once offline
-        assert finished[group]["offline_rows"] == len(expected[group]["offline"]), group
-
-    rerun = backfill(streamed.env, data_dir, *args)
-    assert rerun.returncode == 0, rerun.stderr[-3000:]
-    after = store_state(data_dir, GROUPS, server)
-    assert without_row_counts(after) == without_row_counts(finished)
-    for group in WINDOW_KEYED:
-        assert after[group]["offline_rows"] == finished[group]["offline_rows"], group
-
-
 def firehose_archive(spool: Path, target: Path) -> Path:
     """The spool in the layout Firehose writes from the Kinesis stream (infra/stacks/ingestion.py): gzip objects under
     raw/date=/hour=/, each the poller's records one after the other, a record per poll = the JSON array of its lines
@@ -210,24 +129,87 @@ def firehose_archive(spool: Path, target: Path) -> Path:
     return target / "raw"
 
 
-def test_from_to_and_group_restrict_the_backfill_to_complete_windows_in_the_range(streamed, tmp_path) -> None:
-    """Over the archive in Firehose's layout, --from (ISO 8601, not on a minute) and --to (unix seconds) and two
-    --group: the complete windows inside the range of those groups, nothing else."""
-    archive = firehose_archive(streamed.spool, tmp_path / "s3-bucket")
-    start = streamed.first_poll + 150.5
-    end = start + 420
-    groups = [GROUP, "size_5min"]
-    target = tmp_path / "ranged"
-    result = backfill(streamed.env, target, "--archive", archive.as_uri(), "--features", str(streamed.features),
-                      "--from", datetime.fromtimestamp(start, tz=timezone.utc).isoformat(), "--to", str(end),
-                      *[option for group in groups for option in ("--group", group)], "--format", "json")
+def test_a_backfill_over_what_the_streaming_job_wrote_changes_nothing(streamed) -> None:
+    """The streaming job's own data dir: the backfill reads its spool and starts its store, as `run` does."""
+    result = backfill(streamed.env, streamed.data_dir, "--features", str(streamed.features), "--format", "json")
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads(result.stdout)
-    assert without_row_counts(store_state(target, groups)) == expected_state(streamed, groups, start, end)
-    assert all(streamed.complete(group, start, end) for group in groups)
-    assert summary["windows_written"] == {group: len(streamed.complete(group, start, end)) for group in groups}
+    state = store_state(streamed.data_dir, GROUPS)
+    assert without_row_counts(state) == without_row_counts(streamed.state)
+    for group in WINDOW_KEYED:  # the writer skipped every window the store held as it is: nothing appended
+        assert state[group]["offline_rows"] == streamed.state[group]["offline_rows"], group
+    for group in GROUPS:
+        complete = streamed.complete(group)
+        partial = len(streamed.windows[group]) - len(complete)
+        assert complete and partial > 0, group  # the archive has edges: both kinds of windows occur
+        assert (summary["windows_written"][group], summary["windows_skipped_partial"][group]) == (len(complete), partial)
+    assert summary["window_shapes"] == {GROUP: "TUMBLE 1 min", "size_5min": "HOP 5 min every 1 min",
+                                        "relay_minute": "TUMBLE 1 min", "fee_10min_so_far": "CUMULATE 10 min by 1 min"}
+    assert (summary["transactions"], summary["duplicates"], summary["dead_letter"]) == (
+        streamed.transactions, streamed.duplicates, 0)
+    covered = [datetime.strptime(summary[key], "%Y-%m-%d %H:%M:%S").replace(tzinfo=timezone.utc).timestamp()
+               for key in ("covered_from", "covered_to")]
+    assert covered == [int(streamed.first_poll), streamed.last_watermark]
+
+
+def test_ranges_an_interruption_and_a_rerun_leave_exactly_the_complete_windows(streamed, server, data_dir, tmp_path) -> None:
+    """A fresh store, three backfills: (1) --from (ISO 8601, not on a minute) and --to (unix seconds) with two --group,
+    over the archive in Firehose's layout: the complete windows inside the range of those groups, nothing else;
+    (2) every group over the spool, Ctrl-C while the windows are being written (the store answers each write 2 s
+    late); (3) the same command again: exactly the complete windows of the whole archive — the streaming job's, row
+    by row, and the reference's — each once offline, the partial edge windows nowhere."""
+    start = streamed.first_poll + 150.5
+    end = start + 420
+    ranged = [GROUP, "size_5min"]
+    archive = firehose_archive(streamed.spool, tmp_path / "s3-bucket")
+    result = backfill(streamed.env, data_dir, "--archive", archive.as_uri(), "--features", str(streamed.features),
+                      "--from", datetime.fromtimestamp(start, tz=timezone.utc).isoformat(), "--to", str(end),
+                      *[option for group in ranged for option in ("--group", group)], "--endpoint-url", server.url,
+                      "--format", "json")
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads(result.stdout)
+    assert without_row_counts(store_state(data_dir, ranged, server)) == expected_state(streamed, ranged, start, end)
+    assert all(streamed.complete(group, start, end) for group in ranged)
+    assert summary["windows_written"] == {group: len(streamed.complete(group, start, end)) for group in ranged}
     assert summary["transactions"] < streamed.transactions  # the range's only
-    assert sorted(group.name for group in feature_groups(DataDir(target).featurestore)) == sorted(groups)
+    assert sorted(group.name for group in server.store.definitions()) == sorted(ranged)  # the others not even created
+
+    args = ["--archive", str(streamed.spool), "--features", str(streamed.features), "--endpoint-url", server.url,
+            "--format", "json"]
+    before = sum(server.store.online_count(group) for group in ranged)
+    server.app.faults.arm(1000, "slow", writes_only=True, delay_s=2.0)
+    first = subprocess.Popen([*CHAINFEAT, "backfill", "--data-dir", str(data_dir), "--dashboard-port", str(free_port()), *args],
+                             env=streamed.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 180
+        while sum(server.store.online_count(group.name) for group in server.store.definitions()) <= before:
+            assert first.poll() is None, f"the backfill ended early: {first.stderr.read()[-3000:]}"
+            assert time.monotonic() < deadline, "no window written in time"
+            time.sleep(0.1)
+        below = descendants(first.pid)  # the JVM and its Python workers
+        first.send_signal(signal.SIGINT)
+        _stdout, stderr = first.communicate(timeout=120)
+    finally:
+        first.kill()
+    assert first.returncode == 130, stderr[-3000:]
+    assert "run the same command again" in stderr
+    deadline = time.monotonic() + 30
+    while alive(below) and time.monotonic() < deadline:  # nothing left behind that could still write
+        time.sleep(0.5)
+    assert alive(below) == []
+    expected = expected_state(streamed)
+    interrupted = store_state(data_dir, [group.name for group in server.store.definitions()], server)
+    assert sum(len(held["online"]) for held in interrupted.values()) < sum(len(held["online"]) for held in expected.values())
+
+    server.app.faults.arm(0)
+    again = backfill(streamed.env, data_dir, *args)
+    assert again.returncode == 0, again.stderr[-3000:]
+    finished = store_state(data_dir, GROUPS, server)
+    assert without_row_counts(finished) == expected  # the reference's complete windows, nothing else
+    for group in GROUPS:  # row by row what the streaming job wrote for them (its store also has the partial ones)
+        assert finished[group]["offline"] == {key: streamed.state[group]["offline"][key] for key in finished[group]["offline"]}
+    for group in WINDOW_KEYED:  # nothing doubled: each window once offline, the ones the range wrote included
+        assert finished[group]["offline_rows"] == len(expected[group]["offline"]), group
 
 
 def test_a_broken_feature_file_or_an_unknown_group_is_one_error(streamed, tmp_path) -> None:
