@@ -211,7 +211,12 @@ def build_backfill(config: JobConfig, archive: str, time_range: TimeRange, data:
     from job.pipeline import Pipeline, add_feature_store_writes, add_inserts, flink_configuration, flink_settings, register_views
 
     use_class_archive()
-    config = replace(config, dead_letter_uri=data.backfill_dead_letter.resolve().as_uri())
+    features = features if features is not None else sql_files.feature_files(config.features_dir)
+    # A batch job runs stage after stage: with a slot per feature group the groups' writer stages (each with its
+    # Python worker) run side by side instead of one after the other.
+    config = replace(config, dead_letter_uri=data.backfill_dead_letter.resolve().as_uri(),
+                     extra_flink_config={"taskmanager.numberOfTaskSlots": str(max(1, len(features))),
+                                         **config.extra_flink_config})
     settings = flink_settings(config, rest_port, batch=True)
     table_env = TableEnvironment.create(
         EnvironmentSettings.new_instance().in_batch_mode().with_configuration(flink_configuration(config, rest_port, batch=True)).build())
@@ -219,7 +224,7 @@ def build_backfill(config: JobConfig, archive: str, time_range: TimeRange, data:
               "range_to_ms": time_range.end_ms, "backfill_windows_uri": data.backfill_windows.resolve().as_uri(),
               "backfill_facts_uri": data.backfill_facts.resolve().as_uri()}
     groups = register_views(table_env, config, view_files=VIEW_FILES, features=features, params=params)
-    paths = {path.stem: path for path in (features or sql_files.feature_files(config.features_dir))}
+    paths = {path.stem: path for path in features}
     statement_set = table_env.create_statement_set()
     for path in OUTPUT_FILES:
         add_inserts(table_env, statement_set, path, config, params)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import re
 import sys
 from pathlib import Path
@@ -107,10 +106,6 @@ def flink_settings(config: JobConfig, rest_port: int | None = None,
         settings.setdefault("python.client.executable", sys.executable)
         settings.update({"rest.port": str(rest_port or 0), "rest.bind-address": "127.0.0.1", "rest.address": "127.0.0.1",
                          "metrics.fetcher.update-interval": str(round(METRICS_REFRESH_S * 1000))})
-        if batch:
-            # A batch job runs stage after stage; with a slot per feature group the groups' writer stages (each
-            # with its Python worker) run side by side instead of one after the other.
-            settings.setdefault("taskmanager.numberOfTaskSlots", os.environ.get("CHAINFEAT_SLOTS", "4"))
     if config.restore_from:
         settings["execution.savepoint.path"] = config.restore_from
     if deployment is Deployment.MANAGED:
