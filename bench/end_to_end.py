@@ -24,7 +24,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -37,7 +36,7 @@ from bench.workload import CACHE, Workload, workload  # noqa: E402
 from connectors.featurestore.local.offline import run_query  # noqa: E402
 from job.data_dir import DataDir  # noqa: E402
 from job.local_run import free_port  # noqa: E402
-from tests.support import descendants  # noqa: E402
+from bench.measure import run_measured  # noqa: E402
 from tests.support.venvs import cached_venv  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
@@ -72,14 +71,16 @@ def minute(epoch_s: int) -> str:
 
 # ---- peers ---------------------------------------------------------------------------------------------
 
-def run_duckdb(data: Workload) -> tuple[float, Windows]:
+def run_duckdb(source: Path | str) -> tuple[float, Windows]:
+    """DuckDB over JSON lines (a file or a glob); lines without a hash (the spool's heartbeats) are not sightings."""
     started = time.perf_counter()
     rows = duckdb.connect().execute(
         f"""
         WITH sightings AS (
             SELECT hash, time, fee, row_number() OVER () AS position
-            FROM read_json('{data.flattened}', format = 'newline_delimited',
+            FROM read_json('{source}', format = 'newline_delimited',
                            columns = {{'hash': 'VARCHAR', 'time': 'BIGINT', 'fee': 'BIGINT'}})
+            WHERE hash IS NOT NULL
         ), first_seen AS (
             SELECT time, fee FROM sightings QUALIFY row_number() OVER (PARTITION BY hash ORDER BY position) = 1
         )
@@ -94,12 +95,13 @@ def pathway_python() -> Path:
     return cached_venv("pathway", (f"pathway=={PATHWAY_VERSION}",))
 
 
-def run_pathway(data: Workload, work: Path) -> tuple[float, Windows]:
+def run_pathway(source: Path, work: Path) -> tuple[float, Windows]:
+    """Pathway over JSON lines (a file, or a directory of files)."""
     python = pathway_python()
     script, output = work / "pathway_job.py", work / "pathway_windows.csv"
     script.write_text(PATHWAY_SCRIPT)
     started = time.perf_counter()
-    result = subprocess.run([str(python), str(script), str(data.flattened), str(output)],
+    result = subprocess.run([str(python), str(script), str(source), str(output)],
                             capture_output=True, text=True, cwd=work)
     elapsed = time.perf_counter() - started
     if result.returncode != 0:
@@ -114,48 +116,24 @@ def run_pathway(data: Workload, work: Path) -> tuple[float, Windows]:
 
 # ---- chainfeat -----------------------------------------------------------------------------------------
 
-def rss_by_name(pid: int) -> dict[str, int]:
-    """Resident bytes of a process tree, summed per command name (java, python...)."""
-    totals: dict[str, int] = {}
-    for process in [pid, *descendants(pid)]:
-        try:
-            text = Path(f"/proc/{process}/status").read_text()
-        except OSError:
-            continue
-        fields = dict(line.split(":\t", 1) for line in text.splitlines() if ":\t" in line)
-        name = fields.get("Name", "?").strip()
-        name = "java" if name == "java" else "python" if name.startswith("python") else name
-        totals[name] = totals.get(name, 0) + int(fields.get("VmRSS", "0 kB").split()[0]) * 1024
-    return totals
-
-
 def run_chainfeat(data: Workload, work: Path) -> dict:
     data_dir = work / "chainfeat"
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYFLINK_")}
     command = [sys.executable, "-m", "job.cli", "run", "--data-dir", str(data_dir), "--recording", str(data.recording),
                "--speed", "0", "--exit-when-done", "--format", "json", "--featurestore-port", "0",
                "--dashboard-port", str(free_port())]
-    samples: list[tuple[float, dict[str, int]]] = []
-    started = time.perf_counter()
-    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    done = threading.Event()
+    measured = run_measured(command, REPO, env)
+    if measured.returncode != 0:
+        raise RuntimeError(f"chainfeat run failed ({measured.returncode}): {measured.stderr[-3000:]}")
+    return {"seconds": measured.seconds, "summary": json.loads(measured.stdout), "windows": stored_windows(data_dir),
+            "measured": measured}
 
-    def sample() -> None:
-        while not done.wait(0.5):
-            samples.append((time.perf_counter() - started, rss_by_name(process.pid)))
 
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    stdout, stderr = process.communicate()
-    elapsed = time.perf_counter() - started
-    done.set()
-    sampler.join()
-    if process.returncode != 0:
-        raise RuntimeError(f"chainfeat run failed ({process.returncode}): {stderr[-3000:]}")
-    summary = json.loads(stdout)
-    columns, rows = run_query(DataDir(data_dir).featurestore, "SELECT tx_minute, total_nb_trx_1min, total_fee_1min FROM tx_minute_features")
-    windows = {tx_minute: (count, total) for tx_minute, count, total in rows}
-    return {"seconds": elapsed, "summary": summary, "windows": windows, "rss": samples}
+def stored_windows(data_dir: Path) -> Windows:
+    """The shipped group's windows in the offline store of ``data_dir``: minute -> (count, sum of fees)."""
+    _columns, rows = run_query(DataDir(data_dir).featurestore,
+                               "SELECT tx_minute, total_nb_trx_1min, total_fee_1min FROM tx_minute_features")
+    return {tx_minute: (count, total) for tx_minute, count, total in rows}
 
 
 # ---- report --------------------------------------------------------------------------------------------
@@ -201,9 +179,9 @@ def main() -> None:
 
     results: dict[str, tuple[float, Windows]] = {}
     if "duckdb" in peers:
-        results["duckdb"] = run_duckdb(data)
+        results["duckdb"] = run_duckdb(data.flattened)
     if "pathway" in peers:
-        results["pathway"] = run_pathway(data, work)
+        results["pathway"] = run_pathway(data.flattened, work)
     chainfeat = run_chainfeat(data, work)
     results["chainfeat"] = (chainfeat["seconds"], chainfeat["windows"])
 
@@ -215,14 +193,7 @@ def main() -> None:
         print(f"chainfeat / {peer}: {rate / (data.transactions / results[peer][0]):.2f}")
     print("\nchainfeat stages:")
     print("\n".join(stage_lines(chainfeat)))
-    java = [sample["java"] for _t, sample in chainfeat["rss"] if "java" in sample]
-    python = [sample.get("python", 0) for _t, sample in chainfeat["rss"]]
-    if java:
-        quarter = [java[min(len(java) - 1, int(len(java) * q))] / 2**20 for q in (0.25, 0.5, 0.75, 1.0)]
-        print(f"\nJVM resident memory: peak {max(java) / 2**20:,.0f} MiB; at 25/50/75/100 % of the run "
-              + " / ".join(f"{value:,.0f}" for value in quarter) + " MiB")
-    if python:
-        print(f"Python processes: peak {max(python) / 2**20:,.0f} MiB")
+    print("\n" + "\n".join(chainfeat["measured"].memory_lines()))
     summary = chainfeat["summary"]
     print(f"chainfeat counted {summary['transactions']:,} sightings, {summary['duplicates']:,} duplicates, "
           f"{summary['late']} late, {summary['dead_letter']} dead-letter lines")

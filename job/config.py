@@ -98,7 +98,7 @@ def _seconds(value: str, name: str) -> float:
         raise ConfigError(f"{name} must be a number of seconds, got {value!r}") from None
 
 
-_DURATION_UNITS_MS = {"ms": 1, "s": 1000, "sec": 1000, "min": 60_000, "h": 3_600_000}
+_DURATION_UNITS_MS = {"ms": 1, "s": 1000, "sec": 1000, "min": 60_000, "h": 3_600_000, "d": 86_400_000}
 
 
 def duration_ms(value: str, name: str = "duration") -> int:

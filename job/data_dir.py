@@ -75,11 +75,32 @@ class DataDir:
     def logs(self) -> Path:
         return self.root / "logs"
 
+    @property
+    def backfill(self) -> Path:
+        """What the last `chainfeat backfill` reported (each backfill replaces it): the subdirectories below."""
+        return self.root / "backfill"
+
+    @property
+    def backfill_windows(self) -> Path:
+        """Every window the last backfill computed (feature group, record identifier, event time) and whether it
+        was complete (written) or partial (skipped)."""
+        return self.backfill / "windows"
+
+    @property
+    def backfill_facts(self) -> Path:
+        """The last backfill's counts (lines, transactions, dead letter, ...) and the archive's coverage."""
+        return self.backfill / "facts"
+
+    @property
+    def backfill_dead_letter(self) -> Path:
+        """The last backfill's dead letter (the streaming job wrote the same lines to dead_letter/ already)."""
+        return self.backfill / "dead_letter"
+
     def job_state(self) -> list[Path]:
         """What a run leaves behind but the feature store (what `chainfeat run --reset-job` deletes: the job then
         recomputes everything from the start and writes into the groups it has)."""
         return [self.spool, self.feed, self.progress, self.computed, self.checkpoints, self.savepoints, self.dead_letter,
-                self.late, self.replay_state.parent, self.logs]
+                self.late, self.replay_state.parent, self.logs, self.backfill]
 
     def run_state(self) -> list[Path]:
         """Everything a run leaves behind (what `chainfeat run --reset` deletes); the archive of live polls

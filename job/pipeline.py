@@ -13,11 +13,11 @@ import re
 import sys
 from pathlib import Path
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Iterator, Mapping, Sequence
 
 from pyflink.common import Configuration
 from pyflink.datastream import StreamExecutionEnvironment
-from pyflink.table import DataTypes, StatementSet, StreamTableEnvironment
+from pyflink.table import DataTypes, StatementSet, StreamTableEnvironment, Table, TableEnvironment
 from pyflink.table.expressions import col, lit
 
 from connectors.featurestore.client import UNLIMITED_ATTEMPTS, FeatureStoreConfig
@@ -33,7 +33,10 @@ from udfs.metrics import register_side_output_counters
 log = logging.getLogger(__name__)
 
 EVENT_TIME_COLUMN = "event_time"
-_PIPELINE_FILES = ("parse.sql", "lateness.sql", "dedup.sql")
+# The streaming job's views, after its source; a backfill (job/backfill.py) puts its batch range in place of
+# lateness.sql (CURRENT_WATERMARK means nothing in batch) and keeps the rest.
+STREAM_VIEW_FILES = tuple(sql_files.SQL_DIR / name for name in ("parse.sql", "lateness.sql", "dedup.sql"))
+_SINK_TABLE_FILES = tuple(sql_files.SQL_DIR / "sinks" / name for name in ("files.sql", "feature_store.sql"))
 
 
 class FeatureFileError(ValueError):
@@ -45,11 +48,11 @@ class ConnectorMissing(RuntimeError):
 
 
 def flink_configuration(config: JobConfig, rest_port: int | None = None,
-                        deployment: Deployment = Deployment.LOCAL) -> Configuration:
+                        deployment: Deployment = Deployment.LOCAL, batch: bool = False) -> Configuration:
     """The job's Flink settings for where it runs (see Deployment): locally all of them; a cluster owns its
     REST endpoint and Python interpreter; on Managed Flink the job sets only keys the service lets application
     code set (job/managed_settings.py) and the service sets the rest from the application's configuration."""
-    return _configuration(flink_settings(config, rest_port, deployment))
+    return _configuration(flink_settings(config, rest_port, deployment, batch))
 
 
 def _configuration(settings: dict[str, str]) -> Configuration:
@@ -60,8 +63,9 @@ def _configuration(settings: dict[str, str]) -> Configuration:
 
 
 def flink_settings(config: JobConfig, rest_port: int | None = None,
-                   deployment: Deployment = Deployment.LOCAL) -> dict[str, str]:
-    """``flink_configuration``'s keys and values; on Managed Flink every key is one its list allows."""
+                   deployment: Deployment = Deployment.LOCAL, batch: bool = False) -> dict[str, str]:
+    """``flink_configuration``'s keys and values; on Managed Flink every key is one its list allows.
+    ``batch``: the job reads a bounded input in Flink's batch mode (a backfill): no checkpoints, no state TTL."""
     settings = {
         "table.local-time-zone": "UTC",
         "table.exec.state.ttl": config.dedup_ttl,
@@ -86,6 +90,12 @@ def flink_settings(config: JobConfig, rest_port: int | None = None,
         "restart-strategy.fixed-delay.attempts": "3",
         "restart-strategy.fixed-delay.delay": "5 s",
     }
+    if batch:
+        # A batch job is restarted region by region from its inputs, not from checkpoints.
+        settings["execution.runtime-mode"] = "batch"
+        del settings["table.exec.state.ttl"], settings["table.exec.source.idle-timeout"]
+        service_owned = {key: value for key, value in service_owned.items()
+                         if not key.startswith("execution.checkpointing.")}
     if deployment is not Deployment.MANAGED:
         settings.update(service_owned)
     settings.update(config.extra_flink_config)
@@ -103,7 +113,7 @@ def flink_settings(config: JobConfig, rest_port: int | None = None,
     return settings
 
 
-def feature_group_definition(table_env: StreamTableEnvironment, path: Path) -> FeatureGroupDefinition:
+def feature_group_definition(table_env: TableEnvironment, path: Path) -> FeatureGroupDefinition:
     """The feature group a features/*.sql view defines, derived from its output schema."""
     view = path.stem
     schema = table_env.from_path(view).get_resolved_schema()
@@ -118,15 +128,15 @@ def feature_group_definition(table_env: StreamTableEnvironment, path: Path) -> F
             features[name] = FeatureType.FRACTIONAL
         else:
             raise FeatureFileError(
-                f"{_where(path, _line_naming(path, name))}: column {name} has type {data_type}; feature columns must "
+                f"{file_position(path, _line_naming(path, name))}: column {name} has type {data_type}; feature columns must "
                 "be STRING, an integer type or DOUBLE (cast it in the SELECT)"
             )
     names = list(features)
     if EVENT_TIME_COLUMN not in features:
-        raise FeatureFileError(f"{_where(path)}: the view must output a column named {EVENT_TIME_COLUMN} "
+        raise FeatureFileError(f"{file_position(path)}: the view must output a column named {EVENT_TIME_COLUMN} "
                                "(the window end in unix seconds, DOUBLE)")
     if names[0] == EVENT_TIME_COLUMN:
-        raise FeatureFileError(f"{_where(path)}: the first column is the record identifier; it cannot be "
+        raise FeatureFileError(f"{file_position(path)}: the first column is the record identifier; it cannot be "
                                f"{EVENT_TIME_COLUMN}")
     return FeatureGroupDefinition(
         name=view,
@@ -137,7 +147,7 @@ def feature_group_definition(table_env: StreamTableEnvironment, path: Path) -> F
     )
 
 
-def _where(path: Path, line: int | None = None, column: int | None = None) -> str:
+def file_position(path: Path, line: int | None = None, column: int | None = None) -> str:
     try:
         shown = str(path.resolve().relative_to(Path.cwd()))
     except ValueError:
@@ -174,7 +184,7 @@ def sql_error(statement: sql_files.Statement, error: Exception) -> FeatureFileEr
         line, column = statement.file_line(int(position.group(1))), int(position.group(2))
         message = re.sub(r"^From line \d+, column \d+ to line \d+, column \d+: ", "", message)
         message = re.sub(r" at line \d+, column \d+", "", message)
-    return FeatureFileError(f"{_where(statement.path, line or statement.line, column)}: {message}")
+    return FeatureFileError(f"{file_position(statement.path, line or statement.line, column)}: {message}")
 
 
 @dataclass
@@ -216,20 +226,28 @@ def _connector_hint(config: JobConfig) -> Iterator[None]:
         raise
 
 
-def register_views(table_env: StreamTableEnvironment, config: JobConfig) -> list[FeatureGroupDefinition]:
+def register_views(table_env: TableEnvironment, config: JobConfig, view_files: Sequence[Path] | None = None,
+                   features: Sequence[Path] | None = None,
+                   params: Mapping[str, object] | None = None) -> list[FeatureGroupDefinition]:
     """Create the source, every view and the sink tables; returns the feature groups the features/*.sql
     views define (also what the CDK app derives the SageMaker feature groups from). A feature file Flink
-    rejects raises FeatureFileError naming its file, line and column."""
-    params = sql_files.parameters(config)
+    rejects raises FeatureFileError naming its file, line and column.
+
+    ``view_files``: the source and the views up to unique_transactions (default: the streaming job's);
+    ``features``: the feature files (default: every one in the features dir); ``params``: the values the
+    files take (default: the configuration's)."""
+    params = params if params is not None else sql_files.parameters(config)
     register_side_output_counters(table_env)
-    for path in [sql_files.source_file(config), *(sql_files.SQL_DIR / name for name in _PIPELINE_FILES),
-                 sql_files.SQL_DIR / "sinks" / "files.sql", sql_files.SQL_DIR / "sinks" / "feature_store.sql"]:
+    if view_files is None:
+        view_files = [sql_files.source_file(config), *STREAM_VIEW_FILES]
+    for path in [*view_files, *_SINK_TABLE_FILES]:
         for statement in sql_files.statements(path, params):
             with _connector_hint(config):
                 table_env.execute_sql(statement)
-    features = sql_files.feature_files(config.features_dir)
+    if features is None:
+        features = sql_files.feature_files(config.features_dir)
     if not features:
-        raise FeatureFileError(f"{_where(config.features_dir)}: no feature file (*.sql); add one, e.g. the "
+        raise FeatureFileError(f"{file_position(config.features_dir)}: no feature file (*.sql); add one, e.g. the "
                                "shipped sql/features/tx_minute_features.sql")
     groups = []
     for path in features:
@@ -239,16 +257,16 @@ def register_views(table_env: StreamTableEnvironment, config: JobConfig) -> list
             except Exception as error:  # py4j carries Flink's exception; its text is what tells
                 raise sql_error(statement, error) from None
         if path.stem not in table_env.list_temporary_views():
-            raise FeatureFileError(f"{_where(path)}: it must create a view named after the file: "
+            raise FeatureFileError(f"{file_position(path)}: it must create a view named after the file: "
                                    f"CREATE TEMPORARY VIEW {path.stem} AS SELECT ...")
         groups.append(feature_group_definition(table_env, path))
     return groups
 
 
-def _add_inserts(table_env: StreamTableEnvironment, statement_set: StatementSet, path: Path,
-                 config: JobConfig) -> None:
+def add_inserts(table_env: TableEnvironment, statement_set: StatementSet, path: Path, config: JobConfig,
+                params: Mapping[str, object] | None = None) -> None:
     """A sinks/*.sql file's statements: tables are created, INSERTs join the job's one statement set."""
-    for statement in sql_files.statements(path, sql_files.parameters(config)):
+    for statement in sql_files.statements(path, params if params is not None else sql_files.parameters(config)):
         with _connector_hint(config):
             if sql_files.without_comments(statement).lstrip().upper().startswith("INSERT"):
                 statement_set.add_insert_sql(statement)
@@ -267,25 +285,33 @@ def build_pipeline(config: JobConfig, rest_port: int | None = None,
 
     # One statement set: one plan, so the source and the dedup state serve every output.
     statement_set = table_env.create_statement_set()
-    _add_inserts(table_env, statement_set, sql_files.SQL_DIR / "sinks" / "side_outputs.sql", config)
+    for side_output in ("dead_letter.sql", "late.sql"):
+        add_inserts(table_env, statement_set, sql_files.SQL_DIR / "sinks" / side_output, config)
     if config.source_type == "spool":
-        _add_inserts(table_env, statement_set, sql_files.SQL_DIR / "sinks" / "progress.sql", config)
-        _add_inserts(table_env, statement_set, sql_files.SQL_DIR / "sinks" / "computed.sql", config)
+        add_inserts(table_env, statement_set, sql_files.SQL_DIR / "sinks" / "progress.sql", config)
+        add_inserts(table_env, statement_set, sql_files.SQL_DIR / "sinks" / "computed.sql", config)
         for definition in groups:
             computed = table_env.from_path(definition.name).select(
                 lit(definition.name), col(definition.record_identifier).cast(DataTypes.STRING()),
                 col(definition.event_time_feature))
             statement_set.add_insert("computed_windows", computed)
+    add_feature_store_writes(statement_set, [(definition, table_env.from_path(definition.name)) for definition in groups],
+                             config)
+    return Pipeline(table_env, statement_set, groups, deployment, settings)
+
+
+def add_feature_store_writes(statement_set: StatementSet, feature_rows: Sequence[tuple[FeatureGroupDefinition, Table]],
+                             config: JobConfig) -> None:
+    """Each group's feature rows through the feature-store writer (udfs/feature_store_writer.py), into the
+    job's one statement set."""
     # The writer rides out an outage up to the configured time, however many attempts that takes (a Flink
     # restart after it is exact too, but costs a re-read from the last checkpoint).
     store = FeatureStoreConfig(endpoint_url=config.featurestore_endpoint_url, region=config.featurestore_region,
                                max_attempts=UNLIMITED_ATTEMPTS, total_timeout_s=config.featurestore_retry_timeout_s)
-    for definition in groups:
+    for definition, rows in feature_rows:
         columns = list(definition.features)
         write = feature_store_writer(definition.name, columns, store, definition.event_time_feature)
-        rows_written = table_env.from_path(definition.name).select(write(*[col(name) for name in columns]).alias("written"))
-        statement_set.add_insert("feature_store_writes", rows_written)
-    return Pipeline(table_env, statement_set, groups, deployment, settings)
+        statement_set.add_insert("feature_store_writes", rows.select(write(*[col(name) for name in columns]).alias("written")))
 
 
 def derive_feature_groups(config: JobConfig) -> list[FeatureGroupDefinition]:

@@ -11,6 +11,7 @@ from typing import Any, Callable
 
 from rich.console import Console, Group
 from rich.live import Live
+from rich.progress_bar import ProgressBar
 from rich.table import Table
 
 log = logging.getLogger(__name__)
@@ -112,3 +113,32 @@ class ProgressView:
                 block()
             finally:
                 done.set()
+
+
+class BackfillView(ProgressView):
+    """The live view of `chainfeat backfill`: the batch job's state, a bar of its stages (Flink's vertices;
+    a batch job reports no row counts while it reads, and Flink adds stages as it plans them), and the
+    windows written so far per group (when the backfill runs the local store)."""
+
+    def __init__(self, backfill: Any, console: Console | None = None) -> None:
+        super().__init__(backfill, console)
+        self.backfill = backfill
+
+    def render(self) -> Table:
+        status = self.backfill.status
+        table = Table(title=f"chainfeat backfill — Flink dashboard http://127.0.0.1:{self.backfill.rest_port}",
+                      show_header=False)
+        table.add_column("what", style="bold")
+        table.add_column("value")
+        table.add_row("Flink job", status.state)
+        table.add_row("stages finished", Group(ProgressBar(total=max(status.stages, 1), completed=status.stages_finished,
+                                                           width=40), f"{status.stages_finished} of {status.stages}"))
+        table.add_row("elapsed", f"{time.monotonic() - self.backfill.started:.0f} s")
+        if status.windows_written:
+            table.add_row("windows written (online)", _shown(status.windows_written))
+        return table
+
+    def line(self) -> str:
+        status = self.backfill.status
+        written = _shown(status.windows_written).replace(" ", "") if status.windows_written else "-"
+        return f"job={status.state} stages={status.stages_finished}/{status.stages} windows_written={written}"

@@ -113,6 +113,7 @@ def parameters(config: "JobConfig") -> dict[str, object]:
         "computed_uri": config.computed_uri,
     }
     params["transaction_columns"] = fragment("transaction_columns.sql", params)
+    params["transaction_fields"] = fragment("sources/transaction_fields.sql", params)
     params["transaction_lines"] = fragment("sources/transaction_lines.sql", params)
     return params
 

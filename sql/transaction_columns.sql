@@ -1,4 +1,4 @@
--- The typed transaction's columns (names and types), shared by the source tables (sources/transaction_lines.sql)
+-- The typed transaction's columns (names and types), shared by the source tables (sources/transaction_fields.sql)
 -- and the late output (sinks/files.sql).
     `hash` STRING,
     ver INT,

@@ -52,15 +52,9 @@ def control(server: LocalFeatureStoreServer):
 @pytest.fixture
 def cli_env(data_dir: Path) -> dict[str, str]:
     """Environment for running the real CLI in a subprocess against ``data_dir``."""
-    # PyFlink runs Python UDF workers inside this process ("loopback") and marks the environment so
-    # that they do not start a gateway; a CLI subprocess must not inherit that mark (tests/support).
-    from tests.support import child_environment
+    from tests.support import cli_environment
 
-    env = child_environment()
-    env["CHAINFEAT_DATA_DIR"] = str(data_dir)
-    env["PYTHONPATH"] = str(REPO_ROOT)
-    env.pop("CHAINFEAT_FEATURESTORE_URL", None)
-    return env
+    return cli_environment(data_dir)
 
 
 @pytest.fixture(scope="session")

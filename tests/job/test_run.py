@@ -22,13 +22,13 @@ from job.data_dir import DataDir
 from job.local_run import BUNDLED_RECORDING
 from job.sql_files import FEATURES_DIR
 from tests.conftest import CHAINFEAT
-from tests.reference import cumulating, expected_results, hopping, minute_key as epoch_minute_key, tumbling
+from tests.reference import expected_results, minute_key as epoch_minute_key, tumbling
 from tests.support import GROUP, SHORT_PROFILE, alive, descendants, free_port, online_rows, properties_with_store, replay_shift
+from tests.support.example_features import RELAYS, example_windows, features_with_examples, write_relayed_recording
 
 pytestmark = pytest.mark.slow
 
 FEATURES_SQL = f"SELECT tx_minute, event_time, total_nb_trx_1min, total_fee_1min, avg_fee_1min FROM {GROUP}"
-RELAYS = ("10.0.0.1", "10.0.0.2", "10.0.0.3")
 
 
 
@@ -67,15 +67,8 @@ def short_recording(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def relayed_recording(tmp_path_factory) -> Path:
-    """A short recording whose transactions come from three relaying nodes (the same node for every sighting)."""
-    source = tmp_path_factory.mktemp("recordings") / "synthetic.jsonl"
-    write_recording(source, SyntheticProfile(duration_s=600, seed=5))
-    path = source.with_name("relayed.jsonl")
-    with open(path, "w") as out:
-        for poll in read_recording(source):
-            txs = [{**tx, "relayed_by": RELAYS[int(tx["hash"][:4], 16) % 3]} for tx in poll.txs]
-            out.write(json.dumps({"polled_at": poll.polled_at, "txs": txs}) + "\n")
-    return path
+    return write_relayed_recording(tmp_path_factory.mktemp("recordings") / "relayed.jsonl",
+                                   SyntheticProfile(duration_s=600, seed=5))
 
 
 def test_bundled_replay_matches_reference_and_query_latest_show_it(data_dir, cli_env) -> None:
@@ -114,11 +107,7 @@ def test_bundled_replay_matches_reference_and_query_latest_show_it(data_dir, cli
 
 
 def test_added_hop_cumulate_and_entity_feature_files_match_the_reference(data_dir, cli_env, tmp_path, relayed_recording) -> None:
-    features = tmp_path / "features"
-    features.mkdir()
-    shutil.copy(FEATURES_DIR / f"{GROUP}.sql", features)
-    for example in ("size_5min", "relay_minute", "fee_10min_so_far"):  # the examples the README shows
-        shutil.copy(FEATURES_DIR / "examples" / f"{example}.sql", features)
+    features = features_with_examples(tmp_path / "features")
     result = subprocess.run(
         run_args(data_dir, "--recording", str(relayed_recording), "--speed", "0", "--exit-when-done", "--format", "json",
                  "--features", str(features)),
@@ -126,25 +115,10 @@ def test_added_hop_cumulate_and_entity_feature_files_match_the_reference(data_di
     )
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads(result.stdout)
-    unique = reference_for(relayed_recording).unique
-
-    def size_5min(start: int, end: int, rows: list[dict]) -> dict:
-        return {"window_start_utc": epoch_minute_key(start), "event_time": float(end), "nb_trx_5min": len(rows),
-                "avg_size_5min": sum(row["size"] for row in rows) / len(rows),
-                "total_inputs_5min": sum(row["input_count"] for row in rows)}
-
-    def relay_minute(start: int, end: int, rows: list[dict]) -> dict:
-        return {"relayed_by": rows[0]["relayed_by"], "event_time": float(end), "nb_trx_1min": len(rows),
-                "max_fee_1min": max(row["fee"] for row in rows), "nb_rbf_1min": sum(1 for row in rows if row["rbf"])}
-
-    def fee_so_far(start: int, end: int, rows: list[dict]) -> dict:
-        return {"window_end_utc": epoch_minute_key(end), "event_time": float(end),
-                "total_fee_so_far": sum(row["fee"] for row in rows)}
-
-    hop = {row["window_start_utc"]: row for row in hopping(unique, 300, 60, size_5min)}
-    cumulative = {row["window_end_utc"]: row for row in cumulating(unique, 60, 600, fee_so_far)}
-    relay = {(row["relayed_by"], row["event_time"]): row
-             for row in tumbling(unique, 60, relay_minute, key=lambda row: row["relayed_by"])}
+    windows = example_windows(reference_for(relayed_recording).unique)
+    hop = {window.row["window_start_utc"]: window.row for window in windows["size_5min"]}
+    cumulative = {window.row["window_end_utc"]: window.row for window in windows["fee_10min_so_far"]}
+    relay = {(window.row["relayed_by"], window.row["event_time"]): window.row for window in windows["relay_minute"]}
     assert len(hop) > 10 and {key for key, _ in relay} == set(RELAYS)
 
     offline_hop = offline_rows(data_dir, "SELECT window_start_utc, event_time, nb_trx_5min, avg_size_5min, "

@@ -30,6 +30,19 @@ def child_environment() -> dict[str, str]:
             if not key.startswith(("PYFLINK_", "_PYFLINK_")) and key not in _IN_PROCESS_FLINK_KEYS}
 
 
+def cli_environment(data_dir: Path) -> dict[str, str]:
+    """Environment for running the real CLI in a subprocess against ``data_dir`` (the cli_env fixture's)."""
+    from job import REPO_ROOT
+
+    # PyFlink runs Python UDF workers inside this process ("loopback") and marks the environment so that they
+    # do not start a gateway; a CLI subprocess must not inherit that mark.
+    env = child_environment()
+    env["CHAINFEAT_DATA_DIR"] = str(data_dir)
+    env["PYTHONPATH"] = str(REPO_ROOT)
+    env.pop("CHAINFEAT_FEATURESTORE_URL", None)
+    return env
+
+
 def chainfeat(env: dict, *args: str) -> subprocess.CompletedProcess:
     """The CLI run as a user runs it (a subprocess), with ``env`` (the cli_env fixture's)."""
     from tests.conftest import CHAINFEAT

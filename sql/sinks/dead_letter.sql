@@ -1,4 +1,5 @@
--- count_dead_letter / count_late pass their argument through and count the row (udfs/metrics.py).
+-- count_dead_letter passes its argument through and counts the row (udfs/metrics.py); the streaming job and
+-- the backfill (chainfeat backfill) write their dead letter with this file.
 -- A transaction the job rejects is written back as the line it read (the poller's own rejections keep
 -- their raw text).
 INSERT INTO dead_letter_sink
@@ -15,8 +16,3 @@ SELECT
     proc_time
 FROM parsed_lines
 WHERE reason IS NOT NULL;
-
-INSERT INTO late_sink
-SELECT count_late(`hash`) AS `hash`, ver, vin_sz, vout_sz, size, weight, fee, relayed_by, lock_time, tx_index,
-       double_spend, `time`, block_index, block_height, rbf, input_count, output_count, polled_at, ts, watermark_at
-FROM late_transactions;

@@ -1,0 +1,239 @@
+"""`chainfeat backfill` as a user runs it (a subprocess) over the spool of a replayed recording: the complete windows
+the streaming job wrote, row by row, and nothing else; idempotent over the streaming job's store, after an
+interruption, and over a range; the Firehose archive's layout; one message for a broken feature file.
+
+One streaming run (module-scoped) gives the spool and the store every test compares with; the expected windows
+and the edge rule are restated here over the independent reference (tests/reference.py)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from connectors.blockchain.source import read_recording
+from connectors.blockchain.synthetic import SyntheticProfile
+from connectors.featurestore.local.offline import feature_groups
+from connectors.kinesis.producer import poll_records
+from job.data_dir import DataDir
+from tests.conftest import CHAINFEAT
+from tests.reference import expected_results
+from tests.support import GROUP, alive, cli_environment, descendants, free_port
+from tests.support.example_features import (
+    EXAMPLES, Window, by_key, example_windows, features_with_examples, newest_online, store_state,
+    write_relayed_recording,
+)
+
+pytestmark = pytest.mark.slow
+
+GROUPS = [GROUP, *EXAMPLES]
+WINDOW_KEYED = [GROUP, "size_5min", "fee_10min_so_far"]  # the record identifier is the window: written once offline
+PROFILE = SyntheticProfile(duration_s=900, seed=5)
+WATERMARK_DELAY_S = 60  # job/application_properties.json
+
+
+@dataclass
+class Streamed:
+    data_dir: Path
+    features: Path
+    env: dict
+    state: dict  # what the streaming job left in its store (store_state)
+    windows: dict[str, list[Window]]  # every window the reference computes, per group
+    first_poll: float
+    last_watermark: int  # where the streaming job's watermark stands after the last line
+    transactions: int
+    duplicates: int
+
+    @property
+    def spool(self) -> Path:
+        return self.data_dir / "spool"
+
+    def complete(self, group: str, start: float | None = None, end: float | None = None) -> list[Window]:
+        """The README's edge rule, restated: a window is complete if it starts at or after the first poll (and
+        --from) and ends at or before the last watermark (and --to)."""
+        since = max(self.first_poll, start if start is not None else float("-inf"))
+        until = min(self.last_watermark, end if end is not None else float("inf"))
+        return [window for window in self.windows[group] if window.start >= since and window.end <= until]
+
+
+def backfill(env: dict, data_dir: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([*CHAINFEAT, "backfill", "--data-dir", str(data_dir), "--dashboard-port", str(free_port()), *args],
+                          env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def approx(rows: dict) -> dict:
+    """Rows with their floats compared up to summation order (the reference sums in Python)."""
+    return {key: {name: pytest.approx(value, rel=1e-12) if isinstance(value, float) else value
+                  for name, value in row.items()} for key, row in rows.items()}
+
+
+@pytest.fixture(scope="module")
+def streamed(tmp_path_factory) -> Streamed:
+    root = tmp_path_factory.mktemp("backfill")
+    recording = write_relayed_recording(root / "relayed.jsonl", PROFILE)
+    features = features_with_examples(root / "features")
+    data_dir = root / "streamed"
+    env = cli_environment(data_dir)
+    result = subprocess.run(
+        [*CHAINFEAT, "run", "--data-dir", str(data_dir), "--recording", str(recording), "--speed", "0",
+         "--exit-when-done", "--features", str(features), "--dashboard-port", str(free_port()),
+         "--featurestore-port", "0", "--format", "json"],
+        env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads(result.stdout)["late"] == 0  # so the streaming job's windows are the whole archive's
+    polls = list(read_recording(recording))
+    reference = expected_results([(poll.polled_at, json.loads(poll.page)) for poll in polls])
+    event_times = [int(poll.polled_at) for poll in polls] + [row["ts"] for row in reference.unique]
+    return Streamed(data_dir, features, env, store_state(data_dir, GROUPS), example_windows(reference.unique),
+                    first_poll=min(poll.polled_at for poll in polls),
+                    last_watermark=max(event_times) - WATERMARK_DELAY_S,
+                    transactions=sum(len(poll.txs) for poll in polls), duplicates=reference.duplicates)
+
+
+def expected_state(streamed: Streamed, groups: list[str] = GROUPS, start: float | None = None,
+                   end: float | None = None) -> dict[str, dict]:
+    """What a store holds after a backfill that wrote the complete windows of ``groups`` (and nothing else)."""
+    expected = {}
+    for group in groups:
+        rows = [window.row for window in streamed.complete(group, start, end)]
+        expected[group] = {"online": approx(newest_online(rows)), "offline": approx(by_key(rows))}
+    return expected
+
+
+def without_row_counts(state: dict) -> dict:
+    return {group: {"online": held["online"], "offline": held["offline"]} for group, held in state.items()}
+
+
+def firehose_archive(spool: Path, target: Path) -> Path:
+    """The spool in the layout Firehose writes from the Kinesis stream (infra/stacks/ingestion.py): gzip objects under
+    raw/date=/hour=/, each the poller's records one after the other, a record per poll = the JSON array of its lines
+    and a newline (connectors/kinesis/producer.py)."""
+    for path in sorted(spool.rglob("poll-*.jsonl")):
+        records, poll = [], []
+        for line in path.read_bytes().splitlines():
+            poll.append(line)
+            if json.loads(line).get("heartbeat"):  # a poll's lines end with its heartbeat
+                records += poll_records(poll)
+                poll = []
+        assert not poll
+        partition = target / "raw" / path.parent.parent.name / path.parent.name
+        partition.mkdir(parents=True, exist_ok=True)
+        (partition / f"chainfeat-raw-archive-1-{path.stem}.gz").write_bytes(gzip.compress(b"".join(records)))
+    return target / "raw"
+
+
+def test_a_backfill_over_what_the_streaming_job_wrote_changes_nothing(streamed) -> None:
+    """The streaming job's own data dir: the backfill reads its spool and starts its store, as `run` does."""
+    result = backfill(streamed.env, streamed.data_dir, "--features", str(streamed.features), "--format", "json")
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads(result.stdout)
+    state = store_state(streamed.data_dir, GROUPS)
+    assert without_row_counts(state) == without_row_counts(streamed.state)
+    for group in WINDOW_KEYED:  # the writer skipped every window the store held as it is: nothing appended
+        assert state[group]["offline_rows"] == streamed.state[group]["offline_rows"], group
+    for group in GROUPS:
+        complete = streamed.complete(group)
+        partial = len(streamed.windows[group]) - len(complete)
+        assert complete and partial > 0, group  # the archive has edges: both kinds of windows occur
+        assert (summary["windows_written"][group], summary["windows_skipped_partial"][group]) == (len(complete), partial)
+    assert summary["window_shapes"] == {GROUP: "TUMBLE 1 min", "size_5min": "HOP 5 min every 1 min",
+                                        "relay_minute": "TUMBLE 1 min", "fee_10min_so_far": "CUMULATE 10 min by 1 min"}
+    assert (summary["transactions"], summary["duplicates"], summary["dead_letter"]) == (
+        streamed.transactions, streamed.duplicates, 0)
+    covered = [datetime.strptime(summary[key], "%Y-%m-%d %H:%M:%S").replace(tzinfo=timezone.utc).timestamp()
+               for key in ("covered_from", "covered_to")]
+    assert covered == [int(streamed.first_poll), streamed.last_watermark]
+
+
+def test_ranges_an_interruption_and_a_rerun_leave_exactly_the_complete_windows(streamed, server, data_dir, tmp_path) -> None:
+    """A fresh store, three backfills: (1) --from (ISO 8601, not on a minute) and --to (unix seconds) with two --group,
+    over the archive in Firehose's layout: the complete windows inside the range of those groups, nothing else;
+    (2) every group over the spool, Ctrl-C while the windows are being written (the store answers each write 2 s
+    late); (3) the same command again: exactly the complete windows of the whole archive — the streaming job's, row
+    by row, and the reference's — each once offline, the partial edge windows nowhere."""
+    start = streamed.first_poll + 150.5
+    end = start + 420
+    ranged = [GROUP, "size_5min"]
+    archive = firehose_archive(streamed.spool, tmp_path / "s3-bucket")
+    result = backfill(streamed.env, data_dir, "--archive", archive.as_uri(), "--features", str(streamed.features),
+                      "--from", datetime.fromtimestamp(start, tz=timezone.utc).isoformat(), "--to", str(end),
+                      *[option for group in ranged for option in ("--group", group)], "--endpoint-url", server.url,
+                      "--format", "json")
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads(result.stdout)
+    assert without_row_counts(store_state(data_dir, ranged, server)) == expected_state(streamed, ranged, start, end)
+    assert all(streamed.complete(group, start, end) for group in ranged)
+    assert summary["windows_written"] == {group: len(streamed.complete(group, start, end)) for group in ranged}
+    assert summary["transactions"] < streamed.transactions  # the range's only
+    assert sorted(group.name for group in server.store.definitions()) == sorted(ranged)  # the others not even created
+
+    args = ["--archive", str(streamed.spool), "--features", str(streamed.features), "--endpoint-url", server.url,
+            "--format", "json"]
+    before = sum(server.store.online_count(group) for group in ranged)
+    server.app.faults.arm(1000, "slow", writes_only=True, delay_s=2.0)
+    first = subprocess.Popen([*CHAINFEAT, "backfill", "--data-dir", str(data_dir), "--dashboard-port", str(free_port()), *args],
+                             env=streamed.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 180
+        while sum(server.store.online_count(group.name) for group in server.store.definitions()) <= before:
+            assert first.poll() is None, f"the backfill ended early: {first.stderr.read()[-3000:]}"
+            assert time.monotonic() < deadline, "no window written in time"
+            time.sleep(0.1)
+        below = descendants(first.pid)  # the JVM and its Python workers
+        first.send_signal(signal.SIGINT)
+        _stdout, stderr = first.communicate(timeout=120)
+    finally:
+        first.kill()
+    assert first.returncode == 130, stderr[-3000:]
+    assert "run the same command again" in stderr
+    deadline = time.monotonic() + 30
+    while alive(below) and time.monotonic() < deadline:  # nothing left behind that could still write
+        time.sleep(0.5)
+    assert alive(below) == []
+    expected = expected_state(streamed)
+    interrupted = store_state(data_dir, [group.name for group in server.store.definitions()], server)
+    # Stopped mid-way: the groups write side by side, each answer 2 s late, and relay_minute's windows take two calls.
+    assert sum(len(held["offline"]) for held in interrupted.values()) < sum(len(held["offline"]) for held in expected.values())
+
+    server.app.faults.arm(0)
+    again = backfill(streamed.env, data_dir, *args)
+    assert again.returncode == 0, again.stderr[-3000:]
+    finished = store_state(data_dir, GROUPS, server)
+    assert without_row_counts(finished) == expected  # the reference's complete windows, nothing else
+    for group in GROUPS:  # row by row what the streaming job wrote for them (its store also has the partial ones)
+        assert finished[group]["offline"] == {key: streamed.state[group]["offline"][key] for key in finished[group]["offline"]}
+    for group in WINDOW_KEYED:  # nothing doubled: each window once offline, the ones the range wrote included
+        assert finished[group]["offline_rows"] == len(expected[group]["offline"]), group
+
+
+def test_a_broken_feature_file_or_an_unknown_group_is_one_error(streamed, tmp_path) -> None:
+    features = tmp_path / "features"
+    features.mkdir()
+    (features / "bad_size.sql").write_text(
+        "-- average size over 5 minutes\n"
+        "CREATE TEMPORARY VIEW bad_size AS\n"
+        "SELECT\n"
+        "    DATE_FORMAT(window_start, 'yyyy-MM-dd HH:mm:ss') AS window_start_utc,\n"
+        "    CAST(UNIX_TIMESTAMP(DATE_FORMAT(window_end, 'yyyy-MM-dd HH:mm:ss')) AS DOUBLE) AS event_time,\n"
+        "    AVG(CAST(sizes AS DOUBLE)) AS avg_size\n"
+        "FROM TABLE(TUMBLE(TABLE unique_transactions, DESCRIPTOR(ts), INTERVAL '5' MINUTE))\n"
+        "GROUP BY window_start, window_end;\n"
+    )
+    target = tmp_path / "broken"
+    result = backfill(streamed.env, target, "--archive", str(streamed.spool), "--features", str(features))
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [f"error: {features / 'bad_size.sql'}:6:14: Column 'sizes' not found in any table"], result.stderr
+    assert "Traceback" not in result.stderr and "\tat org.apache" not in result.stderr
+    assert not DataDir(target).backfill_windows.exists()  # the job never ran
+
+    unknown = backfill(streamed.env, target, "--archive", str(streamed.spool), "--group", "no_such_group")
+    assert unknown.returncode == 2
+    assert "no feature file for no_such_group" in unknown.stderr and GROUP in unknown.stderr
