@@ -37,9 +37,10 @@ from bench.measure import run_measured  # noqa: E402
 from bench.workload import CACHE, Workload, workload  # noqa: E402
 from connectors.blockchain.source import read_recording  # noqa: E402
 from connectors.spool import SpoolWriter  # noqa: E402
+from job.config import default_property_groups  # noqa: E402
 from job.local_run import SPOOL_BATCH_BYTES, free_port  # noqa: E402
 
-WATERMARK_DELAY_S = 60  # job/application_properties.json
+WATERMARK_DELAY_S = float(default_property_groups()["Job"]["watermark.delay.s"])  # the job's default
 
 
 def archived(data: Workload) -> Path:
