@@ -34,7 +34,7 @@ import duckdb  # noqa: E402
 
 from bench.end_to_end import REPO, Windows, minute, run_duckdb, run_pathway, stored_windows  # noqa: E402
 from bench.measure import run_measured  # noqa: E402
-from bench.workload import CACHE, Workload, workload  # noqa: E402
+from bench.workload import Workload, bench_arguments, workload  # noqa: E402
 from connectors.blockchain.source import read_recording  # noqa: E402
 from connectors.spool import SpoolWriter  # noqa: E402
 from job.config import default_property_groups  # noqa: E402
@@ -115,13 +115,7 @@ def stage_lines(result: dict) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--transactions", type=int, default=1_000_000, help="unique transactions")
-    parser.add_argument("--duplicates", type=float, default=0.10, help="share of sightings that are re-polls")
-    parser.add_argument("--peers", default="duckdb,pathway", help="comma-separated: duckdb, pathway (or none)")
-    parser.add_argument("--cache", type=Path, default=CACHE, help="where workloads are kept")
-    parser.add_argument("--keep", type=Path, help="work in this directory and keep it")
-    args = parser.parse_args()
-    peers = [peer for peer in args.peers.split(",") if peer and peer != "none"]
+    args, peers = bench_arguments(parser)
 
     data = workload(args.transactions, args.duplicates, cache=args.cache, flattened=False)
     spool = archived(data)

@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import duckdb  # noqa: E402
 
-from bench.workload import CACHE, Workload, workload  # noqa: E402
+from bench.workload import Workload, bench_arguments, workload  # noqa: E402
 from connectors.featurestore.local.offline import run_query  # noqa: E402
 from job.data_dir import DataDir  # noqa: E402
 from job.local_run import free_port  # noqa: E402
@@ -159,13 +159,7 @@ def stage_lines(result: dict) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--transactions", type=int, default=1_000_000, help="unique transactions")
-    parser.add_argument("--duplicates", type=float, default=0.10, help="share of sightings that are re-polls")
-    parser.add_argument("--peers", default="duckdb,pathway", help="comma-separated: duckdb, pathway (or none)")
-    parser.add_argument("--cache", type=Path, default=CACHE, help="where workloads are kept")
-    parser.add_argument("--keep", type=Path, help="work in this directory and keep it")
-    args = parser.parse_args()
-    peers = [peer for peer in args.peers.split(",") if peer and peer != "none"]
+    args, peers = bench_arguments(parser)
 
     started = time.perf_counter()
     data = workload(args.transactions, args.duplicates, cache=args.cache, flattened=bool(peers))

@@ -9,6 +9,8 @@ are re-polls; transactions are connectors/blockchain/synthetic.py's (every API f
 
 from __future__ import annotations
 
+import argparse
+
 import os
 import random
 from dataclasses import dataclass
@@ -93,3 +95,14 @@ def _flatten(recording: Path, flattened: Path) -> None:
             poll = decode(line)
             flat.write(b"".join(encode({**tx, "polled_at": poll["polled_at"]}) + b"\n" for tx in poll["txs"]))
     os.replace(partial, flattened)
+
+
+def bench_arguments(parser: argparse.ArgumentParser) -> tuple[argparse.Namespace, list[str]]:
+    """The options every benchmark takes (the workload, the peers, where to work), parsed; and the peers named."""
+    parser.add_argument("--transactions", type=int, default=1_000_000, help="unique transactions")
+    parser.add_argument("--duplicates", type=float, default=0.10, help="share of sightings that are re-polls")
+    parser.add_argument("--peers", default="duckdb,pathway", help="comma-separated: duckdb, pathway (or none)")
+    parser.add_argument("--cache", type=Path, default=CACHE, help="where workloads are kept")
+    parser.add_argument("--keep", type=Path, help="work in this directory and keep it")
+    args = parser.parse_args()
+    return args, [peer for peer in args.peers.split(",") if peer and peer != "none"]

@@ -20,7 +20,6 @@ import pytest
 
 from connectors.blockchain.source import read_recording
 from connectors.blockchain.synthetic import SyntheticProfile
-from connectors.featurestore.local.offline import feature_groups
 from connectors.kinesis.producer import poll_records
 from job.data_dir import DataDir
 from tests.conftest import CHAINFEAT
@@ -28,7 +27,7 @@ from tests.reference import expected_results
 from tests.support import GROUP, alive, cli_environment, descendants, free_port
 from tests.support.example_features import (
     EXAMPLES, Window, by_key, example_windows, features_with_examples, newest_online, store_state,
-    write_relayed_recording,
+    write_feature_with_unknown_column, write_relayed_recording,
 )
 
 pytestmark = pytest.mark.slow
@@ -214,23 +213,12 @@ def test_ranges_an_interruption_and_a_rerun_leave_exactly_the_complete_windows(s
 
 
 def test_a_broken_feature_file_or_an_unknown_group_is_one_error(streamed, tmp_path) -> None:
-    features = tmp_path / "features"
-    features.mkdir()
-    (features / "bad_size.sql").write_text(
-        "-- average size over 5 minutes\n"
-        "CREATE TEMPORARY VIEW bad_size AS\n"
-        "SELECT\n"
-        "    DATE_FORMAT(window_start, 'yyyy-MM-dd HH:mm:ss') AS window_start_utc,\n"
-        "    CAST(UNIX_TIMESTAMP(DATE_FORMAT(window_end, 'yyyy-MM-dd HH:mm:ss')) AS DOUBLE) AS event_time,\n"
-        "    AVG(CAST(sizes AS DOUBLE)) AS avg_size\n"
-        "FROM TABLE(TUMBLE(TABLE unique_transactions, DESCRIPTOR(ts), INTERVAL '5' MINUTE))\n"
-        "GROUP BY window_start, window_end;\n"
-    )
+    features, expected_error = write_feature_with_unknown_column(tmp_path / "features")
     target = tmp_path / "broken"
     result = backfill(streamed.env, target, "--archive", str(streamed.spool), "--features", str(features))
     assert result.returncode == 1
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert errors == [f"error: {features / 'bad_size.sql'}:6:14: Column 'sizes' not found in any table"], result.stderr
+    assert errors == [f"error: {expected_error}"], result.stderr
     assert "Traceback" not in result.stderr and "\tat org.apache" not in result.stderr
     assert not DataDir(target).backfill_windows.exists()  # the job never ran
 

@@ -24,7 +24,7 @@ from job.sql_files import FEATURES_DIR
 from tests.conftest import CHAINFEAT
 from tests.reference import expected_results, minute_key as epoch_minute_key, tumbling
 from tests.support import GROUP, SHORT_PROFILE, alive, descendants, free_port, online_rows, properties_with_store, replay_shift
-from tests.support.example_features import RELAYS, example_windows, features_with_examples, write_relayed_recording
+from tests.support.example_features import RELAYS, example_windows, features_with_examples, write_feature_with_unknown_column, write_relayed_recording
 
 pytestmark = pytest.mark.slow
 
@@ -148,23 +148,12 @@ def test_added_hop_cumulate_and_entity_feature_files_match_the_reference(data_di
 
 
 def test_a_feature_file_with_an_unknown_column_stops_the_run_with_one_message(data_dir, cli_env, tmp_path) -> None:
-    features = tmp_path / "features"
-    features.mkdir()
-    (features / "bad_size.sql").write_text(
-        "-- average size over 5 minutes\n"
-        "CREATE TEMPORARY VIEW bad_size AS\n"
-        "SELECT\n"
-        "    DATE_FORMAT(window_start, 'yyyy-MM-dd HH:mm:ss') AS window_start_utc,\n"
-        "    CAST(UNIX_TIMESTAMP(DATE_FORMAT(window_end, 'yyyy-MM-dd HH:mm:ss')) AS DOUBLE) AS event_time,\n"
-        "    AVG(CAST(sizes AS DOUBLE)) AS avg_size\n"
-        "FROM TABLE(TUMBLE(TABLE unique_transactions, DESCRIPTOR(ts), INTERVAL '5' MINUTE))\n"
-        "GROUP BY window_start, window_end;\n"
-    )
+    features, expected_error = write_feature_with_unknown_column(tmp_path / "features")
     result = subprocess.run(run_args(data_dir, "--speed", "0", "--exit-when-done", "--features", str(features)),
                             env=cli_env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 1
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert errors == [f"error: {features / 'bad_size.sql'}:6:14: Column 'sizes' not found in any table"], result.stderr
+    assert errors == [f"error: {expected_error}"], result.stderr
     assert "Traceback" not in result.stderr and "\tat org.apache" not in result.stderr
     assert not (data_dir / "spool").exists() and not (data_dir / "checkpoints").exists()  # nothing started
 

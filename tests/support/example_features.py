@@ -113,3 +113,21 @@ def store_state(data_dir: Path, groups: list[str], server: LocalFeatureStoreServ
     online = {group: online_rows(server.url, group) for group in groups}
     return {group: {"online": online[group], "offline": offline_newest(data_dir, group),
                     "offline_rows": len(offline_rows(data_dir, group))} for group in groups}
+
+
+def write_feature_with_unknown_column(features: Path) -> tuple[Path, str]:
+    """A features directory whose one file selects a column the transactions do not have (`sizes`), and the one
+    error a command must give for it: ``file:line:column: message``."""
+    features.mkdir(parents=True)
+    path = features / "bad_size.sql"
+    path.write_text(
+        "-- average size over 5 minutes\n"
+        "CREATE TEMPORARY VIEW bad_size AS\n"
+        "SELECT\n"
+        "    DATE_FORMAT(window_start, 'yyyy-MM-dd HH:mm:ss') AS window_start_utc,\n"
+        "    CAST(UNIX_TIMESTAMP(DATE_FORMAT(window_end, 'yyyy-MM-dd HH:mm:ss')) AS DOUBLE) AS event_time,\n"
+        "    AVG(CAST(sizes AS DOUBLE)) AS avg_size\n"
+        "FROM TABLE(TUMBLE(TABLE unique_transactions, DESCRIPTOR(ts), INTERVAL '5' MINUTE))\n"
+        "GROUP BY window_start, window_end;\n"
+    )
+    return features, f"{path}:6:14: Column 'sizes' not found in any table"
