@@ -41,7 +41,7 @@ from job import sql_files
 from job.config import JobConfig, duration_ms, load_property_groups
 from job.data_dir import DataDir
 from job.flink_rest import FlinkRest
-from job.local_run import free_port
+from job.local_run import free_port, local_dir
 from job.monitor import JobMonitor, TERMINAL_STATES
 
 log = logging.getLogger(__name__)
@@ -299,7 +299,7 @@ class Backfill:
     def _check_archive(self) -> None:
         if not self.archive.startswith("file://"):
             return  # S3 and other filesystems: Flink reads them (a missing path fails the job with its message)
-        local = Path(self.archive.removeprefix("file://"))
+        local = local_dir(self.archive)
         if not local.exists() or not any(path.is_file() for path in local.rglob("*")):
             raise BackfillError(f"no archive at {local}: run `chainfeat run` or `chainfeat poll` first (they write "
                                 "the spool), or give --archive PATH_OR_URI")

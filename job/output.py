@@ -62,14 +62,15 @@ def render_record(record: dict[str, Any] | None, fmt: OutputFormat, title: str =
     table.add_column("feature", style="bold")
     table.add_column("value")
     for name, value in record.items():
-        table.add_row(name, _cell(value))
+        table.add_row(name, shown(value))
     return _render_rich(table)
 
 
-def _cell(value: Any) -> str:
-    """A value as a table cell; a nested record (e.g. a count per feature group) as ``key: value, ...``."""
+def shown(value: Any) -> str:
+    """A value as a table cell or a live-view value; a nested record (e.g. a count per feature group) as
+    ``key: value, ...``."""
     if isinstance(value, dict):
-        return ", ".join(f"{key}: {_cell(item)}" for key, item in value.items())
+        return ", ".join(f"{key}: {shown(item)}" for key, item in value.items())
     return str(_jsonable(value))
 
 

@@ -14,6 +14,8 @@ from rich.live import Live
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 
+from job.output import shown
+
 log = logging.getLogger(__name__)
 
 _COUNTERS = (
@@ -30,12 +32,6 @@ _COUNTERS = (
     ("job_restarts", "job restarts"),
     ("job_state", "Flink job"),
 )
-
-
-def _shown(value: Any) -> str:
-    if isinstance(value, dict):
-        return ", ".join(f"{key}: {item}" for key, item in value.items())
-    return str(value)
 
 
 class ProgressView:
@@ -59,7 +55,7 @@ class ProgressView:
         table.add_column("counter", style="bold")
         table.add_column("value", justify="right")
         for key, label in _COUNTERS:
-            table.add_row(label, _shown(counters.get(key, "")))
+            table.add_row(label, shown(counters.get(key, "")))
         tables = [table]
         for group, row in (newest or {"feature rows": None}).items():
             rows = Table(title=f"{group}: newest row", show_header=False)
@@ -72,7 +68,7 @@ class ProgressView:
 
     def line(self) -> str:
         counters, newest = self.snapshot()
-        parts = [f"{key}={_shown(counters.get(key)).replace(' ', '')}" for key, _label in _COUNTERS]
+        parts = [f"{key}={shown(counters.get(key)).replace(' ', '')}" for key, _label in _COUNTERS]
         for group, row in newest.items():
             if row:
                 parts.append(f"newest[{group}]={next(iter(row.values()))}")
@@ -135,10 +131,10 @@ class BackfillView(ProgressView):
                                                            width=40), f"{status.stages_finished} of {status.stages}"))
         table.add_row("elapsed", f"{time.monotonic() - self.backfill.started:.0f} s")
         if status.windows_written:
-            table.add_row("windows written (online)", _shown(status.windows_written))
+            table.add_row("windows written (online)", shown(status.windows_written))
         return table
 
     def line(self) -> str:
         status = self.backfill.status
-        written = _shown(status.windows_written).replace(" ", "") if status.windows_written else "-"
+        written = shown(status.windows_written).replace(" ", "") if status.windows_written else "-"
         return f"job={status.state} stages={status.stages_finished}/{status.stages} windows_written={written}"

@@ -83,8 +83,8 @@ def connect(root: Path) -> duckdb.DuckDBPyConnection:
     connection.execute(f"USE {quote_identifier(DATA_CATALOG.lower())}")  # plain and two-part names resolve in it
     offline_root = root / OFFLINE_DIR
     for catalog, database, table, group, definition in tables:
-        connection.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_identifier(catalog.lower())}.{quote_identifier(database)}")
-        connection.execute(f"CREATE VIEW {quote_identifier(catalog.lower())}.{quote_identifier(database)}.{quote_identifier(table)} AS "
+        connection.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_identifier(catalog.lower(), database)}")
+        connection.execute(f"CREATE VIEW {quote_identifier(catalog.lower(), database, table)} AS "
                            + _select(definition, offline_root / group))
     for definition in feature_groups(root):
         connection.execute(f"CREATE VIEW main.{quote_identifier(definition.name)} AS "
