@@ -37,6 +37,9 @@ log = logging.getLogger(__name__)
 
 _STATE_FILE = "_publisher.json"  # underscore: Flink's file source skips it
 _KEEP_PROGRESS_FILES = 3
+# How soon the job's progress sink (sql/sinks/progress.sql) rolls a part file so that the next checkpoint can commit
+# it: every publication waits for one commit, so this is most of a publication round's latency.
+PROGRESS_ROLL_S = 0.1
 
 
 class SpoolWriter:
@@ -153,7 +156,7 @@ class ProgressLog:
             path.unlink(missing_ok=True)
         return self._highest
 
-    def awaiting_checkpoint(self, min_age_s: float = 1.0) -> bool:
+    def awaiting_checkpoint(self, min_age_s: float = PROGRESS_ROLL_S) -> bool:
         """Whether the job wrote progress that only a checkpoint can commit: a hidden part file, old
         enough (``min_age_s``) for the sink to have rolled it. Asking for checkpoints only then keeps them
         off the job's back while it reads."""
@@ -174,15 +177,21 @@ class FeedPublisher:
     """Publishes the spool to the feed directory in poll order (see the module docstring).
 
     ``committed()`` returns the highest publication the job has read and checkpointed; ``request_checkpoint``
-    (optional) asks the job for a checkpoint while a publication waits for one."""
+    (optional) asks the job for a checkpoint while a publication waits for one. ``closing_after_s`` (a bounded
+    replay's run): once ``input_ended()`` says the spool is complete, the last publication ends with a heartbeat
+    that much after its last poll instead of at it, moving event time past the replay so that every window
+    closes without one more publication round."""
 
     def __init__(self, spool_dir: Path, feed_dir: Path, committed: Callable[[], int] | None = None,
-                 request_checkpoint: Callable[[], object] | None = None) -> None:
+                 request_checkpoint: Callable[[], object] | None = None,
+                 input_ended: Callable[[], bool] | None = None, closing_after_s: float | None = None) -> None:
         self.spool_dir = Path(spool_dir)
         self.feed_dir = Path(feed_dir)
         self.feed_dir.mkdir(parents=True, exist_ok=True)
         self.committed = committed
         self.request_checkpoint = request_checkpoint
+        self.input_ended = input_ended
+        self.closing_after_s = closing_after_s
 
     def _state(self) -> dict[str, Any]:
         try:
@@ -217,6 +226,8 @@ class FeedPublisher:
         state = self._state()
         pending = state.get("pending")
         if pending is None:
+            # Asked before the listing: if the input had ended then, the listing holds all of it.
+            ending = self.closing_after_s is not None and self.input_ended is not None and self.input_ended()
             names = spool_files(self.spool_dir, after=state["through"])
             if not names:
                 return None
@@ -224,15 +235,23 @@ class FeedPublisher:
                 if self.request_checkpoint is not None:
                     self.request_checkpoint()
                 return None
-            pending = {"from": state["through"], "through": names[-1], "number": state["next"]}
+            pending = {"from": state["through"], "through": names[-1], "number": state["next"],
+                       "closing_after_s": self.closing_after_s if ending else 0}
             self._save({**state, "pending": pending})
         else:  # redo an interrupted publication: exactly its recorded range
             names = [name for name in spool_files(self.spool_dir, after=pending["from"]) if name <= pending["through"]]
-        marker = heartbeat_line(last_poll_time(self.spool_dir / pending["through"]), publication=pending["number"]) + b"\n"
+        closing_after_s = pending.get("closing_after_s", 0)
+        marker_at = last_poll_time(self.spool_dir / pending["through"]) + closing_after_s
+        marker = heartbeat_line(marker_at, publication=pending["number"]) + b"\n"
         target = self.feed_dir / f"feed-{pending['number']:09d}.jsonl"
         atomic_write(target, itertools.chain(((self.spool_dir / name).read_bytes() for name in names), [marker]))
-        self._save({"through": pending["through"], "next": pending["number"] + 1})
+        self._save({"through": pending["through"], "next": pending["number"] + 1, "closed": bool(closing_after_s)})
         return target
+
+    @property
+    def closed(self) -> bool:
+        """Whether the newest publication ended the input with a closing heartbeat (see ``closing_after_s``)."""
+        return bool(self._state().get("closed"))
 
     def publish_heartbeat(self, at: float) -> Path:
         """Publish a file holding only a heartbeat at ``at`` (which must be after every poll published):
@@ -241,7 +260,7 @@ class FeedPublisher:
         number = state["next"]
         target = self.feed_dir / f"feed-{number:09d}.jsonl"
         atomic_write(target, heartbeat_line(at, publication=number) + b"\n")
-        self._save({**state, "next": number + 1})
+        self._save({**state, "next": number + 1, "closed": True})
         return target
 
     def run(self, stop: threading.Event, interval_s: float = 1.0) -> None:

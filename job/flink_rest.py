@@ -92,5 +92,5 @@ class FlinkRest:
                     cause = operation["failure-cause"].get("stack-trace", "")[:500]
                     raise FlinkRestError(f"stop-with-savepoint failed: {cause}")
                 return operation.get("location", "")
-            time.sleep(0.5)
+            time.sleep(0.1)
         raise FlinkRestError(f"stop-with-savepoint did not finish within {timeout_s:.0f}s")

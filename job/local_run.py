@@ -231,9 +231,13 @@ class LocalRun:
         self.config = JobConfig.from_properties(load_property_groups(options.properties), self.data.root, **overrides)
         self.feed_dir = local_dir(self.config.feed_uri)
         self.progress = ProgressLog(local_dir(self.config.progress_uri))
-        self.publisher = FeedPublisher(self.data.spool, self.feed_dir, committed=self.progress.highest,
-                                       request_checkpoint=self._request_checkpoint)
         self.poller = make_poller(self.data, options.source, options.recording, options.speed, stop=self.stop_event)
+        # A bounded run's last publication closes every window (a heartbeat past its last poll by the watermark
+        # delay): the job's counters are final while it still runs, before the drain (which would flush them too).
+        closing_after_s = self.config.watermark_delay_s + 1 if options.exit_when_done else None
+        self.publisher = FeedPublisher(self.data.spool, self.feed_dir, committed=self.progress.highest,
+                                       request_checkpoint=self._request_checkpoint,
+                                       input_ended=lambda: self.poller.stats.ran_out, closing_after_s=closing_after_s)
 
     # ---- wiring ------------------------------------------------------------------------------------
 
@@ -382,11 +386,9 @@ class LocalRun:
             self._tick(deadline, interrupted, "the replay to be published")
         self._wait_for_the_job_to_read(deadline, interrupted)
         self._moments["all_read"] = time.time()
-        # The replay is over: a heartbeat past its last poll by the watermark delay closes every window while
-        # the job still runs, so its counters are final (the drain below would flush them anyway).
         last_poll = self.publisher.last_poll_time()
-        if last_poll is not None:
-            self.publisher.publish_heartbeat(last_poll + self.config.watermark_delay_s + 1)
+        if last_poll is not None and not self.publisher.closed:  # the last file was published before the replay ended
+            self.publisher.publish_heartbeat(last_poll + self.publisher.closing_after_s)
             self._wait_for_the_job_to_read(deadline, interrupted)
         assert self.monitor is not None
         self.monitor.settled_duplicates()

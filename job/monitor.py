@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 TERMINAL_STATES = ("FINISHED", "CANCELED", "FAILED", "ENDED")
 # The operator that drops re-polled transactions (sql/dedup.sql): its records in minus out are duplicates.
 DEDUP_OPERATOR = "WindowDeduplicate"
-METRICS_REFRESH_S = 0.5  # metrics.fetcher.update-interval of a local run (job/pipeline.py)
+METRICS_REFRESH_S = 0.25  # metrics.fetcher.update-interval of a local run (job/pipeline.py)
 
 
 class RestartSummedCounter:
@@ -74,8 +74,19 @@ class JobMonitor:
         self._dedup_in = RestartSummedCounter()
         self._store_retries = RestartSummedCounter()
         self._dedup_out = RestartSummedCounter()
+        self._ended_as: str | None = None
 
     def state(self) -> str:
+        """The job's state; once it has ended, without asking (a local MiniCluster shuts down when its job ends,
+        and a question asked meanwhile waits for the shutdown)."""
+        if self._ended_as is None:
+            state = self._asked_state()
+            if state in TERMINAL_STATES:
+                self._ended_as = state
+            return state
+        return self._ended_as
+
+    def _asked_state(self) -> str:
         try:
             return self.rest.job(self.job_id)["state"]
         except FlinkRestError:
@@ -159,11 +170,14 @@ class JobMonitor:
             log.debug("checkpoint request failed (the job may be restarting): %s", error)
 
     def stop_with_savepoint(self, directory: str, drain: bool) -> str:
-        return self.rest.stop_with_savepoint(self.job_id, directory, drain=drain)
+        """The savepoint's path; Flink completes a stop-with-savepoint once the job has finished."""
+        savepoint = self.rest.stop_with_savepoint(self.job_id, directory, drain=drain)
+        self._ended_as = "FINISHED"
+        return savepoint
 
     def wait_for_end(self, deadline: float) -> str:
         while (state := self.state()) not in TERMINAL_STATES:
             if time.monotonic() > deadline:
                 raise FlinkRestError("the Flink job did not stop in time")
-            time.sleep(0.3)
+            time.sleep(0.1)
         return state

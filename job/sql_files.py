@@ -15,6 +15,7 @@ from string import Template
 from typing import TYPE_CHECKING, Mapping
 
 from connectors.featurestore.glue import quote_identifier
+from connectors.spool import PROGRESS_ROLL_S
 from job import REPO_ROOT
 
 if TYPE_CHECKING:  # job.config imports this module
@@ -110,6 +111,7 @@ def parameters(config: "JobConfig") -> dict[str, object]:
         "dead_letter_uri": config.dead_letter_uri,
         "late_uri": config.late_uri,
         "progress_uri": config.progress_uri,
+        "progress_roll": f"{round(PROGRESS_ROLL_S * 1000)} ms",
         "computed_uri": config.computed_uri,
     }
     params["transaction_columns"] = fragment("transaction_columns.sql", params)

@@ -54,6 +54,7 @@ class PollerStats:
     last_error: str = ""
     finished: bool = False
     finished_at: float | None = None  # time.time() when the poller stopped
+    ran_out: bool = False  # the source has no more polls (a replay's end; not a stop), everything written
     fatal_error: str = ""  # why the poller stopped for good (an unreadable recording)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
@@ -127,11 +128,13 @@ class Poller:
 
     def run(self, stop: threading.Event) -> None:
         """Poll until ``stop`` is set or a replay runs out (or cannot be read on: ``stats.fatal_error``)."""
+        ran_out = False
         try:
             while not stop.is_set():
                 try:
                     self.poll_once()
                 except StopIteration:
+                    ran_out = True
                     break
                 if not self.paced_by_source and stop.wait(self.stats.interval_s):
                     break
@@ -147,4 +150,5 @@ class Poller:
                 self._on_finish()
             with self.stats.lock:
                 self.stats.finished = True
+                self.stats.ran_out = ran_out
                 self.stats.finished_at = time.time()

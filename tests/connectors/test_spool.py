@@ -86,6 +86,43 @@ def test_the_next_file_waits_until_the_job_read_and_checkpointed_the_previous(tm
     assert publisher.read_by_job()
 
 
+def test_a_bounded_replay_s_last_publication_closes_its_windows(tmp_path) -> None:
+    """Once the input has ended, the publication that holds its end finishes with a heartbeat closing_after_s past
+    the last poll (event time moves past every window); before that, and without closing_after_s, at the poll."""
+    writer = SpoolWriter(tmp_path / "spool")
+    ended = [False]
+    publisher = FeedPublisher(tmp_path / "spool", tmp_path / "feed", committed=lambda: 99,
+                              input_ended=lambda: ended[0], closing_after_s=61)
+    writer.write(poll(1))
+    publisher.publish()
+    assert not publisher.closed
+    writer.write(poll(2))
+    ended[0] = True
+    publisher.publish()
+    assert publisher.closed and publisher.publish() is None
+    markers = [line for line in feed_lines(tmp_path / "feed") if "publication" in line]
+    assert [marker["polled_at"] for marker in markers] == [T0 + 15.25, T0 + 30.25 + 61]
+    assert publisher.last_poll_time() == T0 + 30.25  # the newest poll, not the closing heartbeat
+
+    unbounded = FeedPublisher(tmp_path / "spool2", tmp_path / "feed2", committed=lambda: 99, input_ended=lambda: True)
+    SpoolWriter(tmp_path / "spool2").write(poll(1))
+    unbounded.publish()
+    assert not unbounded.closed and feed_lines(tmp_path / "feed2")[-1]["polled_at"] == T0 + 15.25
+
+
+def test_an_interrupted_closing_publication_is_redone_identically(tmp_path) -> None:
+    writer = SpoolWriter(tmp_path / "spool")
+    writer.write(poll(1))
+    state = {"through": "", "next": 1,
+             "pending": {"from": "", "through": spool_files(tmp_path / "spool")[0], "number": 1, "closing_after_s": 61}}
+    (tmp_path / "feed").mkdir()
+    (tmp_path / "feed" / "_publisher.json").write_text(json.dumps(state))
+    publisher = FeedPublisher(tmp_path / "spool", tmp_path / "feed", committed=lambda: 99,
+                              input_ended=lambda: False, closing_after_s=61)  # the input's end is not known yet
+    publisher.publish()
+    assert publisher.closed and feed_lines(tmp_path / "feed")[-1]["polled_at"] == T0 + 15.25 + 61
+
+
 def test_an_interrupted_publication_is_redone_identically(tmp_path) -> None:
     writer = SpoolWriter(tmp_path / "spool")
     for number in range(3):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import threading
 
 import pytest
 
@@ -123,6 +124,23 @@ def test_replay_speed_zero_keeps_times_and_speed_one_shifts_whole_minutes(tmp_pa
 
     resumed = ReplaySource(path, speed=1, start_index=2, origin=live.origin, clock=lambda: clock[0], sleep=sleep)
     assert resumed.fetch().polled_at == shifted[2].polled_at
+
+
+def test_a_replay_that_ran_out_is_told_apart_from_a_stopped_one(tmp_path) -> None:
+    """ran_out (the feed publisher closes a bounded run's windows on it) only when the source has no more polls."""
+    path = tmp_path / "rec.jsonl"
+    writer = RecordingWriter(path)
+    for number in range(3):
+        writer.write(Poll(T0 + 15 * number + 0.5, [{"hash": f"h{number}", "time": T0 + 15 * number, "fee": 1}]))
+    to_the_end = Poller(ReplaySource(path, speed=0), ListWriter())
+    to_the_end.run(threading.Event())
+    assert to_the_end.stats.finished and to_the_end.stats.ran_out and to_the_end.stats.polls == 3
+
+    stop = threading.Event()
+    stopped_writer = ListWriter()
+    stopped = Poller(ReplaySource(path, speed=0), stopped_writer, on_poll=lambda _poll: stop.set())
+    stopped.run(stop)
+    assert stopped.stats.finished and not stopped.stats.ran_out and len(stopped_writer.polls) == 1
 
 
 def test_read_recording_skips_a_truncated_last_line(tmp_path) -> None:
