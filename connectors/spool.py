@@ -19,7 +19,6 @@ its file is written and the file's name derives from it, so a crash at any point
 
 from __future__ import annotations
 
-import itertools
 import json
 import logging
 import os
@@ -180,12 +179,15 @@ class FeedPublisher:
     (optional) asks the job for a checkpoint while a publication waits for one. ``closing_after_s`` (a bounded
     replay's run): once ``input_ended()`` says the spool is complete, the last publication ends with a heartbeat
     that much after its last poll instead of at it, moving event time past the replay so that every window
-    closes without one more publication round."""
+    closes without one more publication round. ``durable``: fsync each feed file, as durable as the spool it is
+    made of (a replay's spool is not: the recording is there to write it again)."""
 
     def __init__(self, spool_dir: Path, feed_dir: Path, committed: Callable[[], int] | None = None,
                  request_checkpoint: Callable[[], object] | None = None,
-                 input_ended: Callable[[], bool] | None = None, closing_after_s: float | None = None) -> None:
+                 input_ended: Callable[[], bool] | None = None, closing_after_s: float | None = None,
+                 durable: bool = True) -> None:
         self.spool_dir = Path(spool_dir)
+        self.durable = durable
         self.feed_dir = Path(feed_dir)
         self.feed_dir.mkdir(parents=True, exist_ok=True)
         self.committed = committed
@@ -244,7 +246,7 @@ class FeedPublisher:
         marker_at = last_poll_time(self.spool_dir / pending["through"]) + closing_after_s
         marker = heartbeat_line(marker_at, publication=pending["number"]) + b"\n"
         target = self.feed_dir / f"feed-{pending['number']:09d}.jsonl"
-        atomic_write(target, itertools.chain(((self.spool_dir / name).read_bytes() for name in names), [marker]))
+        atomic_write(target, [*(self.spool_dir / name for name in names), marker], durable=self.durable)
         self._save({"through": pending["through"], "next": pending["number"] + 1, "closed": bool(closing_after_s)})
         return target
 
@@ -259,7 +261,7 @@ class FeedPublisher:
         state = self._state()
         number = state["next"]
         target = self.feed_dir / f"feed-{number:09d}.jsonl"
-        atomic_write(target, heartbeat_line(at, publication=number) + b"\n")
+        atomic_write(target, heartbeat_line(at, publication=number) + b"\n", durable=self.durable)
         self._save({**state, "next": number + 1, "closed": True})
         return target
 

@@ -183,6 +183,11 @@ SPOOL_BATCH_BYTES = 8 * 1024 * 1024  # a replay at speed 0 writes spool files of
 FEED_PUBLISH_INTERVAL_S = 0.2
 
 
+def durable_spool(source: str) -> bool:
+    """Whether the spool (and the feed made of it) is fsynced: live polls cannot be fetched again, a replay's can."""
+    return source == "live"
+
+
 def make_poller(data: DataDir, source: str, recording: Path, speed: float, writer: Any = None,
                 stop: threading.Event | None = None, interval_s: float = 15.0) -> Poller:
     """The poller of `chainfeat run` and `chainfeat poll`: a live source (every poll also appended to the
@@ -190,7 +195,7 @@ def make_poller(data: DataDir, source: str, recording: Path, speed: float, write
     where polls go; None is the data dir's spool (durable for live polls, in large files for a replay at
     speed 0)."""
     if source == "live":
-        spool = writer or SpoolWriter(data.spool, durable=True)
+        spool = writer or SpoolWriter(data.spool, durable=durable_spool(source))
         return Poller(LiveSource(), FanOut(spool, ArchiveWriter(data.archive)), interval_s, min(interval_s, 5.0))
     if source != "replay":
         raise RunError(f"--source must be replay or live, not {source!r}")
@@ -203,7 +208,7 @@ def make_poller(data: DataDir, source: str, recording: Path, speed: float, write
     if writer is not None:  # e.g. Kinesis: a poll is out once written
         return Poller(replay, writer, on_poll=lambda _poll: state.save(replay),
                       on_finish=lambda: state.save(replay, force=True))
-    spool = SpoolWriter(data.spool, durable=False, batch_bytes=SPOOL_BATCH_BYTES if speed == 0 else 0,
+    spool = SpoolWriter(data.spool, durable=durable_spool(source), batch_bytes=SPOOL_BATCH_BYTES if speed == 0 else 0,
                         on_flush=lambda last: state.save_after(last, replay.origin))
     return Poller(replay, spool)
 
@@ -237,7 +242,8 @@ class LocalRun:
         closing_after_s = self.config.watermark_delay_s + 1 if options.exit_when_done else None
         self.publisher = FeedPublisher(self.data.spool, self.feed_dir, committed=self.progress.highest,
                                        request_checkpoint=self._request_checkpoint,
-                                       input_ended=lambda: self.poller.stats.ran_out, closing_after_s=closing_after_s)
+                                       input_ended=lambda: self.poller.stats.ran_out, closing_after_s=closing_after_s,
+                                       durable=durable_spool(options.source))
 
     # ---- wiring ------------------------------------------------------------------------------------
 
