@@ -207,10 +207,10 @@ def build_backfill(config: JobConfig, archive: str, time_range: TimeRange, data:
     from pyflink.table import DataTypes, EnvironmentSettings, TableEnvironment
     from pyflink.table.expressions import col, lit
 
-    from job.jvm import use_class_archive
+    from job.jvm import configure_local_jvm
     from job.pipeline import Pipeline, add_feature_store_writes, add_inserts, flink_configuration, flink_settings, register_views
 
-    use_class_archive()
+    configure_local_jvm()
     features = features if features is not None else sql_files.feature_files(config.features_dir)
     # A batch job runs stage after stage: with a slot per feature group the groups' writer stages (each with its
     # Python worker) run side by side instead of one after the other.

@@ -25,7 +25,7 @@ from udfs.feature_store_writer import feature_store_writer
 from connectors.featurestore.model import FeatureGroupDefinition, FeatureType
 from job import sql_files
 from job.config import Deployment, JobConfig
-from job.jvm import use_class_archive
+from job.jvm import configure_local_jvm
 from job.managed_settings import refuse_unlisted
 from job.monitor import METRICS_REFRESH_S
 from udfs.metrics import register_side_output_counters
@@ -277,7 +277,7 @@ def add_inserts(table_env: TableEnvironment, statement_set: StatementSet, path: 
 def build_pipeline(config: JobConfig, rest_port: int | None = None,
                    deployment: Deployment = Deployment.LOCAL) -> Pipeline:
     if deployment is Deployment.LOCAL:
-        use_class_archive()  # this process starts the JVM: let it map the classes (job/jvm.py)
+        configure_local_jvm()  # this process starts the JVM: let it map the classes (job/jvm.py)
     settings = flink_settings(config, rest_port, deployment)
     env = StreamExecutionEnvironment.get_execution_environment(_configuration(settings))
     table_env = StreamTableEnvironment.create(env)
@@ -316,7 +316,7 @@ def add_feature_store_writes(statement_set: StatementSet, feature_rows: Sequence
 
 def derive_feature_groups(config: JobConfig) -> list[FeatureGroupDefinition]:
     """The feature groups of sql/features/, resolved by Flink's planner without running anything."""
-    use_class_archive()
+    configure_local_jvm()
     table_env = StreamTableEnvironment.create(
         StreamExecutionEnvironment.get_execution_environment(flink_configuration(config))
     )

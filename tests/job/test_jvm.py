@@ -1,0 +1,50 @@
+"""The local JVM's options (job/jvm.py): the class archive and the serial collector, a user's own options kept."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from job import jvm
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def archive(tmp_path, monkeypatch):
+    path = tmp_path / "flink-classes.jsa"
+    path.write_bytes(b"")
+    monkeypatch.setattr(jvm, "archive_path", lambda: path)
+    return path
+
+
+def test_the_local_jvm_maps_the_archive_and_uses_the_serial_collector(archive, monkeypatch) -> None:
+    monkeypatch.setenv("JVM_ARGS", "-Xmx2g")
+    jvm.configure_local_jvm()
+    options = os.environ["JVM_ARGS"].split()
+    assert options[0] == "-Xmx2g"
+    assert "-XX:+UseSerialGC" in options and f"-XX:SharedArchiveFile={archive}" in options
+    jvm.configure_local_jvm()  # a second call adds nothing
+    assert os.environ["JVM_ARGS"].split() == options
+
+
+def test_a_collector_or_archive_the_user_chose_is_kept(archive, monkeypatch) -> None:
+    monkeypatch.setenv("JVM_ARGS", "-XX:+UseG1GC -XX:ArchiveClassesAtExit=/tmp/x.jsa")
+    jvm.configure_local_jvm()
+    assert os.environ["JVM_ARGS"] == "-XX:+UseG1GC -XX:ArchiveClassesAtExit=/tmp/x.jsa"
+
+
+def test_pyflink_s_jvm_runs_with_the_serial_collector(monkeypatch) -> None:
+    """The real gateway JVM, started as a local run starts it: its collectors are the serial ones."""
+    monkeypatch.delenv("JVM_ARGS", raising=False)
+    program = ("from job.jvm import configure_local_jvm; configure_local_jvm()\n"
+               "from pyflink.java_gateway import get_gateway\n"
+               "beans = get_gateway().jvm.java.lang.management.ManagementFactory.getGarbageCollectorMXBeans()\n"
+               "print(sorted(bean.getName() for bean in beans))\n")
+    result = subprocess.run([sys.executable, "-c", program], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "['Copy', 'MarkSweepCompact']"
