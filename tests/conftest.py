@@ -13,9 +13,11 @@ import pytest
 from connectors.featurestore.local.server import LocalFeatureStoreServer
 from job import REPO_ROOT
 from job.data_dir import DataDir
+from job.jvm import configure_local_jvm
 
 # Flink writes its logs next to pyflink unless told otherwise; keep them out of the venv.
 os.environ.setdefault("FLINK_LOG_DIR", str(REPO_ROOT / ".pytest_cache" / "flink-logs"))
+configure_local_jvm()  # the test session's own JVM (tests/support/sql_step.py) starts as a local run's does
 CHAINFEAT = [sys.executable, "-m", "job.cli"]
 
 
