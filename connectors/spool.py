@@ -36,9 +36,6 @@ log = logging.getLogger(__name__)
 
 _STATE_FILE = "_publisher.json"  # underscore: Flink's file source skips it
 _KEEP_PROGRESS_FILES = 3
-# How soon the job's progress sink (sql/sinks/progress.sql) rolls a part file so that the next checkpoint can commit
-# it: every publication waits for one commit, so this is most of a publication round's latency.
-PROGRESS_ROLL_S = 0.1
 
 
 class SpoolWriter:
@@ -141,8 +138,9 @@ class ProgressLog:
     makes a file visible only when the checkpoint that covers it completes (in-progress files are hidden).
     Older files are pruned once read: the newest holds the highest number."""
 
-    def __init__(self, progress_dir: Path) -> None:
+    def __init__(self, progress_dir: Path, roll_s: float) -> None:
         self.progress_dir = Path(progress_dir)
+        self.roll_s = roll_s  # how soon the sink rolls a part file (job/sql_files.py PROGRESS_ROLL_S)
         self._highest = 0
 
     def highest(self) -> int:
@@ -155,10 +153,10 @@ class ProgressLog:
             path.unlink(missing_ok=True)
         return self._highest
 
-    def awaiting_checkpoint(self, min_age_s: float = PROGRESS_ROLL_S) -> bool:
+    def awaiting_checkpoint(self) -> bool:
         """Whether the job wrote progress that only a checkpoint can commit: a hidden part file, old
-        enough (``min_age_s``) for the sink to have rolled it. Asking for checkpoints only then keeps them
-        off the job's back while it reads."""
+        enough for the sink to have rolled it. Asking for checkpoints only then keeps them off the job's
+        back while it reads."""
         if not self.progress_dir.is_dir():
             return False
         now = time.time()
@@ -167,7 +165,7 @@ class ProgressLog:
                 stat = path.stat()
             except FileNotFoundError:
                 continue
-            if stat.st_size and now - stat.st_mtime >= min_age_s:
+            if stat.st_size and now - stat.st_mtime >= self.roll_s:
                 return True
         return False
 

@@ -8,7 +8,7 @@ with -XX:ArchiveClassesAtExit; every later local JVM uses it. A missing or stale
 JVM (-Xshare:auto), so this never stops a run.
 
 The collector: on these 2-core machines G1's concurrent threads and write barriers compete with the job's own
-two busy threads; the serial collector ran `bench/end_to_end.py --transactions 1000000` in 21.2-21.6 s instead of
+two busy threads; the serial collector ran `bench/end_to_end.py --transactions 1000000` in 21.2-21.7 s instead of
 25.0-26.2 s (reading 10-11 s instead of 13.5), with a JVM peak of ~600 MiB instead of 1.1-1.6 GiB. A collector
 named in JVM_ARGS is kept. (Managed Flink and Flink clusters run their own JVMs: this is the local one only.)
 """

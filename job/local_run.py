@@ -33,7 +33,7 @@ from job.config import JobConfig, load_property_groups
 from job.data_dir import DataDir
 from job.flink_rest import DEFAULT_REST_PORT, FlinkRest, FlinkRestError
 from job.monitor import JobMonitor, RecentGrowth
-from job.sql_files import feature_files
+from job.sql_files import PROGRESS_ROLL_S, feature_files
 
 log = logging.getLogger(__name__)
 
@@ -235,7 +235,7 @@ class LocalRun:
         overrides: dict[str, Any] = {"features_dir": options.features.resolve()} if options.features else {}
         self.config = JobConfig.from_properties(load_property_groups(options.properties), self.data.root, **overrides)
         self.feed_dir = local_dir(self.config.feed_uri)
-        self.progress = ProgressLog(local_dir(self.config.progress_uri))
+        self.progress = ProgressLog(local_dir(self.config.progress_uri), roll_s=PROGRESS_ROLL_S)
         self.poller = make_poller(self.data, options.source, options.recording, options.speed, stop=self.stop_event)
         # A bounded run's last publication closes every window (a heartbeat past its last poll by the watermark
         # delay): the job's counters are final while it still runs, before the drain (which would flush them too).

@@ -277,7 +277,7 @@ def add_inserts(table_env: TableEnvironment, statement_set: StatementSet, path: 
 def build_pipeline(config: JobConfig, rest_port: int | None = None,
                    deployment: Deployment = Deployment.LOCAL) -> Pipeline:
     if deployment is Deployment.LOCAL:
-        configure_local_jvm()  # this process starts the JVM: let it map the classes (job/jvm.py)
+        configure_local_jvm()  # this process starts the JVM: the class archive and the collector (job/jvm.py)
     settings = flink_settings(config, rest_port, deployment)
     env = StreamExecutionEnvironment.get_execution_environment(_configuration(settings))
     table_env = StreamTableEnvironment.create(env)

@@ -15,7 +15,6 @@ from string import Template
 from typing import TYPE_CHECKING, Mapping
 
 from connectors.featurestore.glue import quote_identifier
-from connectors.spool import PROGRESS_ROLL_S
 from job import REPO_ROOT
 
 if TYPE_CHECKING:  # job.config imports this module
@@ -23,6 +22,9 @@ if TYPE_CHECKING:  # job.config imports this module
 
 SQL_DIR = REPO_ROOT / "sql"
 FEATURES_DIR = SQL_DIR / "features"
+# How soon the job's progress sink (sinks/progress.sql) rolls a part file so that the next checkpoint can commit it:
+# every feed publication waits for one commit, so this is most of a publication round's latency.
+PROGRESS_ROLL_S = 0.1
 _COMMENT = re.compile(r"--[^\n]*")
 _SEPARATOR = re.compile(r";[ \t]*(?:\n|$)")
 

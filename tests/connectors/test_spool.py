@@ -142,7 +142,7 @@ def test_an_interrupted_publication_is_redone_identically(tmp_path) -> None:
 def test_progress_log_reads_committed_files_only_and_prunes_old_ones(tmp_path) -> None:
     progress = tmp_path / "progress"
     progress.mkdir()
-    log = ProgressLog(progress)
+    log = ProgressLog(progress, roll_s=0.1)
     assert log.highest() == 0
     (progress / ".part-in-progress").write_text(json.dumps({"publication": 9}) + "\n")  # not committed yet
     for number in range(1, 6):

@@ -38,13 +38,15 @@ def test_a_collector_or_archive_the_user_chose_is_kept(archive, monkeypatch) -> 
     assert os.environ["JVM_ARGS"] == "-XX:+UseG1GC -XX:ArchiveClassesAtExit=/tmp/x.jsa"
 
 
-def test_pyflink_s_jvm_runs_with_the_serial_collector(monkeypatch) -> None:
-    """The real gateway JVM, started as a local run starts it: its collectors are the serial ones."""
-    monkeypatch.delenv("JVM_ARGS", raising=False)
+def test_pyflink_s_jvm_runs_with_the_serial_collector() -> None:
+    """The real gateway JVM, started as a local run starts it: its collectors are the serial ones. (A process of
+    its own: this one's JVM may be running already, and PYFLINK_* variables would point at it.)"""
+    env = {name: value for name, value in os.environ.items() if name != "JVM_ARGS" and not name.startswith("PYFLINK_")}
     program = ("from job.jvm import configure_local_jvm; configure_local_jvm()\n"
                "from pyflink.java_gateway import get_gateway\n"
                "beans = get_gateway().jvm.java.lang.management.ManagementFactory.getGarbageCollectorMXBeans()\n"
                "print(sorted(bean.getName() for bean in beans))\n")
-    result = subprocess.run([sys.executable, "-c", program], cwd=REPO, capture_output=True, text=True, timeout=120)
+    result = subprocess.run([sys.executable, "-c", program], cwd=REPO, env=env, capture_output=True, text=True,
+                            timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().splitlines()[-1] == "['Copy', 'MarkSweepCompact']"
