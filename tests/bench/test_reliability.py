@@ -18,7 +18,7 @@ def test_interrupt_outage_and_fuzz_trials_are_exact(tmp_path, capsys) -> None:
     code = reliability.main(["--kill-trials", "0", "--interrupt-trials", "1", "--outage-trials", "1", "--outage-kinds", "drop",
                              "--fuzz-lines", "2000", "--work-dir", str(tmp_path), "--format", "json"])
     summary = json.loads(capsys.readouterr().out)
-    assert code == 0 and summary["all_exact"], summary
+    assert code == 0 and summary["all_exact"], [(trial["fault"], trial["detail"]) for trial in summary["trials"]]
     rows = {row["fault"]: row for row in summary["rows"]}
     assert set(rows) == {"Ctrl-C and resume", "store outage: drop", "fuzz (malformed input)"}
     assert all(row["exact"] == "1/1" and row["offline_rows_twice"] == 0 and row["hangs"] == 0
