@@ -274,7 +274,7 @@ def run(
     speed: float = Speed,
     exit_when_done: bool = typer.Option(False, "--exit-when-done", help="Replay to the end, flush every window, print a summary, exit."),
     fmt: OutputFormat = Format,
-    dashboard_port: int = typer.Option(DEFAULT_DASHBOARD_PORT, help="Port of the Flink dashboard (binds 127.0.0.1)."),
+    dashboard_port: int = typer.Option(DEFAULT_DASHBOARD_PORT, help="Port of the Flink dashboard (binds 127.0.0.1; 0: any free port)."),
     featurestore_port: int = typer.Option(DEFAULT_PORT, help="Port of the local feature store (0: any free port)."),
     properties: Optional[Path] = typer.Option(None, help="Managed Flink properties file (default: job/application_properties.json)."),
     features: Optional[Path] = typer.Option(

@@ -225,7 +225,8 @@ class LocalRun:
         self.job_client: Any = None
         self.job_id = ""
         self.monitor: JobMonitor | None = None
-        self.rest = FlinkRest(f"http://127.0.0.1:{options.dashboard_port}")
+        self.dashboard_port = options.dashboard_port or free_port()  # 0: any free port (its address is printed)
+        self.rest = FlinkRest(f"http://127.0.0.1:{self.dashboard_port}")
         self.restored_from: str | None = None
         self.savepoint: str | None = None
         self.feature_groups: list[str] = []
@@ -274,7 +275,7 @@ class LocalRun:
                  **self.config.extra_flink_config}
         config = replace(self.config, featurestore_endpoint_url=endpoint, restore_from=self.restored_from,
                          extra_flink_config=extra)
-        pipeline = build_pipeline(config, rest_port=self.options.dashboard_port)
+        pipeline = build_pipeline(config, rest_port=self.dashboard_port)
         self._moments["job_built"] = time.time()
         if interrupted.is_set():
             raise Interrupted("interrupted while the job was being built; nothing was submitted")
@@ -336,7 +337,7 @@ class LocalRun:
 
     @property
     def dashboard_url(self) -> str:
-        return f"http://127.0.0.1:{self.options.dashboard_port}/#/job/running/{self.job_id}/overview"
+        return f"http://127.0.0.1:{self.dashboard_port}/#/job/running/{self.job_id}/overview"
 
     # ---- progress ----------------------------------------------------------------------------------
 

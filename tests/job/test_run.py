@@ -23,7 +23,7 @@ from job.local_run import BUNDLED_RECORDING
 from job.sql_files import FEATURES_DIR
 from tests.conftest import CHAINFEAT
 from tests.reference import expected_results, minute_key as epoch_minute_key, tumbling
-from tests.support import GROUP, SHORT_PROFILE, alive, descendants, free_port, online_rows, properties_with_store, replay_shift
+from tests.support import GROUP, SHORT_PROFILE, alive, descendants, online_rows, properties_with_store, replay_shift
 from tests.support.example_features import RELAYS, example_windows, features_with_examples, write_feature_with_unknown_column, write_relayed_recording
 
 pytestmark = pytest.mark.slow
@@ -33,7 +33,7 @@ FEATURES_SQL = f"SELECT tx_minute, event_time, total_nb_trx_1min, total_fee_1min
 
 
 def run_args(data_dir: Path, *extra: str) -> list[str]:
-    return [*CHAINFEAT, "run", "--data-dir", str(data_dir), "--dashboard-port", str(free_port()),
+    return [*CHAINFEAT, "run", "--data-dir", str(data_dir), "--dashboard-port", "0",  # 0: the run picks a free port
             "--featurestore-port", "0", *extra]
 
 
