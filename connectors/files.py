@@ -21,13 +21,20 @@ def atomic_write(path: Path, data: bytes | Iterable[bytes | Path], durable: bool
                 if isinstance(chunk, Path):
                     _append_file(chunk, handle)
                 else:
-                    handle.write(chunk)
+                    _write_all(chunk, handle)
             if durable:
                 os.fsync(handle.fileno())
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
     os.replace(temporary, path)
+
+
+def _write_all(chunk: bytes, handle: BinaryIO) -> None:
+    """An unbuffered write may take only part of a chunk: write the rest until all of it is written."""
+    view = memoryview(chunk)
+    while view:
+        view = view[handle.write(view):]
 
 
 def _append_file(source: Path, handle: BinaryIO) -> None:

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from connectors.files import atomic_write
+from connectors.files import _write_all, atomic_write
 
 
 def test_files_and_bytes_are_written_in_order_under_a_hidden_name_then_renamed(tmp_path) -> None:
@@ -34,3 +34,18 @@ def test_a_failed_write_leaves_no_file(tmp_path) -> None:
     with pytest.raises(FileNotFoundError):
         atomic_write(tmp_path / "out.jsonl", [b"head\n", tmp_path / "missing.jsonl"])
     assert os.listdir(tmp_path) == []  # neither the file nor its temporary
+
+
+def test_a_write_that_takes_part_of_a_chunk_is_continued() -> None:
+    class ShortWrites:  # a raw file may take fewer bytes than asked (a signal, a full pipe, a huge chunk)
+        def __init__(self) -> None:
+            self.data = bytearray()
+
+        def write(self, view) -> int:
+            taken = bytes(view[:3])
+            self.data += taken
+            return len(taken)
+
+    handle = ShortWrites()
+    _write_all(b"0123456789", handle)
+    assert bytes(handle.data) == b"0123456789"
