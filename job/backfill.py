@@ -54,6 +54,10 @@ VIEW_FILES = (sql_files.SQL_DIR / "sources" / "archive_batch.sql", sql_files.SQL
 OUTPUT_FILES = (sql_files.SQL_DIR / "sinks" / "dead_letter.sql", BACKFILL_DIR / "outputs.sql")
 # The range's open ends: the epoch, and 9999-12-31 (Flink's TIMESTAMP_LTZ goes no further).
 EARLIEST_MS, LATEST_MS = 0, 253_402_300_799_000
+# An archive partition as sources/archive_batch.sql compares them: its date=YYYY-MM-DD and hour=HH directories.
+ARCHIVE_HOUR = "%Y-%m-%d %H"
+LAST_HOUR = "9999-12-31 23"
+_ARCHIVE_FILE = re.compile(r"date=\d{4}-\d\d-\d\d/hour=\d\d/[^/]+")
 
 
 class BackfillError(RuntimeError):
@@ -87,6 +91,13 @@ class TimeRange:
     def end_ms(self) -> int:
         return LATEST_MS if self.end_s is None else round(self.end_s * 1000)
 
+    def archive_hours(self, future_tolerance_s: float, past_tolerance_s: float) -> tuple[str, str]:
+        """The first and last archive partition ('YYYY-MM-DD HH', the hour polled) that can hold a transaction of
+        the range: a valid time lies at most future_tolerance_s after its poll and past_tolerance_s before it."""
+        first = "" if self.start_s is None else _hour(self.start_s - future_tolerance_s)
+        last = LAST_HOUR if self.end_s is None else _hour(min(self.end_s + past_tolerance_s, LATEST_MS / 1000 - 1))
+        return first, last
+
 
 def parse_moment(text: str) -> float:
     """A --from/--to value as unix seconds: unix seconds, or an ISO 8601 date/time (UTC unless it says otherwise)."""
@@ -101,6 +112,10 @@ def parse_moment(text: str) -> float:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
     return moment.timestamp()
+
+
+def _hour(epoch_s: float) -> str:
+    return datetime.fromtimestamp(max(epoch_s, 0), tz=timezone.utc).strftime(ARCHIVE_HOUR)
 
 
 def utc(epoch_s: float | None) -> str | None:
@@ -220,7 +235,9 @@ def build_backfill(config: JobConfig, archive: str, time_range: TimeRange, data:
     settings = flink_settings(config, rest_port, batch=True)
     table_env = TableEnvironment.create(
         EnvironmentSettings.new_instance().in_batch_mode().with_configuration(flink_configuration(config, rest_port, batch=True)).build())
-    params = {**sql_files.parameters(config), "archive_uri": archive, "range_from_ms": time_range.start_ms,
+    first_hour, last_hour = time_range.archive_hours(config.future_tolerance_s, config.past_tolerance_s)
+    params = {**sql_files.parameters(config), "archive_uri": archive, "first_hour": first_hour, "last_hour": last_hour,
+              "range_from_ms": time_range.start_ms,
               "range_to_ms": time_range.end_ms, "backfill_windows_uri": data.backfill_windows.resolve().as_uri(),
               "backfill_facts_uri": data.backfill_facts.resolve().as_uri()}
     groups = register_views(table_env, config, view_files=VIEW_FILES, features=features, params=params)
@@ -242,6 +259,18 @@ def build_backfill(config: JobConfig, archive: str, time_range: TimeRange, data:
         complete_rows.append((definition, windows.where(complete).select(*[col(name) for name in definition.features])))
     add_feature_store_writes(statement_set, complete_rows, config)
     return BackfillJob(Pipeline(table_env, statement_set, groups, flink_settings=settings), shapes)
+
+
+def outside_archive_layout(root: Path) -> list[str]:
+    """Files under a local archive that are not in a date=/hour= partition (hidden ones aside: Flink skips names
+    starting with '.' or '_', as the spool's temporaries and markers)."""
+    outside = []
+    for path in sorted(root.rglob("*")):
+        relative = path.relative_to(root).as_posix()
+        if path.is_file() and not any(part.startswith((".", "_")) for part in path.relative_to(root).parts) \
+                and not _ARCHIVE_FILE.fullmatch(relative):
+            outside.append(relative)
+    return outside
 
 
 # ---- running it --------------------------------------------------------------------------------------------
@@ -303,6 +332,11 @@ class Backfill:
         if not local.exists() or not any(path.is_file() for path in local.rglob("*")):
             raise BackfillError(f"no archive at {local}: run `chainfeat run` or `chainfeat poll` first (they write "
                                 "the spool), or give --archive PATH_OR_URI")
+        outside = outside_archive_layout(local)
+        if outside:  # Flink reads the partitions only: these would be left out without a word
+            raise BackfillError(f"{len(outside)} file(s) in {local} are not in the archive's layout "
+                                f"date=YYYY-MM-DD/hour=HH/ (e.g. {outside[0]}): move them into their hour's "
+                                "directory, or give --archive the directory that holds date=...")
 
     def _endpoint(self) -> str:
         """--endpoint-url, else the properties' FeatureStore endpoint.url, else the data dir's local store: the

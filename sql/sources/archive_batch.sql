@@ -7,13 +7,26 @@
 -- dead letter) instead of PROCTIME(): Flink 2.3's batch planner fails on a PROCTIME() column as soon as two outputs
 -- share the parsed lines ("Type mismatch: proc_time: TIMESTAMP_LTZ(3) *PROCTIME* NOT NULL" while reusing the plan),
 -- and without that reuse each output would read and parse the archive again.
-CREATE TEMPORARY TABLE source_lines (
+-- The archive's directories are its partitions (`date`, `hour`: when the line was polled, UTC), so a --from/--to
+-- range reads only the hours that can hold its transactions.
+CREATE TEMPORARY TABLE archive_lines (
 ${transaction_fields},
-    proc_time AS CURRENT_TIMESTAMP
-) WITH (
+    proc_time AS CURRENT_TIMESTAMP,
+    `date` STRING,
+    `hour` STRING
+) PARTITIONED BY (`date`, `hour`) WITH (
     'connector' = 'filesystem',
     'path' = '${archive_uri}',
     'format' = 'json',
     'json.fail-on-missing-field' = 'false',
     'json.ignore-parse-errors' = 'false'
 );
+
+-- The hours a transaction with --from <= time < --to can have been polled in: a valid time lies at most
+-- future_tolerance_s after its poll and past_tolerance_s before it (transaction_fields.sql), so from the hour of
+-- (--from - future_tolerance_s) to the hour of (--to + past_tolerance_s), 'YYYY-MM-DD HH' (job/backfill.py).
+-- Flink prunes the other partitions before it lists their files.
+CREATE TEMPORARY VIEW source_lines AS
+SELECT *
+FROM archive_lines
+WHERE CONCAT(`date`, ' ', `hour`) >= '${first_hour}' AND CONCAT(`date`, ' ', `hour`) <= '${last_hour}';

@@ -1,6 +1,7 @@
 """`chainfeat backfill` as a user runs it (a subprocess) over the spool of a replayed recording: the complete windows
 the streaming job wrote, row by row, and nothing else; idempotent over the streaming job's store, after an
-interruption, and over a range; the Firehose archive's layout; one message for a broken feature file.
+interruption, and over a range (only the archive's hours it needs are read); the Firehose archive's layout; one message
+for a broken feature file, an unknown group, a file outside the archive's layout.
 
 One streaming run (module-scoped) gives the spool and the store every test compares with; the expected windows
 and the edge rule are restated here over the independent reference (tests/reference.py)."""
@@ -161,6 +162,13 @@ def test_ranges_an_interruption_and_a_rerun_leave_exactly_the_complete_windows(s
     end = start + 420
     ranged = [GROUP, "size_5min"]
     archive = firehose_archive(streamed.spool, tmp_path / "s3-bucket")
+    lines = sum(len(path.read_bytes().splitlines()) for path in streamed.spool.rglob("poll-*.jsonl"))
+    # Hours no transaction of the range can have been polled in (years before --from, and after --to + 14 days)
+    # hold copies of the archive's first object: read, they would add lines, and sightings inside the range.
+    first_object = min(archive.rglob("*.gz"))
+    for hour in ("date=2020-01-01/hour=00", "date=2099-12-31/hour=23"):
+        (archive / hour).mkdir(parents=True)
+        (archive / hour / first_object.name).write_bytes(first_object.read_bytes())
     result = backfill(streamed.env, data_dir, "--archive", archive.as_uri(), "--features", str(streamed.features),
                       "--from", datetime.fromtimestamp(start, tz=timezone.utc).isoformat(), "--to", str(end),
                       *[option for group in ranged for option in ("--group", group)], "--endpoint-url", server.url,
@@ -171,6 +179,7 @@ def test_ranges_an_interruption_and_a_rerun_leave_exactly_the_complete_windows(s
     assert all(streamed.complete(group, start, end) for group in ranged)
     assert summary["windows_written"] == {group: len(streamed.complete(group, start, end)) for group in ranged}
     assert summary["transactions"] < streamed.transactions  # the range's only
+    assert summary["lines_read"] == lines  # the archive's own hours only: the two outside the range pruned
     assert sorted(group.name for group in server.store.definitions()) == sorted(ranged)  # the others not even created
 
     args = ["--archive", str(streamed.spool), "--features", str(streamed.features), "--endpoint-url", server.url,
@@ -225,3 +234,14 @@ def test_a_broken_feature_file_or_an_unknown_group_is_one_error(streamed, tmp_pa
     unknown = backfill(streamed.env, target, "--archive", str(streamed.spool), "--group", "no_such_group")
     assert unknown.returncode == 2
     assert "no feature file for no_such_group" in unknown.stderr and GROUP in unknown.stderr
+
+    # A file outside the date=/hour= directories would be left out by Flink's partitioned read: refused, named.
+    loose = tmp_path / "loose-archive"
+    (loose / "date=2024-05-01" / "hour=09").mkdir(parents=True)
+    for path in (loose / "date=2024-05-01" / "hour=09" / "poll-1.jsonl", loose / "polls.jsonl"):
+        path.write_bytes(min(streamed.spool.rglob("poll-*.jsonl")).read_bytes())
+    refused = backfill(streamed.env, target, "--archive", str(loose))
+    assert refused.returncode == 1
+    assert [line for line in refused.stderr.splitlines() if line.startswith("error:")] == [
+        f"error: 1 file(s) in {loose} are not in the archive's layout date=YYYY-MM-DD/hour=HH/ (e.g. polls.jsonl): move "
+        "them into their hour's directory, or give --archive the directory that holds date=..."], refused.stderr

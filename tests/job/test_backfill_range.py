@@ -1,0 +1,49 @@
+"""Which archive partitions a backfill's --from/--to reads, and which local files a backfill refuses (pure functions:
+the integration tests in test_backfill.py run them through Flink)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from job.backfill import TimeRange, outside_archive_layout, parse_moment
+
+FUTURE_TOLERANCE_S, PAST_TOLERANCE_S = 600, 14 * 86400  # job/application_properties.json's
+
+
+def at(text: str) -> float:
+    return datetime.fromisoformat(text).replace(tzinfo=timezone.utc).timestamp()
+
+
+@pytest.mark.parametrize(("start", "end", "hours"), [
+    # a time may lie up to 10 min after its poll: 10:05 can have been polled at 09:55, in hour 09
+    ("2024-05-01 10:05:00", "2024-05-01 12:00:00", ("2024-05-01 09", "2024-05-15 12")),
+    ("2024-05-01 10:10:00", "2024-05-01 12:00:00", ("2024-05-01 10", "2024-05-15 12")),
+    # ... and up to 14 days before it: polled up to 14 days after --to (the hour of --to + 14 d itself included)
+    ("2024-05-31 23:59:59", "2024-06-01 00:00:01", ("2024-05-31 23", "2024-06-15 00")),
+])
+def test_a_range_reads_the_hours_its_transactions_can_have_been_polled_in(start, end, hours) -> None:
+    assert TimeRange(at(start), at(end)).archive_hours(FUTURE_TOLERANCE_S, PAST_TOLERANCE_S) == hours
+
+
+def test_open_ends_read_every_hour() -> None:
+    assert TimeRange().archive_hours(FUTURE_TOLERANCE_S, PAST_TOLERANCE_S) == ("", "9999-12-31 23")
+    assert TimeRange(start_s=300).archive_hours(FUTURE_TOLERANCE_S, PAST_TOLERANCE_S) == ("1970-01-01 00", "9999-12-31 23")
+    assert TimeRange(end_s=parse_moment("9999-12-31T00:00:00Z")).archive_hours(
+        FUTURE_TOLERANCE_S, PAST_TOLERANCE_S)[1] == "9999-12-31 23"
+
+
+def test_files_outside_the_partitions_are_named(tmp_path: Path) -> None:
+    for name in ("date=2024-05-01/hour=09/poll-1.jsonl", "date=2024-05-01/hour=09/.poll-2.jsonl.tmp", "_complete",
+                 "date=2024-05-01/hour=10/raw-1.gz"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("{}\n")
+    assert outside_archive_layout(tmp_path) == []
+    for name in ("loose.jsonl", "date=2024-05-01/poll-3.jsonl", "date=2024-05-01/hour=9/poll-4.jsonl",
+                 "2024/05/01/09/firehose-1.gz"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("{}\n")
+    assert outside_archive_layout(tmp_path) == ["2024/05/01/09/firehose-1.gz", "date=2024-05-01/hour=9/poll-4.jsonl",
+                                                "date=2024-05-01/poll-3.jsonl", "loose.jsonl"]
