@@ -381,25 +381,31 @@ def backfill(
     properties: Optional[Path] = typer.Option(None, help="Managed Flink properties file (default: job/application_properties.json)."),
     endpoint_url: Optional[str] = EndpointUrl,
     dashboard_port: int = typer.Option(0, help="Port of the Flink dashboard (binds 127.0.0.1; 0: any free port)."),
+    flink_url: Optional[str] = typer.Option(
+        None, "--flink-url", help=f"Run on a self-managed Flink cluster (its REST address, http://HOST:{DEFAULT_REST_PORT}) "
+                                  "from the application zip, instead of a local MiniCluster."),
+    zip_path: Path = typer.Option(Path("dist/chainfeat-flink-app.zip"), "--zip", help="With --flink-url: the zip from `chainfeat package`."),
 ) -> None:
     """Compute the feature groups over the raw archive with the streaming job's SQL (Flink batch mode) and write
     every complete window to the feature store; windows the archive covers only in part are skipped. Idempotent.
 
     Example: chainfeat backfill --from 2024-05-01T00:00:00Z --to 2024-05-01T06:00:00Z --group tx_minute_features
     """
-    from job.backfill import Backfill, BackfillError, BackfillInterrupted, BackfillOptions, TimeRange, UnknownGroup, parse_moment
+    from job.backfill import Backfill, BackfillInterrupted, BackfillOptions
+    from job.backfill_job import BackfillError, TimeRange, UnknownGroup, parse_moment
     from job.progress import BackfillView
 
     try:
         time_range = TimeRange(parse_moment(start) if start else None, parse_moment(end) if end else None)
         job = Backfill(BackfillOptions(data_dir=data_dir, archive=archive, time_range=time_range, groups=tuple(group),
                                        features=features, properties=properties, endpoint_url=endpoint_url,
-                                       dashboard_port=dashboard_port))
+                                       dashboard_port=dashboard_port, flink_url=flink_url, zip_path=zip_path))
     except ConfigError as error:  # a ValueError too: the properties file, not the command line
         raise fail(str(error)) from None
     except (ValueError, UnknownGroup) as error:
         raise fail(str(error), EXIT_USAGE) from None
-    typer.echo(f"backfilling {', '.join(path.stem for path in job.features)} from {job.archive}...", err=True)
+    where = f" on {flink_url}" if flink_url else ""
+    typer.echo(f"backfilling {', '.join(path.stem for path in job.features)} from {job.archive}{where}...", err=True)
     with _stop_on_signals() as stop:
         try:
             summary: dict = {}

@@ -75,7 +75,7 @@ def with_defaults(groups: Mapping[str, Mapping[str, str]]) -> dict[str, dict[str
     return merged
 
 
-def _uri(value: str, data_dir: Path) -> str:
+def flink_uri(value: str, data_dir: Path) -> str:
     """A Flink filesystem URI: URIs stay, absolute paths become file://, relative ones go under data_dir."""
     if "://" in value:
         return value
@@ -149,7 +149,7 @@ class JobConfig:
         config = cls(
             data_dir=data_dir,
             source_type=source["type"],
-            feed_uri=_uri(source["feed.path"], data_dir),
+            feed_uri=flink_uri(source["feed.path"], data_dir),
             monitor_interval_s=_seconds(monitor, "Source monitor.interval.s") if monitor else None,
             watermark_delay_s=int(_seconds(job["watermark.delay.s"], "Job watermark.delay.s")),
             future_tolerance_s=int(_seconds(job["future.tolerance.s"], "Job future.tolerance.s")),
@@ -157,11 +157,11 @@ class JobConfig:
             dedup_ttl=job["dedup.ttl"],
             idle_timeout=job["idle.timeout"],
             checkpoint_interval=job["checkpoint.interval"],
-            checkpoint_uri=_uri(job["checkpoint.path"], data_dir),
-            dead_letter_uri=_uri(outputs["dead.letter.path"], data_dir),
-            late_uri=_uri(outputs["late.path"], data_dir),
-            progress_uri=_uri(source["progress.path"], data_dir),
-            computed_uri=_uri(source["computed.path"], data_dir),
+            checkpoint_uri=flink_uri(job["checkpoint.path"], data_dir),
+            dead_letter_uri=flink_uri(outputs["dead.letter.path"], data_dir),
+            late_uri=flink_uri(outputs["late.path"], data_dir),
+            progress_uri=flink_uri(source["progress.path"], data_dir),
+            computed_uri=flink_uri(source["computed.path"], data_dir),
             features_dir=_path(job["features.dir"], FEATURES_DIR),
             kinesis_stream_arn=source["stream.arn"],
             kinesis_init_position=source["init.position"],

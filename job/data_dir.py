@@ -11,6 +11,9 @@ from pathlib import Path
 
 from job.config import default_property_groups
 
+# What a backfill reports, under its report directory (the data dir's backfill/, or Backfill report.path).
+REPORT_WINDOWS, REPORT_FACTS, REPORT_DEAD_LETTER = "windows", "facts", "dead_letter"
+
 
 @dataclass(frozen=True)
 class DataDir:
@@ -78,23 +81,28 @@ class DataDir:
     @property
     def backfill(self) -> Path:
         """What the last `chainfeat backfill` reported (each backfill replaces it): the subdirectories below."""
-        return self.root / "backfill"
+        return self._job_path("Backfill", "report.path")
 
     @property
     def backfill_windows(self) -> Path:
         """Every window the last backfill computed (feature group, record identifier, event time) and whether it
         was complete (written) or partial (skipped)."""
-        return self.backfill / "windows"
+        return self.backfill / REPORT_WINDOWS
 
     @property
     def backfill_facts(self) -> Path:
         """The last backfill's counts (lines, transactions, dead letter, ...) and the archive's coverage."""
-        return self.backfill / "facts"
+        return self.backfill / REPORT_FACTS
 
     @property
     def backfill_dead_letter(self) -> Path:
         """The last backfill's dead letter (the streaming job wrote the same lines to dead_letter/ already)."""
-        return self.backfill / "dead_letter"
+        return self.backfill / REPORT_DEAD_LETTER
+
+    @property
+    def backfill_properties(self) -> Path:
+        """The properties a backfill on a cluster was submitted with (its Backfill group filled in)."""
+        return self.backfill / "properties.json"
 
     def job_state(self) -> list[Path]:
         """What a run leaves behind but the feature store (what `chainfeat run --reset-job` deletes: the job then

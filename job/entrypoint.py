@@ -4,7 +4,9 @@ The application zip's main.py calls main(). It reads the one properties file (on
 /etc/flink/application_properties.json, else the zip's job/application_properties.json, or the file in
 CHAINFEAT_PROPERTIES), builds the same pipeline `chainfeat run` builds, makes sure the feature group
 exists with the job's features (adding new ones; a removed or retyped one stops it here), ships the job's
-Python packages to the Python UDF workers, and submits the job.
+Python packages to the Python UDF workers, and submits the job. Properties whose Backfill group names an
+archive (archive.uri) run that backfill instead of the stream: the batch job `chainfeat backfill` runs
+locally (job/backfill.py), as `chainfeat backfill --flink-url` submits it.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from connectors.featurestore.client import (
     SchemaChangeRefused,
 )
 from job import CODE_PACKAGES, REPO_ROOT
+from job.backfill_job import BackfillSettings, build_backfill
 from job.config import MANAGED_FLINK_PROPERTIES, Deployment, JobConfig, load_property_groups, with_defaults
 from job.package import WORKER_CODE
 from job.pipeline import Pipeline, build_pipeline
@@ -75,7 +78,11 @@ def main(wait: bool | None = None) -> str:
         deployment = Deployment.LOCAL
     if wait is None:
         wait = deployment is Deployment.LOCAL  # on Managed Flink or after `flink run -d` the cluster runs the job
-    pipeline = build_pipeline(config, deployment=deployment)
+    backfill = BackfillSettings.from_properties(groups, data_dir)
+    if backfill is not None:
+        pipeline, job_name = build_backfill(config, backfill, deployment=deployment).pipeline, "chainfeat-backfill"
+    else:
+        pipeline, job_name = build_pipeline(config, deployment=deployment), "chainfeat"
     ship_worker_code(pipeline)
     client = FeatureStoreClient(FeatureStoreConfig(endpoint_url=config.featurestore_endpoint_url,
                                                    region=config.featurestore_region))
@@ -88,9 +95,9 @@ def main(wait: bool | None = None) -> str:
             raise SystemExit(f"error: {error}") from None
         except (FeatureStoreError, BotoCoreError) as error:  # the group may be managed by infrastructure code
             log.warning("could not ensure feature group %s: %s", definition.name, error)
-    job = pipeline.execute_async("chainfeat")
+    job = pipeline.execute_async(job_name)
     job_id = str(job.get_job_id())
-    log.info("submitted chainfeat job %s (code from %s)", job_id, REPO_ROOT)
+    log.info("submitted %s job %s (code from %s)", job_name, job_id, REPO_ROOT)
     if wait:
         job.get_job_execution_result().result()
     return job_id

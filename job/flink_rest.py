@@ -75,6 +75,9 @@ class FlinkRest:
         found = self.get(f"/jobs/{job_id}/metrics?get=" + ",".join(names)) or []
         return {metric["id"]: float(metric["value"]) for metric in found if "value" in metric}
 
+    def cancel(self, job_id: str) -> None:
+        self._request("PATCH", f"/jobs/{job_id}?mode=cancel")
+
     def trigger_checkpoint(self, job_id: str) -> str:
         """Ask for a checkpoint now (Flink 1.19+); returns the trigger id. It completes asynchronously."""
         return self._request("POST", f"/jobs/{job_id}/checkpoints", {})["request-id"]

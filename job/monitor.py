@@ -175,6 +175,13 @@ class JobMonitor:
         self._ended_as = "FINISHED"
         return savepoint
 
+    def cancel(self) -> None:
+        """Cancel the job: through its client where this process started it, else over REST (a cluster's job)."""
+        if self.job_client is not None:
+            self.job_client.cancel().result()
+        else:
+            self.rest.cancel(self.job_id)
+
     def wait_for_end(self, deadline: float) -> str:
         while (state := self.state()) not in TERMINAL_STATES:
             if time.monotonic() > deadline:

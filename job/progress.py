@@ -122,7 +122,7 @@ class BackfillView(ProgressView):
 
     def render(self) -> Table:
         status = self.backfill.status
-        table = Table(title=f"chainfeat backfill — Flink dashboard http://127.0.0.1:{self.backfill.rest_port}",
+        table = Table(title=f"chainfeat backfill — Flink dashboard {self.backfill.dashboard_url}",
                       show_header=False)
         table.add_column("what", style="bold")
         table.add_column("value")

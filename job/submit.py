@@ -18,10 +18,10 @@ from urllib.parse import urlsplit
 
 import pyflink
 
-from job.flink_rest import DEFAULT_REST_PORT, FlinkRest
+from job.flink_rest import DEFAULT_REST_PORT, FlinkRest, FlinkRestError
 from job.package import unpack, zip_run_options
 
-_SUBMITTED = re.compile(r"(?:submitted chainfeat job|submitted with JobID) ([0-9a-f]{32})")
+_SUBMITTED = re.compile(r"(?:submitted chainfeat(?:-backfill)? job|submitted with JobID) ([0-9a-f]{32})")
 
 
 FLINK_HOME = Path(pyflink.__file__).resolve().parent
@@ -74,7 +74,10 @@ def job_status(flink_url: str, job_id: str | None = None) -> dict[str, Any]:
             raise SubmitError(f"no job on the Flink cluster at {flink_url}")
         job_id = max(jobs, key=lambda job: job["start-time"])["jid"]
     job = rest.job(job_id)
-    checkpoints = rest.get(f"/jobs/{job_id}/checkpoints")
+    try:
+        checkpoints = rest.get(f"/jobs/{job_id}/checkpoints")
+    except FlinkRestError:  # a batch job (a backfill) has no checkpoints: Flink answers with an error
+        checkpoints = {}
     latest = (checkpoints.get("latest") or {}).get("completed") or {}
     return {
         "job_id": job_id,

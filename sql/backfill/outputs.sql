@@ -5,7 +5,8 @@ CREATE TEMPORARY TABLE backfill_windows (
     feature_group STRING,
     record_identifier STRING,
     event_time DOUBLE,
-    complete BOOLEAN
+    complete BOOLEAN,
+    `window` STRING  -- the window's shape (WindowShape.describe: TUMBLE 1 min, HOP 5 min every 1 min, ...)
 ) WITH (
     'connector' = 'filesystem',
     'path' = '${backfill_windows_uri}',

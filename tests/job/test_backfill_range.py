@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from job.backfill import TimeRange, outside_archive_layout, parse_moment
+from job.backfill import outside_archive_layout
+from job.backfill_job import TimeRange, parse_moment
 
 FUTURE_TOLERANCE_S, PAST_TOLERANCE_S = 600, 14 * 86400  # job/application_properties.json's
 

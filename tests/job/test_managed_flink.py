@@ -14,7 +14,7 @@ from botocore.stub import ANY, Stubber
 
 from job.config import Deployment, JobConfig, load_property_groups
 from job.managed_flink import DeployError, ManagedFlinkTarget, deploy, property_groups
-from job.managed_settings import PROGRAMMATIC_KEYS_FILE, UnlistedSetting, programmatic_keys
+from job.managed_settings import PLANNER_BATCH_KEYS, PROGRAMMATIC_KEYS_FILE, UnlistedSetting, programmatic_keys
 from job.package import RUN_OPTIONS_GROUP
 from job.pipeline import flink_settings
 
@@ -223,3 +223,28 @@ def test_the_managed_job_built_and_named_sets_nothing_off_the_list(tmp_path, mon
     cluster.deployment = Deployment.MANAGED
     with pytest.raises(UnlistedSetting, match="python.files"):
         cluster.prepare("chainfeat")
+
+
+@pytest.mark.slow
+def test_the_managed_backfill_built_and_named_sets_nothing_off_the_list(tmp_path, monkeypatch) -> None:
+    """What main.py builds on the service when the properties carry a Backfill archive.uri: the batch job, with the
+    keys of a batch run (execution.runtime-mode among them) and nothing outside the list."""
+    from job.backfill_job import BackfillSettings, build_backfill
+    from job.entrypoint import ship_worker_code
+
+    monkeypatch.setenv("_python_worker_execution_mode", "process")
+    archive = tmp_path / "raw" / "date=2024-05-01" / "hour=09"
+    archive.mkdir(parents=True)
+    groups = {**load_property_groups(), "Backfill": {"archive.uri": (tmp_path / "raw").as_uri(),
+                                                     "report.path": "s3://my-outputs/backfill", "from": "1714554000"}}
+    settings = BackfillSettings.from_properties(groups, tmp_path)
+    assert (settings.report_uri, settings.time_range.start_s) == ("s3://my-outputs/backfill", 1714554000.0)
+    config = JobConfig.from_properties(groups, tmp_path, featurestore_endpoint_url="http://127.0.0.1:9")
+    managed = build_backfill(config, settings, deployment=Deployment.MANAGED).pipeline
+    ship_worker_code(managed)
+    managed.prepare("chainfeat-backfill")
+    # Off the list only what Flink's batch planner writes itself while it plans (job/managed_settings.py).
+    assert managed.set_by_the_job() - programmatic_keys() <= PLANNER_BATCH_KEYS
+    assert not set(managed.flink_settings) - programmatic_keys()  # the job's own keys: all on the list
+    assert managed.flink_settings["execution.runtime-mode"] == "batch"
+    assert BackfillSettings.from_properties(load_property_groups(), tmp_path) is None  # the defaults run the stream
