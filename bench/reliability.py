@@ -129,6 +129,15 @@ class Bench:
             return None
         return json.loads(stdout)
 
+    def undisturbed_run_s(self) -> float:
+        """How long the trials' run takes with nothing done to it: the window their kill and Ctrl-C moments fall in,
+        so that they land in start-up, replay and drain alike rather than after the run has ended."""
+        trial = Trial("undisturbed run")
+        started = time.monotonic()
+        if self.finish(self.command(self.work / "undisturbed", self.recording, "12"), trial) is None:
+            raise SystemExit(f"an undisturbed run failed, so no trial can be judged: {trial.detail}")
+        return time.monotonic() - started
+
     def judge(self, trial: Trial, summary: dict[str, Any] | None, store: Path, store_url: str | None,
               recording: Path, run_dir: Path) -> None:
         """Exact: a summary (exit 0), nothing late, offline (each window once) and online = the reference."""
@@ -333,8 +342,9 @@ def print_table(summary: dict[str, Any]) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--kill-trials", type=int, default=20)
-    parser.add_argument("--kill-window-s", type=float, default=90.0,
-                        help="kill (or Ctrl-C) at a random moment in [0, this] s (a run here takes ~60-90 s)")
+    parser.add_argument("--kill-window-s", type=float, default=None,
+                        help="kill (or Ctrl-C) at a random moment in [0, this] s (default: the length of one "
+                             "undisturbed run, measured first)")
     parser.add_argument("--interrupt-trials", type=int, default=5, help="Ctrl-C at a random moment, then resume")
     parser.add_argument("--outage-trials", type=int, default=8)
     parser.add_argument("--outage-kinds", default=",".join(OUTAGES), help=f"cycled through: {', '.join(OUTAGES)}")
@@ -351,9 +361,14 @@ def main(argv: list[str] | None = None) -> int:
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="chainfeat-reliability-"))
     work.mkdir(parents=True, exist_ok=True)
     bench = Bench(work, args.seed)
+    window_s = args.kill_window_s
+    if window_s is None and (args.kill_trials or args.interrupt_trials):
+        window_s = bench.undisturbed_run_s()
+        print(f"an undisturbed run took {window_s:.0f} s: kill -9 and Ctrl-C land in [0, {window_s:.0f}] s",
+              file=sys.stderr, flush=True)
     plan: list[Callable[[], Trial]] = []
-    plan += [lambda n=n: bench.kill_trial(n, args.kill_window_s) for n in range(args.kill_trials)]
-    plan += [lambda n=n: bench.interrupt_trial(n, args.kill_window_s) for n in range(args.interrupt_trials)]
+    plan += [lambda n=n: bench.kill_trial(n, window_s) for n in range(args.kill_trials)]
+    plan += [lambda n=n: bench.interrupt_trial(n, window_s) for n in range(args.interrupt_trials)]
     plan += [lambda n=n: bench.outage_trial(n, kinds[n % len(kinds)]) for n in range(args.outage_trials)]
     if args.fuzz_lines:
         plan.append(lambda: bench.fuzz_trial(args.fuzz_lines))

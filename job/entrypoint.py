@@ -5,8 +5,8 @@ The application zip's main.py calls main(). It reads the one properties file (on
 CHAINFEAT_PROPERTIES), builds the same pipeline `chainfeat run` builds, makes sure the feature group
 exists with the job's features (adding new ones; a removed or retyped one stops it here), ships the job's
 Python packages to the Python UDF workers, and submits the job. Properties whose Backfill group names an
-archive (archive.uri) run that backfill instead of the stream: the batch job `chainfeat backfill` runs
-locally (job/backfill.py), as `chainfeat backfill --flink-url` submits it.
+archive (archive.uri) run that backfill instead of the stream: the batch job of `chainfeat backfill`
+(job/backfill_job.py), as `chainfeat backfill --flink-url` submits it.
 """
 
 from __future__ import annotations
