@@ -48,3 +48,19 @@ def test_files_outside_the_partitions_are_named(tmp_path: Path) -> None:
         (tmp_path / name).write_text("{}\n")
     assert outside_archive_layout(tmp_path) == ["2024/05/01/09/firehose-1.gz", "date=2024-05-01/hour=9/poll-4.jsonl",
                                                 "date=2024-05-01/poll-3.jsonl", "loose.jsonl"]
+
+
+def test_the_backfill_group_states_a_backfill_and_reads_back_the_same(tmp_path: Path) -> None:
+    """What `chainfeat backfill --flink-url` writes into the properties is what the zip's entry point reads."""
+    from job.backfill_job import BackfillSettings
+    from job.config import load_property_groups
+
+    settings = BackfillSettings((tmp_path / "spool").as_uri(), (tmp_path / "report").as_uri(),
+                                TimeRange(at("2024-05-01 10:05:00") + 0.25, at("2024-05-02 00:00:00")),
+                                ("size_5min", "tx_minute_features"))
+    groups = {**load_property_groups(), "Backfill": settings.properties()}
+    assert BackfillSettings.from_properties(groups, tmp_path / "data") == settings
+    relative = {**load_property_groups(), "Backfill": {"archive.uri": "/archive/raw", "from": "2024-05-01T10:00:00Z"}}
+    read = BackfillSettings.from_properties(relative, tmp_path / "data")
+    assert (read.archive_uri, read.report_uri, read.time_range, read.groups) == (
+        "file:///archive/raw", (tmp_path / "data" / "backfill").as_uri(), TimeRange(at("2024-05-01 10:00:00")), ())
