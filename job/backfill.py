@@ -246,6 +246,7 @@ class Backfill:
             "tx_per_s": round(transactions / seconds),
             "timeline_s": dict(self.timeline),
             "flink": self.dashboard_url if self.options.flink_url else "local MiniCluster",
+            "job_id": self.monitor.job_id if self.monitor else None,
             "dead_letter_dir": str(self.data.backfill_dead_letter),
             "data_dir": str(self.data.root),
         }

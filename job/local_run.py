@@ -240,10 +240,11 @@ class LocalRun:
         self.poller = make_poller(self.data, options.source, options.recording, options.speed, stop=self.stop_event)
         # A bounded run's last publication closes every window (a heartbeat past its last poll by the watermark
         # delay): the job's counters are final while it still runs, before the drain (which would flush them too).
-        closing_after_s = self.config.watermark_delay_s + 1 if options.exit_when_done else None
+        self.closing_after_s = self.config.watermark_delay_s + 1
         self.publisher = FeedPublisher(self.data.spool, self.feed_dir, committed=self.progress.highest,
                                        request_checkpoint=self._request_checkpoint,
-                                       input_ended=lambda: self.poller.stats.ran_out, closing_after_s=closing_after_s,
+                                       input_ended=lambda: self.poller.stats.ran_out,
+                                       closing_after_s=self.closing_after_s if options.exit_when_done else None,
                                        durable=durable_spool(options.source))
 
     # ---- wiring ------------------------------------------------------------------------------------
@@ -395,7 +396,7 @@ class LocalRun:
         self._moments["all_read"] = time.time()
         last_poll = self.publisher.last_poll_time()
         if last_poll is not None and not self.publisher.closed:  # the last file was published before the replay ended
-            self.publisher.publish_heartbeat(last_poll + self.publisher.closing_after_s)
+            self.publisher.publish_heartbeat(last_poll + self.closing_after_s)
             self._wait_for_the_job_to_read(deadline, interrupted)
         assert self.monitor is not None
         self.monitor.settled_duplicates()

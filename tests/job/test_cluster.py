@@ -75,7 +75,7 @@ def test_backfill_runs_the_zip_on_a_standalone_cluster(cluster, app_zip, tmp_pat
     zip_path, _summary = app_zip
     archived = tmp_path / "archived"
     publish(archived, scenario())  # the spool: its polls under date=/hour=, a malformed page among them
-    volatile = ("seconds", "tx_per_s", "timeline_s", "flink", "dead_letter_dir", "data_dir")
+    volatile = ("seconds", "tx_per_s", "timeline_s", "flink", "job_id", "dead_letter_dir", "data_dir")
 
     on_cluster = subprocess.run(
         [*CHAINFEAT, "backfill", "--flink-url", cluster.url, "--zip", str(zip_path), "--archive", str(archived / "spool"),
@@ -88,7 +88,8 @@ def test_backfill_runs_the_zip_on_a_standalone_cluster(cluster, app_zip, tmp_pat
                             env=cli_env, capture_output=True, text=True, timeout=60)
     assert status.returncode == 0, status.stderr  # a batch job has no checkpoints: status says so, not fails
     job = json.loads(status.stdout)
-    assert (job["name"], job["state"], job["last_checkpoint"]) == ("chainfeat-backfill", "FINISHED", None)  # the cluster ran it
+    assert (job["job_id"], job["name"], job["state"], job["last_checkpoint"]) == (
+        summary["job_id"], "chainfeat-backfill", "FINISHED", None)  # the cluster ran it, not this process
 
     local_dir = tmp_path / "local-backfill"
     local = subprocess.run([*CHAINFEAT, "backfill", "--archive", str(archived / "spool"), "--data-dir", str(local_dir),
