@@ -29,6 +29,7 @@ from job.data_dir import DataDir
 from job.flink_rest import FlinkRest
 from job.local_run import free_port, local_dir
 from job.monitor import JobMonitor, TERMINAL_STATES
+from job.package import DEFAULT_ZIP
 
 log = logging.getLogger(__name__)
 # A file of the archive's layout (sources/archive_batch.sql reads its partitions only).
@@ -64,7 +65,7 @@ class BackfillOptions:
     endpoint_url: str | None = None
     dashboard_port: int = 0  # 0: any free port (local MiniCluster)
     flink_url: str | None = None  # a self-managed cluster's REST address: the backfill runs there, from the zip
-    zip_path: Path | None = None  # the application zip (`chainfeat package`) a cluster runs
+    zip_path: Path = DEFAULT_ZIP  # the application zip (`chainfeat package`) a cluster runs
 
 
 @dataclass
@@ -136,6 +137,8 @@ class Backfill:
         """Build and run the backfill; returns its summary. Raises BackfillInterrupted when ``interrupted`` is
         set (the job is cancelled; running the same command again finishes it: the writes are idempotent)."""
         self._check_archive()
+        if self.options.flink_url:
+            self._check_zip()  # before anything starts (the local store, the report)
         os.environ.setdefault("FLINK_LOG_DIR", str(self.data.logs))
         self.data.logs.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(self.data.backfill, ignore_errors=True)  # this backfill's report replaces the last one's
@@ -165,6 +168,14 @@ class Backfill:
         job_client = self.job.pipeline.execute_async("chainfeat-backfill")
         return JobMonitor(FlinkRest(self.dashboard_url), str(job_client.get_job_id()), job_client)
 
+    def _check_zip(self) -> None:
+        from job.submit import SubmitError, require_zip
+
+        try:
+            require_zip(self.options.zip_path)
+        except SubmitError as error:
+            raise BackfillError(str(error)) from None
+
     def _submit(self, endpoint: str) -> str:
         """`flink run` of the application zip with the properties and their Backfill group (the zip's entry point
         creates the feature groups and submits the same batch job); returns the job id."""
@@ -177,9 +188,8 @@ class Backfill:
         self.data.backfill.mkdir(parents=True, exist_ok=True)
         document = [{"PropertyGroupId": name, "PropertyMap": values} for name, values in groups.items()]
         atomic_write(self.data.backfill_properties, [json.dumps(document, indent=2).encode()])
-        zip_path = self.options.zip_path or Path("dist/chainfeat-flink-app.zip")
         try:
-            return submit_to_cluster(zip_path, self.dashboard_url, self.data.backfill_properties, self.data.root)
+            return submit_to_cluster(self.options.zip_path, self.dashboard_url, self.data.backfill_properties, self.data.root)
         except SubmitError as error:
             raise BackfillError(str(error)) from None
 

@@ -47,6 +47,7 @@ from job.local_run import (
     RunOptions,
     make_poller,
 )
+from job.package import DEFAULT_ZIP
 from job.output import OutputFormat, render_record, render_rows
 from job.progress import ProgressView
 from job.settings import DEFAULT_DATA_DIR, DEFAULT_FEATURE_GROUP
@@ -384,7 +385,7 @@ def backfill(
     flink_url: Optional[str] = typer.Option(
         None, "--flink-url", help=f"Run on a self-managed Flink cluster (its REST address, http://HOST:{DEFAULT_REST_PORT}) "
                                   "from the application zip, instead of a local MiniCluster."),
-    zip_path: Path = typer.Option(Path("dist/chainfeat-flink-app.zip"), "--zip", help="With --flink-url: the zip from `chainfeat package`."),
+    zip_path: Path = typer.Option(DEFAULT_ZIP, "--zip", help="With --flink-url: the zip from `chainfeat package`."),
 ) -> None:
     """Compute the feature groups over the raw archive with the streaming job's SQL (Flink batch mode) and write
     every complete window to the feature store; windows the archive covers only in part are skipped. Idempotent.
@@ -528,7 +529,7 @@ def poll(
 @app.command()
 def package(
     jar: list[Path] = typer.Option([], "--jar", help="Connector jar to bundle instead of downloading it (repeatable)."),
-    output: Path = typer.Option(Path("dist/chainfeat-flink-app.zip"), "--output", "-o", help="Zip to write."),
+    output: Path = typer.Option(DEFAULT_ZIP, "--output", "-o", help="Zip to write."),
     cache: Path = typer.Option(Path.home() / ".cache" / "chainfeat" / "jars", help="Where downloaded jars are kept."),
     fmt: OutputFormat = Format,
 ) -> None:
@@ -552,11 +553,11 @@ def submit(
     flink_url: Optional[str] = typer.Option(None, "--flink-url", help=f"Self-managed cluster: its REST address (http://HOST:{DEFAULT_REST_PORT})."),
     application: Optional[str] = typer.Option(None, "--application", help="Managed Flink: the application's name."),
     bucket: Optional[str] = typer.Option(None, "--bucket", help="Managed Flink: S3 bucket for the zip."),
-    key: str = typer.Option("chainfeat/chainfeat-flink-app.zip", "--key", help="Managed Flink: S3 key for the zip."),
+    key: str = typer.Option(f"chainfeat/{DEFAULT_ZIP.name}", "--key", help="Managed Flink: S3 key for the zip."),
     role_arn: Optional[str] = typer.Option(None, "--role-arn", help="Managed Flink: the application's execution role."),
     region: str = typer.Option(DEFAULT_REGION, envvar="AWS_REGION", help="Managed Flink: AWS region."),
     parallelism: int = typer.Option(1, min=1, help="Managed Flink: parallelism (KPUs)."),
-    zip_path: Path = typer.Option(Path("dist/chainfeat-flink-app.zip"), "--zip", help="Zip from `chainfeat package`."),
+    zip_path: Path = typer.Option(DEFAULT_ZIP, "--zip", help="Zip from `chainfeat package`."),
     properties: Optional[Path] = typer.Option(None, help="Properties file (default: job/application_properties.json)."),
     data_dir: Path = DataDirOption,
     fmt: OutputFormat = Format,

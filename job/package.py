@@ -29,6 +29,7 @@ import urllib3
 from job import CODE_PACKAGES, REPO_ROOT
 
 RUN_OPTIONS_GROUP = "kinesis.analytics.flink.run.options"
+DEFAULT_ZIP = Path("dist") / "chainfeat-flink-app.zip"  # where `chainfeat package` writes it, relative to the checkout
 # Never run on a cluster, so not shipped: the local feature-store emulator and the synthetic recordings.
 LOCAL_ONLY = ("connectors/featurestore/local/", "connectors/blockchain/synthetic.py")
 # What the job imports at run time beyond PyFlink (which the service provides). Each must be pure Python

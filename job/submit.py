@@ -31,12 +31,16 @@ class SubmitError(RuntimeError):
     pass
 
 
+def require_zip(zip_path: Path) -> None:
+    if not zip_path.is_file():
+        raise SubmitError(f"{zip_path} not found; build it with `chainfeat package`")
+
+
 def submit_to_cluster(zip_path: Path, flink_url: str, properties: Path | None, data_dir: Path,
                       timeout_s: float = 600) -> str:
     """`flink run -d` of the zip's main.py, with its site-packages and jar, against the cluster at
     ``flink_url`` — the same run options Managed Flink uses; returns the job id."""
-    if not zip_path.is_file():
-        raise SubmitError(f"{zip_path} not found; build it with `chainfeat package`")
+    require_zip(zip_path)
     url = urlsplit(flink_url)
     if url.scheme not in ("http", "https") or not url.hostname:
         raise SubmitError(f"--flink-url must look like http://HOST:{DEFAULT_REST_PORT}, got {flink_url!r}")
