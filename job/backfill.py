@@ -22,7 +22,8 @@ from connectors.featurestore.local.server import LocalFeatureStoreServer, read_s
 from connectors.files import atomic_write
 from connectors.spool import committed_files, sink_rows
 from job.backfill_job import (
-    BackfillError, BackfillJob, BackfillSettings, TimeRange, archive_uri, build_backfill, selected_feature_files, utc,
+    BACKFILL_JOB_NAME, BackfillError, BackfillJob, BackfillSettings, TimeRange, archive_uri, build_backfill,
+    selected_feature_files, utc,
 )
 from job.config import JobConfig, load_property_groups
 from job.data_dir import DataDir
@@ -165,7 +166,7 @@ class Backfill:
         self.client = FeatureStoreClient(FeatureStoreConfig(endpoint_url=endpoint, region=config.featurestore_region))
         for definition in self.job.feature_groups:
             self.client.ensure_feature_group(definition)  # as `chainfeat run`: created if missing, columns added
-        job_client = self.job.pipeline.execute_async("chainfeat-backfill")
+        job_client = self.job.pipeline.execute_async(BACKFILL_JOB_NAME)
         return JobMonitor(FlinkRest(self.dashboard_url), str(job_client.get_job_id()), job_client)
 
     def _check_zip(self) -> None:

@@ -35,6 +35,8 @@ from job.config import Deployment, JobConfig, duration_ms, flink_uri, with_defau
 from job.data_dir import REPORT_DEAD_LETTER, REPORT_FACTS, REPORT_WINDOWS
 
 BACKFILL_DIR = sql_files.SQL_DIR / "backfill"
+# The batch job's name in Flink (its dashboard, `chainfeat status`), locally and on a cluster.
+BACKFILL_JOB_NAME = "chainfeat-backfill"
 # The source and the views up to unique_transactions: the streaming job's, with the batch range in place of
 # lateness.sql, then the archive's coverage.
 VIEW_FILES = (sql_files.SQL_DIR / "sources" / "archive_batch.sql", sql_files.SQL_DIR / "parse.sql",

@@ -26,7 +26,7 @@ from connectors.featurestore.client import (
     SchemaChangeRefused,
 )
 from job import CODE_PACKAGES, REPO_ROOT
-from job.backfill_job import BackfillSettings, build_backfill
+from job.backfill_job import BACKFILL_JOB_NAME, BackfillSettings, build_backfill
 from job.config import MANAGED_FLINK_PROPERTIES, Deployment, JobConfig, load_property_groups, with_defaults
 from job.package import WORKER_CODE
 from job.pipeline import Pipeline, build_pipeline
@@ -80,7 +80,7 @@ def main(wait: bool | None = None) -> str:
         wait = deployment is Deployment.LOCAL  # on Managed Flink or after `flink run -d` the cluster runs the job
     backfill = BackfillSettings.from_properties(groups, data_dir)
     if backfill is not None:
-        pipeline, job_name = build_backfill(config, backfill, deployment=deployment).pipeline, "chainfeat-backfill"
+        pipeline, job_name = build_backfill(config, backfill, deployment=deployment).pipeline, BACKFILL_JOB_NAME
     else:
         pipeline, job_name = build_pipeline(config, deployment=deployment), "chainfeat"
     ship_worker_code(pipeline)
