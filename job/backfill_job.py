@@ -289,5 +289,5 @@ def build_backfill(config: JobConfig, settings: BackfillSettings, features: list
             lit(definition.name), col(definition.record_identifier).cast(DataTypes.STRING()), end, complete,
             lit(shape.describe())))
         complete_rows.append((definition, windows.where(complete).select(*[col(name) for name in definition.features])))
-    add_feature_store_writes(statement_set, complete_rows, config)
+    add_feature_store_writes(table_env, statement_set, complete_rows, config)
     return BackfillJob(Pipeline(table_env, statement_set, groups, deployment, flink_settings_used), shapes)

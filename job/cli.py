@@ -349,7 +349,7 @@ def run(
     final["job_state"] = local.job_state()  # after the stop: what a script should know
     final.pop("feature_store", None)  # a live-view state; the retries count is in store_retries
     _print_run_summary({**final, "newest_rows": newest, "savepoint": savepoint, "timeline_s": local.timeline(),
-                        "data_dir": str(data_dir)}, fmt)
+                        "job_plan": "cached" if local.plan_loaded else "planned", "data_dir": str(data_dir)}, fmt)
 
 
 def _print_run_summary(summary: dict, fmt: OutputFormat) -> None:

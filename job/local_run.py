@@ -228,6 +228,7 @@ class LocalRun:
         self.dashboard_port = options.dashboard_port or free_port()  # 0: any free port (its address is printed)
         self.rest = FlinkRest(f"http://127.0.0.1:{self.dashboard_port}")
         self.restored_from: str | None = None
+        self.plan_loaded = False  # the job ran the compiled plan a run before cached (job/compiled_plan.py)
         self.savepoint: str | None = None
         self.feature_groups: list[str] = []
         self._moments: dict[str, float] = {}  # when each step of the run happened (time.time())
@@ -289,6 +290,7 @@ class LocalRun:
 
         self._spawn(self.poller.run, self.stop_event, name="poller")  # a replay fills the spool while the job starts
         self.job_client = pipeline.execute_async("chainfeat")
+        self.plan_loaded = pipeline.plan_loaded
         self._moments["job_submitted"] = time.time()
         self.job_id = str(self.job_client.get_job_id())
         self.monitor = JobMonitor(self.rest, self.job_id, self.job_client)

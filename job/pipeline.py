@@ -18,12 +18,13 @@ from typing import Iterator, Mapping, Sequence
 from pyflink.common import Configuration
 from pyflink.datastream import StreamExecutionEnvironment
 from pyflink.table import DataTypes, StatementSet, StreamTableEnvironment, Table, TableEnvironment
-from pyflink.table.expressions import col, lit
+from pyflink.table.expressions import call, col, lit
 
 from connectors.featurestore.client import UNLIMITED_ATTEMPTS, FeatureStoreConfig
 from udfs.feature_store_writer import feature_store_writer
 from connectors.featurestore.model import FeatureGroupDefinition, FeatureType
 from job import sql_files
+from job.compiled_plan import PlanCache, execute_from_plan, plan_key
 from job.config import Deployment, JobConfig
 from job.jvm import configure_local_jvm
 from job.managed_settings import refuse_unlisted
@@ -36,6 +37,7 @@ EVENT_TIME_COLUMN = "event_time"
 # The streaming job's views, after its source; a backfill (job/backfill.py) puts its batch range in place of
 # lateness.sql (CURRENT_WATERMARK means nothing in batch) and keeps the rest.
 STREAM_VIEW_FILES = tuple(sql_files.SQL_DIR / name for name in ("parse.sql", "lateness.sql", "dedup.sql"))
+WRITER_FUNCTION = "chainfeat_write_{group}"  # the feature-store writer of one group, a temporary system function
 _SINK_TABLE_FILES = tuple(sql_files.SQL_DIR / "sinks" / name for name in ("files.sql", "feature_store.sql"))
 
 
@@ -194,6 +196,12 @@ class Pipeline:
     feature_groups: list[FeatureGroupDefinition]
     deployment: Deployment = Deployment.LOCAL
     flink_settings: dict[str, str] = field(default_factory=dict)  # what flink_configuration set
+    # A streaming job executes from its compiled plan (job/compiled_plan.py): the key of that plan (None: a
+    # batch job, executed from its statement set), the run's locations, the cache (local runs only).
+    plan_key: str | None = None
+    locations: Sequence[str] = ()
+    plan_cache: PlanCache | None = None
+    plan_loaded: bool = False  # the last execute_async ran a cached plan
 
     def set_by_the_job(self) -> set[str]:
         """Every Flink key the job's code has set: its settings and what it (or PyFlink for it, e.g.
@@ -209,7 +217,11 @@ class Pipeline:
     def execute_async(self, job_name: str = "chainfeat"):
         """Submit the job; returns pyflink's JobClient."""
         self.prepare(job_name)
-        return self.statement_set.execute().get_job_client()
+        if self.plan_key is None:
+            return self.statement_set.execute().get_job_client()
+        result, self.plan_loaded = execute_from_plan(self.table_env, self.statement_set, self.plan_key,
+                                                     self.plan_cache, self.locations)
+        return result.get_job_client()
 
 
 @contextlib.contextmanager
@@ -227,16 +239,17 @@ def _connector_hint(config: JobConfig) -> Iterator[None]:
 
 
 def register_views(table_env: TableEnvironment, config: JobConfig, view_files: Sequence[Path] | None = None,
-                   features: Sequence[Path] | None = None,
-                   params: Mapping[str, object] | None = None) -> list[FeatureGroupDefinition]:
+                   features: Sequence[Path] | None = None, params: Mapping[str, object] | None = None,
+                   executed: list[str] | None = None) -> list[FeatureGroupDefinition]:
     """Create the source, every view and the sink tables; returns the feature groups the features/*.sql
     views define (also what the CDK app derives the SageMaker feature groups from). A feature file Flink
     rejects raises FeatureFileError naming its file, line and column.
 
     ``view_files``: the source and the views up to unique_transactions (default: the streaming job's);
     ``features``: the feature files (default: every one in the features dir); ``params``: the values the
-    files take (default: the configuration's)."""
+    files take (default: the configuration's); ``executed``: gets every statement run, in order."""
     params = params if params is not None else sql_files.parameters(config)
+    executed = executed if executed is not None else []
     register_side_output_counters(table_env)
     if view_files is None:
         view_files = [sql_files.source_file(config), *STREAM_VIEW_FILES]
@@ -244,6 +257,7 @@ def register_views(table_env: TableEnvironment, config: JobConfig, view_files: S
         for statement in sql_files.statements(path, params):
             with _connector_hint(config):
                 table_env.execute_sql(statement)
+            executed.append(statement)
     if features is None:
         features = sql_files.feature_files(config.features_dir)
     if not features:
@@ -256,6 +270,7 @@ def register_views(table_env: TableEnvironment, config: JobConfig, view_files: S
                 table_env.execute_sql(statement.text)
             except Exception as error:  # py4j carries Flink's exception; its text is what tells
                 raise sql_error(statement, error) from None
+            executed.append(statement.text)
         if path.stem not in table_env.list_temporary_views():
             raise FeatureFileError(f"{file_position(path)}: it must create a view named after the file: "
                                    f"CREATE TEMPORARY VIEW {path.stem} AS SELECT ...")
@@ -264,14 +279,17 @@ def register_views(table_env: TableEnvironment, config: JobConfig, view_files: S
 
 
 def add_inserts(table_env: TableEnvironment, statement_set: StatementSet, path: Path, config: JobConfig,
-                params: Mapping[str, object] | None = None) -> None:
-    """A sinks/*.sql file's statements: tables are created, INSERTs join the job's one statement set."""
+                params: Mapping[str, object] | None = None, executed: list[str] | None = None) -> None:
+    """A sinks/*.sql file's statements: tables are created, INSERTs join the job's one statement set
+    (``executed`` gets each statement, in order)."""
     for statement in sql_files.statements(path, params if params is not None else sql_files.parameters(config)):
         with _connector_hint(config):
             if sql_files.without_comments(statement).lstrip().upper().startswith("INSERT"):
                 statement_set.add_insert_sql(statement)
             else:
                 table_env.execute_sql(statement)
+        if executed is not None:
+            executed.append(statement)
 
 
 def build_pipeline(config: JobConfig, rest_port: int | None = None,
@@ -281,37 +299,44 @@ def build_pipeline(config: JobConfig, rest_port: int | None = None,
     settings = flink_settings(config, rest_port, deployment)
     env = StreamExecutionEnvironment.get_execution_environment(_configuration(settings))
     table_env = StreamTableEnvironment.create(env)
-    groups = register_views(table_env, config)
+    params, executed = sql_files.parameters(config), []
+    groups = register_views(table_env, config, params=params, executed=executed)
 
     # One statement set: one plan, so the source and the dedup state serve every output.
     statement_set = table_env.create_statement_set()
-    for side_output in ("dead_letter.sql", "late.sql"):
-        add_inserts(table_env, statement_set, sql_files.SQL_DIR / "sinks" / side_output, config)
+    sinks = ["dead_letter.sql", "late.sql", *(["progress.sql", "computed.sql"] if config.source_type == "spool" else [])]
+    for sink in sinks:
+        add_inserts(table_env, statement_set, sql_files.SQL_DIR / "sinks" / sink, config, params, executed)
     if config.source_type == "spool":
-        add_inserts(table_env, statement_set, sql_files.SQL_DIR / "sinks" / "progress.sql", config)
-        add_inserts(table_env, statement_set, sql_files.SQL_DIR / "sinks" / "computed.sql", config)
         for definition in groups:
             computed = table_env.from_path(definition.name).select(
                 lit(definition.name), col(definition.record_identifier).cast(DataTypes.STRING()),
                 col(definition.event_time_feature))
             statement_set.add_insert("computed_windows", computed)
-    add_feature_store_writes(statement_set, [(definition, table_env.from_path(definition.name)) for definition in groups],
-                             config)
-    return Pipeline(table_env, statement_set, groups, deployment, settings)
+    add_feature_store_writes(table_env, statement_set,
+                             [(definition, table_env.from_path(definition.name)) for definition in groups], config)
+    locations = sql_files.locations(params)
+    return Pipeline(table_env, statement_set, groups, deployment, settings,
+                    plan_key=plan_key(executed, settings, locations), locations=locations,
+                    plan_cache=PlanCache() if deployment is Deployment.LOCAL else None)
 
 
-def add_feature_store_writes(statement_set: StatementSet, feature_rows: Sequence[tuple[FeatureGroupDefinition, Table]],
-                             config: JobConfig) -> None:
+def add_feature_store_writes(table_env: TableEnvironment, statement_set: StatementSet,
+                             feature_rows: Sequence[tuple[FeatureGroupDefinition, Table]], config: JobConfig) -> None:
     """Each group's feature rows through the feature-store writer (udfs/feature_store_writer.py), into the
-    job's one statement set."""
+    job's one statement set. Each group's writer is a temporary function (WRITER_FUNCTION): a compiled plan
+    names it, and each run registers its own (its endpoint, its retries)."""
     # The writer rides out an outage up to the configured time, however many attempts that takes (a Flink
     # restart after it is exact too, but costs a re-read from the last checkpoint).
     store = FeatureStoreConfig(endpoint_url=config.featurestore_endpoint_url, region=config.featurestore_region,
                                max_attempts=UNLIMITED_ATTEMPTS, total_timeout_s=config.featurestore_retry_timeout_s)
     for definition, rows in feature_rows:
         columns = list(definition.features)
-        write = feature_store_writer(definition.name, columns, store, definition.event_time_feature)
-        statement_set.add_insert("feature_store_writes", rows.select(write(*[col(name) for name in columns]).alias("written")))
+        function = WRITER_FUNCTION.format(group=definition.name)
+        table_env.create_temporary_system_function(
+            function, feature_store_writer(definition.name, columns, store, definition.event_time_feature))
+        statement_set.add_insert("feature_store_writes",
+                                 rows.select(call(f"`{function}`", *[col(name) for name in columns]).alias("written")))
 
 
 def derive_feature_groups(config: JobConfig) -> list[FeatureGroupDefinition]:

@@ -122,6 +122,17 @@ def parameters(config: "JobConfig") -> dict[str, object]:
     return params
 
 
+# Where a run reads and writes: values the .sql files use only in tables' WITH options. A compiled plan holds
+# tables by name, not their options, so one plan serves every data dir (job/compiled_plan.py).
+LOCATION_PARAMETERS = ("feed_uri", "dead_letter_uri", "late_uri", "progress_uri", "computed_uri",
+                       "kinesis_stream_arn", "kinesis_endpoint_url", "aws_region")
+
+
+def locations(params: Mapping[str, object]) -> list[str]:
+    """The run's locations as the .sql files hold them (rendered), the empty ones left out."""
+    return [rendered for name in LOCATION_PARAMETERS if name in params and (rendered := sql_value(params[name]))]
+
+
 @dataclass(frozen=True)
 class Statement:
     """One statement of a .sql file and the file line it starts on (Flink's error positions are relative

@@ -214,6 +214,7 @@ def test_the_managed_job_built_and_named_sets_nothing_off_the_list(tmp_path, mon
     managed = build_pipeline(config, deployment=Deployment.MANAGED)
     ship_worker_code(managed)  # on the service the zip's run options carry the code (pyFiles)
     managed.prepare("chainfeat")
+    managed.statement_set.compile_plan()  # what execute_async runs next: the job's compiled plan
     assert managed.set_by_the_job() <= programmatic_keys()
     assert "pipeline.name" in managed.set_by_the_job()
     # The same steps off the service ship the code with python.files, which the service would refuse.

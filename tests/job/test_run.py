@@ -158,7 +158,11 @@ def test_a_feature_file_with_an_unknown_column_stops_the_run_with_one_message(da
     assert not (data_dir / "spool").exists() and not (data_dir / "checkpoints").exists()  # nothing started
 
 
-def test_restart_after_kill_mid_stream_counts_everything_once(data_dir, cli_env, short_recording) -> None:
+def test_restart_after_kill_mid_stream_counts_everything_once(data_dir, cli_env, short_recording, tmp_path) -> None:
+    # An empty plan cache: the first run plans the job and caches its plan, the second resumes from the first
+    # one's checkpoint running the cached plan (job/compiled_plan.py), so the operators' state must map.
+    plans = tmp_path / "plans"
+    cli_env = {**cli_env, "CHAINFEAT_PLAN_CACHE": str(plans)}
     first = subprocess.Popen(run_args(data_dir, "--recording", str(short_recording), "--speed", "12"),
                              env=cli_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     below: list[int] = []
@@ -180,6 +184,7 @@ def test_restart_after_kill_mid_stream_counts_everything_once(data_dir, cli_env,
     assert alive(below) == []
     total_polls = len(list(read_recording(short_recording)))
     assert _polls_done(data_dir) < total_polls  # killed mid-stream
+    assert len(list(plans.glob("plan-*.json"))) == 1
 
     second = subprocess.run(
         run_args(data_dir, "--recording", str(short_recording), "--speed", "12", "--exit-when-done", "--format", "json"),
@@ -188,6 +193,7 @@ def test_restart_after_kill_mid_stream_counts_everything_once(data_dir, cli_env,
     assert second.returncode == 0, second.stderr[-3000:]
     summary = json.loads(second.stdout)
     assert summary["restored_from"]
+    assert summary["job_plan"] == "cached"
     assert summary["late"] == 0
     assert offline_features(data_dir) == reference_for(short_recording, replay_shift(data_dir, short_recording)).features
 
