@@ -1,5 +1,5 @@
-"""The local JVM's options: a class-data-sharing (CDS) archive of the classes a chainfeat job loads, and the
-serial garbage collector.
+"""The local JVM's options: a class-data-sharing (CDS) archive of the classes a chainfeat job loads, the
+serial garbage collector, and a later start for the optimising (C2) JIT compiler.
 
 Starting PyFlink's JVM and planning the job loads some 20,000 classes; from an archive the JVM maps them
 instead (measured: the local run's start-up 21.5 s → 14.4 s). The archive belongs to one Java and one
@@ -10,7 +10,16 @@ JVM (-Xshare:auto), so this never stops a run.
 The collector: on these 2-core machines G1's concurrent threads and write barriers compete with the job's own
 two busy threads; the serial collector ran `bench/end_to_end.py --transactions 1000000` in 21.2-21.7 s instead of
 25.0-26.2 s (reading 10-11 s instead of 13.5), with a JVM peak of ~600 MiB instead of 1.1-1.6 GiB. A collector
-named in JVM_ARGS is kept. (Managed Flink and Flink clusters run their own JVMs: this is the local one only.)
+named in JVM_ARGS is kept.
+
+The JIT: on 2 cores the C2 compiler thread took ~3 of the ~11 CPU-seconds of a 6-second stretch of a 1 M
+replay (per-thread CPU from /proc), compiling planner and start-up code that runs for a moment and the job's
+methods as soon as they are warm. With C2's thresholds 20× Java's defaults (LOCAL_JIT), only code that stays
+hot is compiled by it; the rest stays with C1. Measured with `chainfeat run --speed 0 --exit-when-done`, same
+machine, runs alternating: 1 M 14.8-15.6 s instead of 17.3-17.7 s; 10 M (`bench/end_to_end.py --peers none`)
+74.3 s instead of 92.3 s. 5× was in between (15.8-16.3 s), 60× about the same as 20× (15.8-15.9 s), 200× slower
+(18.9-19.7 s: hot code stays in C1), C1 alone slower (17.9-19.8 s). Any -XX:Tier or CompileThreshold option in
+JVM_ARGS replaces these. (Managed Flink and Flink clusters run their own JVMs: this is the local one only.)
 """
 
 from __future__ import annotations
@@ -34,6 +43,8 @@ class ClassArchiveError(RuntimeError):
 CACHE = Path(os.environ.get("CHAINFEAT_CACHE", Path.home() / ".cache" / "chainfeat"))
 _QUIET = "-Xshare:auto -Xlog:cds=off -Xlog:cds+dynamic=off"
 LOCAL_COLLECTOR = "-XX:+UseSerialGC"
+LOCAL_JIT = ("-XX:Tier4InvocationThreshold=100000", "-XX:Tier4MinInvocationThreshold=10000",
+             "-XX:Tier4CompileThreshold=150000", "-XX:Tier4BackEdgeThreshold=800000")  # Java 17's defaults / 20
 
 
 def archive_path() -> Path:
@@ -51,12 +62,14 @@ def archive_path() -> Path:
 
 
 def configure_local_jvm() -> None:
-    """Have the JVM PyFlink starts in this process map the archive, if there is one, and use the serial collector
-    (call before PyFlink launches its gateway; options already in JVM_ARGS are kept)."""
+    """Have the JVM PyFlink starts in this process map the archive, if there is one, use the serial collector
+    and start C2 later (call before PyFlink launches its gateway; options already in JVM_ARGS are kept)."""
     path = archive_path()
     options = os.environ.get("JVM_ARGS", "").split()
     if not any(re.fullmatch(r"-XX:\+Use\w+GC", option) for option in options):
         options.append(LOCAL_COLLECTOR)
+    if not any(re.match(r"-XX:(Tier|CompileThreshold)", option) for option in options):
+        options += LOCAL_JIT
     if path.exists() and not any("SharedArchiveFile" in option or "ArchiveClassesAtExit" in option for option in options):
         options += [f"-XX:SharedArchiveFile={path}", *_QUIET.split()]
     os.environ["JVM_ARGS"] = " ".join(options)

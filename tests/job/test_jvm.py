@@ -28,25 +28,34 @@ def test_the_local_jvm_maps_the_archive_and_uses_the_serial_collector(archive, m
     options = os.environ["JVM_ARGS"].split()
     assert options[0] == "-Xmx2g"
     assert "-XX:+UseSerialGC" in options and f"-XX:SharedArchiveFile={archive}" in options
+    assert set(jvm.LOCAL_JIT) <= set(options)
     jvm.configure_local_jvm()  # a second call adds nothing
     assert os.environ["JVM_ARGS"].split() == options
 
 
-def test_a_collector_or_archive_the_user_chose_is_kept(archive, monkeypatch) -> None:
-    monkeypatch.setenv("JVM_ARGS", "-XX:+UseG1GC -XX:ArchiveClassesAtExit=/tmp/x.jsa")
+def test_a_collector_archive_or_jit_setting_the_user_chose_is_kept(archive, monkeypatch) -> None:
+    monkeypatch.setenv("JVM_ARGS", "-XX:+UseG1GC -XX:ArchiveClassesAtExit=/tmp/x.jsa -XX:Tier4InvocationThreshold=5000")
     jvm.configure_local_jvm()
-    assert os.environ["JVM_ARGS"] == "-XX:+UseG1GC -XX:ArchiveClassesAtExit=/tmp/x.jsa"
+    assert os.environ["JVM_ARGS"] == "-XX:+UseG1GC -XX:ArchiveClassesAtExit=/tmp/x.jsa -XX:Tier4InvocationThreshold=5000"
 
 
-def test_pyflink_s_jvm_runs_with_the_serial_collector() -> None:
-    """The real gateway JVM, started as a local run starts it: its collectors are the serial ones. (A process of
-    its own: this one's JVM may be running already, and PYFLINK_* variables would point at it.)"""
+def test_pyflink_s_jvm_runs_with_the_serial_collector_and_the_later_c2() -> None:
+    """The real gateway JVM, started as a local run starts it: its collectors are the serial ones and its C2
+    thresholds LOCAL_JIT's. (A process of its own: this one's JVM may be running already, and PYFLINK_*
+    variables would point at it.)"""
     env = {name: value for name, value in os.environ.items() if name != "JVM_ARGS" and not name.startswith("PYFLINK_")}
     program = ("from job.jvm import configure_local_jvm; configure_local_jvm()\n"
                "from pyflink.java_gateway import get_gateway\n"
-               "beans = get_gateway().jvm.java.lang.management.ManagementFactory.getGarbageCollectorMXBeans()\n"
+               "java = get_gateway().jvm\n"
+               "hotspot = java.java.lang.management.ManagementFactory.getPlatformMXBean(\n"
+               "    java.java.lang.Class.forName('com.sun.management.HotSpotDiagnosticMXBean'))\n"
+               "print(' '.join(f'-XX:{name}={hotspot.getVMOption(name).getValue()}' for name in\n"
+               "               ('Tier4InvocationThreshold', 'Tier4MinInvocationThreshold', 'Tier4CompileThreshold',\n"
+               "                'Tier4BackEdgeThreshold')))\n"
+               "beans = java.java.lang.management.ManagementFactory.getGarbageCollectorMXBeans()\n"
                "print(sorted(bean.getName() for bean in beans))\n")
     result = subprocess.run([sys.executable, "-c", program], cwd=REPO, env=env, capture_output=True, text=True,
                             timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().splitlines()[-1] == "['Copy', 'MarkSweepCompact']"
+    assert result.stdout.strip().splitlines()[-2].split() == list(jvm.LOCAL_JIT)
