@@ -20,6 +20,7 @@ machine, runs alternating: 1 M 14.8-15.6 s instead of 17.3-17.7 s; 10 M (`bench/
 74.3 s instead of 92.3 s. 5× was in between (15.8-16.3 s), 60× about the same as 20× (15.8-15.9 s), 200× slower
 (18.9-19.7 s: hot code stays in C1), C1 alone slower (17.9-19.8 s). Any -XX:Tier or CompileThreshold option in
 JVM_ARGS replaces these. (Managed Flink and Flink clusters run their own JVMs: this is the local one only.)
+A local run starts this JVM in the background (start_local_flink) while it does its own start-up work.
 """
 
 from __future__ import annotations
@@ -28,13 +29,23 @@ import hashlib
 import os
 import re
 import shutil
+import importlib
+import logging
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 import pyflink
+
+log = logging.getLogger(__name__)
+
+# What a local job imports before it can plan: PyFlink's Table API and its loopback Python worker (which imports
+# Apache Beam). About 1.5 s of imports, the JVM's launch about 1 s more: start_local_flink overlaps the two.
+LOCAL_JOB_MODULES = ("pyflink.table", "pyflink.datastream", "pyflink.fn_execution.beam.beam_worker_pool_service")
+
 
 class ClassArchiveError(RuntimeError):
     pass
@@ -73,6 +84,36 @@ def configure_local_jvm() -> None:
     if path.exists() and not any("SharedArchiveFile" in option or "ArchiveClassesAtExit" in option for option in options):
         options += [f"-XX:SharedArchiveFile={path}", *_QUIET.split()]
     os.environ["JVM_ARGS"] = " ".join(options)
+
+
+def start_local_flink() -> threading.Thread:
+    """Launch this process's JVM (PyFlink's gateway, with configure_local_jvm's options) in one thread while
+    another imports LOCAL_JOB_MODULES, so the JVM starts while Python imports. Returns a thread that ends when
+    both are done: join it before this thread imports PyFlink (concurrent imports of one package can see it half
+    initialised), and before the process exits (a JVM still waiting for its Python side prints that it gave up,
+    on stdout). If the launch failed, the next get_gateway() launches again and raises the error itself."""
+    configure_local_jvm()
+    from pyflink.java_gateway import get_gateway
+
+    def launch() -> None:
+        try:
+            get_gateway()
+        except Exception as error:  # the next get_gateway() raises it where the run can report it
+            log.debug("the JVM did not start in the background: %s", error)
+
+    launching = threading.Thread(target=launch, name="jvm-launch", daemon=True)
+    launching.start()
+
+    def import_modules() -> None:
+        try:
+            for module in LOCAL_JOB_MODULES:
+                importlib.import_module(module)
+        finally:
+            launching.join()
+
+    started = threading.Thread(target=import_modules, name="pyflink-import", daemon=True)
+    started.start()
+    return started
 
 
 def archive_creation_args(partial: Path) -> str:

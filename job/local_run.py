@@ -32,6 +32,7 @@ from job import REPO_ROOT
 from job.config import JobConfig, load_property_groups
 from job.data_dir import DataDir
 from job.flink_rest import DEFAULT_REST_PORT, FlinkRest, FlinkRestError
+from job.jvm import start_local_flink
 from job.monitor import JobMonitor, RecentGrowth
 from job.sql_files import PROGRESS_ROLL_S, feature_files
 
@@ -259,6 +260,8 @@ class LocalRun:
         self._moments["started"] = time.time()
         os.environ.setdefault("FLINK_LOG_DIR", str(self.data.logs))
         self.data.logs.mkdir(parents=True, exist_ok=True)
+        flink_started = start_local_flink()  # the JVM starts while the feature store does
+        self._threads.append(flink_started)  # stop() waits for it, so a run that ends here leaves no JVM half started
         self.restored_from = latest_restore_point(self.data.savepoints, local_dir(self.config.checkpoint_uri))
         feed_files = sorted(self.feed_dir.glob("feed-*.jsonl"))
         if not self.restored_from and len(feed_files) > 1:
@@ -271,6 +274,7 @@ class LocalRun:
             endpoint = self.server.url
         self._refuse_a_finished_job(endpoint)
 
+        flink_started.join()
         from job.pipeline import build_pipeline  # imports pyflink: keep it off the CLI's start-up path
 
         extra = {"execution.checkpointing.savepoint-dir": self.data.savepoints.resolve().as_uri(),

@@ -1,4 +1,5 @@
-"""The local JVM's options (job/jvm.py): the class archive and the serial collector, a user's own options kept."""
+"""The local JVM (job/jvm.py): its options (the class archive, the serial collector, the later C2; a user's own kept)
+and its start in the background."""
 
 from __future__ import annotations
 
@@ -39,14 +40,19 @@ def test_a_collector_archive_or_jit_setting_the_user_chose_is_kept(archive, monk
     assert os.environ["JVM_ARGS"] == "-XX:+UseG1GC -XX:ArchiveClassesAtExit=/tmp/x.jsa -XX:Tier4InvocationThreshold=5000"
 
 
-def test_pyflink_s_jvm_runs_with_the_serial_collector_and_the_later_c2() -> None:
-    """The real gateway JVM, started as a local run starts it: its collectors are the serial ones and its C2
-    thresholds LOCAL_JIT's. (A process of its own: this one's JVM may be running already, and PYFLINK_*
-    variables would point at it.)"""
+def test_a_local_run_s_jvm_starts_in_the_background_with_the_serial_collector_and_the_later_c2() -> None:
+    """The real gateway JVM, started as a local run starts it (start_local_flink): launched by a thread of its
+    own while another imports PyFlink's Python side; once the returned thread ends, both are done; its collectors are the
+    serial ones and its C2 thresholds LOCAL_JIT's. (A process of its own: this one's JVM may be running already,
+    and PYFLINK_* variables would point at it.)"""
     env = {name: value for name, value in os.environ.items() if name != "JVM_ARGS" and not name.startswith("PYFLINK_")}
-    program = ("from job.jvm import configure_local_jvm; configure_local_jvm()\n"
-               "from pyflink.java_gateway import get_gateway\n"
-               "java = get_gateway().jvm\n"
+    program = ("import sys\n"
+               "from job.jvm import LOCAL_JOB_MODULES, start_local_flink\n"
+               "start_local_flink().join()\n"
+               "print(all(module in sys.modules for module in LOCAL_JOB_MODULES))\n"
+               "import pyflink.java_gateway\n"
+               "print(pyflink.java_gateway._gateway is not None)  # launched before this thread asked for it\n"
+               "java = pyflink.java_gateway.get_gateway().jvm\n"
                "hotspot = java.java.lang.management.ManagementFactory.getPlatformMXBean(\n"
                "    java.java.lang.Class.forName('com.sun.management.HotSpotDiagnosticMXBean'))\n"
                "print(' '.join(f'-XX:{name}={hotspot.getVMOption(name).getValue()}' for name in\n"
@@ -57,5 +63,7 @@ def test_pyflink_s_jvm_runs_with_the_serial_collector_and_the_later_c2() -> None
     result = subprocess.run([sys.executable, "-c", program], cwd=REPO, env=env, capture_output=True, text=True,
                             timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.strip().splitlines()[-1] == "['Copy', 'MarkSweepCompact']"
-    assert result.stdout.strip().splitlines()[-2].split() == list(jvm.LOCAL_JIT)
+    imported, launched, jit, collectors = result.stdout.strip().splitlines()[-4:]
+    assert imported == "True" and launched == "True"
+    assert collectors == "['Copy', 'MarkSweepCompact']"
+    assert jit.split() == list(jvm.LOCAL_JIT)
