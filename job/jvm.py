@@ -26,11 +26,11 @@ A local run starts this JVM in the background (start_local_flink) while it does 
 from __future__ import annotations
 
 import hashlib
+import importlib
+import logging
 import os
 import re
 import shutil
-import importlib
-import logging
 import subprocess
 import sys
 import tempfile

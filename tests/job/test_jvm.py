@@ -42,9 +42,9 @@ def test_a_collector_archive_or_jit_setting_the_user_chose_is_kept(archive, monk
 
 def test_a_local_run_s_jvm_starts_in_the_background_with_the_serial_collector_and_the_later_c2() -> None:
     """The real gateway JVM, started as a local run starts it (start_local_flink): launched by a thread of its
-    own while another imports PyFlink's Python side; once the returned thread ends, both are done; its collectors are the
-    serial ones and its C2 thresholds LOCAL_JIT's. (A process of its own: this one's JVM may be running already,
-    and PYFLINK_* variables would point at it.)"""
+    own while another imports PyFlink's Python side, both done once the returned thread ends; its collectors are
+    the serial ones and its C2 thresholds LOCAL_JIT's. (A process of its own: this one's JVM may be running
+    already, and PYFLINK_* variables would point at it.)"""
     env = {name: value for name, value in os.environ.items() if name != "JVM_ARGS" and not name.startswith("PYFLINK_")}
     program = ("import sys\n"
                "from job.jvm import LOCAL_JOB_MODULES, start_local_flink\n"
