@@ -5,7 +5,8 @@ Starting PyFlink's JVM and planning the job loads some 20,000 classes; from an a
 instead (measured: the local run's start-up 21.5 s → 14.4 s). The archive belongs to one Java and one
 PyFlink install: `chainfeat prepare` (part of `make setup`) builds it once by running the bundled replay
 with -XX:ArchiveClassesAtExit; every later local JVM uses it. A missing or stale archive is ignored by the
-JVM (-Xshare:auto), so this never stops a run.
+JVM (-Xshare:auto), so this never stops a run. Each install (each venv) has its own, ~160 MB: a local JVM that
+maps one marks it used, and building one deletes those unused for UNUSED_ARCHIVE_DAYS.
 
 The collector: on these 2-core machines G1's concurrent threads and write barriers compete with the job's own
 two busy threads; the serial collector ran `bench/end_to_end.py --transactions 1000000` in 21.2-21.7 s instead of
@@ -25,6 +26,7 @@ A local run starts this JVM in the background (start_local_flink) while it does 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import logging
@@ -54,6 +56,7 @@ class ClassArchiveError(RuntimeError):
 CACHE = Path(os.environ.get("CHAINFEAT_CACHE", Path.home() / ".cache" / "chainfeat"))
 _QUIET = "-Xshare:auto -Xlog:cds=off -Xlog:cds+dynamic=off"
 LOCAL_COLLECTOR = "-XX:+UseSerialGC"
+UNUSED_ARCHIVE_DAYS = 30  # an archive no JVM mapped for this long belongs to a venv deleted or reinstalled
 LOCAL_JIT = ("-XX:Tier4InvocationThreshold=100000", "-XX:Tier4MinInvocationThreshold=10000",
              "-XX:Tier4CompileThreshold=150000", "-XX:Tier4BackEdgeThreshold=800000")  # Java 17's defaults / 20
 
@@ -83,7 +86,22 @@ def configure_local_jvm() -> None:
         options += LOCAL_JIT
     if path.exists() and not any("SharedArchiveFile" in option or "ArchiveClassesAtExit" in option for option in options):
         options += [f"-XX:SharedArchiveFile={path}", *_QUIET.split()]
+        with contextlib.suppress(OSError):  # in use: kept by prune_unused_archives (a read-only cache just skips it)
+            os.utime(path)
     os.environ["JVM_ARGS"] = " ".join(options)
+
+
+def prune_unused_archives(keep: Path, unused_days: float = UNUSED_ARCHIVE_DAYS) -> list[Path]:
+    """Delete the class archives beside ``keep`` that no local JVM mapped for ``unused_days`` (each Java or PyFlink
+    install, each venv, has its own, ~160 MB); returns what was deleted."""
+    cutoff = time.time() - unused_days * 86400
+    deleted = []
+    for archive in keep.parent.glob("flink-classes-*.jsa"):
+        with contextlib.suppress(OSError):
+            if archive != keep and archive.stat().st_mtime < cutoff:
+                archive.unlink()
+                deleted.append(archive)
+    return deleted
 
 
 def start_local_flink() -> threading.Thread:
@@ -158,3 +176,4 @@ def build_class_archive(path: Path, dump_timeout_s: float = 300) -> None:
     if jvms_writing(partial) or not partial.exists():
         raise ClassArchiveError("the JVM did not write its class archive")
     os.replace(partial, path)
+    prune_unused_archives(path)

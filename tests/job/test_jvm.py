@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -38,6 +39,23 @@ def test_a_collector_archive_or_jit_setting_the_user_chose_is_kept(archive, monk
     monkeypatch.setenv("JVM_ARGS", "-XX:+UseG1GC -XX:ArchiveClassesAtExit=/tmp/x.jsa -XX:Tier4InvocationThreshold=5000")
     jvm.configure_local_jvm()
     assert os.environ["JVM_ARGS"] == "-XX:+UseG1GC -XX:ArchiveClassesAtExit=/tmp/x.jsa -XX:Tier4InvocationThreshold=5000"
+
+
+def test_a_mapped_archive_is_marked_used_and_archives_unused_for_a_month_are_deleted(archive, monkeypatch) -> None:
+    monkeypatch.delenv("JVM_ARGS", raising=False)
+    month_ago = time.time() - 31 * 86400
+    os.utime(archive, (month_ago, month_ago))
+    jvm.configure_local_jvm()  # maps it: used now
+    assert archive.stat().st_mtime > time.time() - 60
+    stale, recent = archive.with_name("flink-classes-0000.jsa"), archive.with_name("flink-classes-1111.jsa")
+    for other, mtime in ((stale, month_ago), (recent, time.time() - 86400)):
+        other.write_bytes(b"")
+        os.utime(other, (mtime, mtime))
+    unrelated = archive.with_name("notes.txt")
+    unrelated.write_text("kept")
+    os.utime(unrelated, (month_ago, month_ago))
+    assert jvm.prune_unused_archives(archive) == [stale]
+    assert archive.exists() and recent.exists() and unrelated.exists() and not stale.exists()
 
 
 def test_a_local_run_s_jvm_starts_in_the_background_with_the_serial_collector_and_the_later_c2() -> None:
