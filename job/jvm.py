@@ -56,6 +56,7 @@ class ClassArchiveError(RuntimeError):
 CACHE = Path(os.environ.get("CHAINFEAT_CACHE", Path.home() / ".cache" / "chainfeat"))
 _QUIET = "-Xshare:auto -Xlog:cds=off -Xlog:cds+dynamic=off"
 LOCAL_COLLECTOR = "-XX:+UseSerialGC"
+ARCHIVE_NAME = "flink-classes-{identity}.jsa"  # one per Java + PyFlink install (archive_path)
 UNUSED_ARCHIVE_DAYS = 30  # an archive no JVM mapped for this long belongs to a venv deleted or reinstalled
 LOCAL_JIT = ("-XX:Tier4InvocationThreshold=100000", "-XX:Tier4MinInvocationThreshold=10000",
              "-XX:Tier4CompileThreshold=150000", "-XX:Tier4BackEdgeThreshold=800000")  # Java 17's defaults / 20
@@ -72,7 +73,7 @@ def archive_path() -> Path:
     if java:
         identity.append(str(Path(java).resolve().stat().st_mtime_ns))
     digest = hashlib.sha256("\n".join(identity).encode()).hexdigest()[:16]
-    return CACHE / "jvm" / f"flink-classes-{digest}.jsa"
+    return CACHE / "jvm" / ARCHIVE_NAME.format(identity=digest)
 
 
 def configure_local_jvm() -> None:
@@ -96,7 +97,7 @@ def prune_unused_archives(keep: Path, unused_days: float = UNUSED_ARCHIVE_DAYS) 
     install, each venv, has its own, ~160 MB); returns what was deleted."""
     cutoff = time.time() - unused_days * 86400
     deleted = []
-    for archive in keep.parent.glob("flink-classes-*.jsa"):
+    for archive in keep.parent.glob(ARCHIVE_NAME.format(identity="*")):
         with contextlib.suppress(OSError):
             if archive != keep and archive.stat().st_mtime < cutoff:
                 archive.unlink()
