@@ -12,8 +12,10 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 run: setup
 	$(BIN)/chainfeat run
 
+# Four workers: the suite mostly waits (paced replays, restarts, subprocesses), so it takes about half the time
+# of one process; a module whose fixture is costly stays on one worker (its xdist_group mark).
 test: setup node
-	$(BIN)/pytest
+	$(BIN)/pytest -n 4 --dist loadgroup
 
 setup: java $(VENV)/.installed
 

@@ -27,7 +27,8 @@ from job.monitor import DEDUP_OPERATOR  # noqa: E402
 from job.package import RUN_OPTIONS_GROUP, build_zip, zip_run_options  # noqa: E402
 from tests.conftest import REPO_ROOT  # noqa: E402
 
-pytestmark = pytest.mark.slow
+# One test worker takes the whole module ("make test" runs them in parallel): the module's CDK synthesis runs once.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("cdk-app")]
 
 
 FLINK_PARALLELISM = 3  # not the default: shows the context setting reaches the application

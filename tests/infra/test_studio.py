@@ -27,7 +27,8 @@ from infra.stacks.feature_store import FeatureStoreStack  # noqa: E402
 from infra.stacks.studio import StudioStack  # noqa: E402
 from infra.studio_acknowledgments import STUDIO_ACKNOWLEDGED  # noqa: E402
 
-pytestmark = pytest.mark.slow
+# One test worker takes the whole module ("make test" runs them in parallel): the module's CDK synthesis runs once.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("cdk-studio")]
 
 GROUP = FeatureGroupDefinition(
     name="tx_minute_features", record_identifier="tx_minute", event_time_feature="event_time",

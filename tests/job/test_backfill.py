@@ -31,7 +31,8 @@ from tests.support.example_features import (
     write_feature_with_unknown_column, write_relayed_recording,
 )
 
-pytestmark = pytest.mark.slow
+# One test worker takes the whole module ("make test" runs them in parallel): the module's streamed recording (a streaming run) is made once.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("backfill")]
 
 GROUPS = [GROUP, *EXAMPLES]
 WINDOW_KEYED = [GROUP, "size_5min", "fee_10min_so_far"]  # the record identifier is the window: written once offline

@@ -17,7 +17,8 @@ from tests.reference import expected_results
 from tests.support import GROUP, online_rows, publish, reference_input, scenario
 from tests.support.example_features import store_state
 
-pytestmark = pytest.mark.slow
+# One test worker takes the whole module ("make test" runs them in parallel): the module's standalone cluster is started once.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("standalone-cluster")]
 
 
 @pytest.fixture(scope="module")
