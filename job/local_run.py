@@ -42,6 +42,10 @@ BUNDLED_RECORDING = REPO_ROOT / "tests" / "data" / "unconfirmed-65min.jsonl.gz"
 DEFAULT_DASHBOARD_PORT = DEFAULT_REST_PORT
 
 
+# How Flink says a checkpoint or savepoint holds state for an operator the submitted job does not have (a feature
+# file removed or changed, or the job's own SQL changed by an upgrade): the job cannot resume from it.
+UNMAPPABLE_STATE = "Cannot map checkpoint/savepoint state"
+
 # The live view shows the feature store as "unavailable, retrying" this long after the writers last retried.
 STORE_RETRYING_SHOWN_S = 15.0
 
@@ -293,7 +297,16 @@ class LocalRun:
             self.client.ensure_feature_group(definition)  # adds new columns; refuses removed or retyped ones
 
         self._spawn(self.poller.run, self.stop_event, name="poller")  # a replay fills the spool while the job starts
-        self.job_client = pipeline.execute_async("chainfeat")
+        try:
+            self.job_client = pipeline.execute_async("chainfeat")
+        except Exception as error:  # py4j hands over the JobMaster's error as text
+            if self.restored_from and UNMAPPABLE_STATE in str(error):
+                raise RunError(
+                    f"the job state this run would resume from ({self.restored_from}) was taken by a different job: "
+                    "a feature file was removed or changed, or the job's own SQL changed with an upgrade, and Flink "
+                    "cannot map that state onto this job. Undo the change to resume, or run again with --reset-job "
+                    "to recompute from the start: the feature store keeps its data") from None
+            raise
         self.plan_loaded = pipeline.plan_loaded
         self._moments["job_submitted"] = time.time()
         self.job_id = str(self.job_client.get_job_id())

@@ -312,12 +312,14 @@ def test_a_feature_file_that_gains_a_column_evolves_its_group_on_the_next_run(se
                                                                              short_recording) -> None:
     """Stop a run, add a column to its feature file. Resuming the job's state is refused in one message (Flink
     cannot restore windows into a changed query) before the group changes; the next run started afresh adds
-    the feature to the group (UpdateFeatureGroup) before it writes, and the group keeps every row it held."""
+    the feature to the group (UpdateFeatureGroup) before it writes, and the group keeps every row it held.
+    Before that, a feature file removed: the state of its windows has no place in the job, refused in one message."""
     properties = properties_with_store(server.url, tmp_path)  # a store that outlives the run's data dir
     run_dir = tmp_path / "run"
     features = tmp_path / "features"
     features.mkdir()
     shutil.copy(FEATURES_DIR / f"{GROUP}.sql", features)
+    shutil.copy(FEATURES_DIR / "examples" / "relay_minute.sql", features)  # removed before the first resume
     run = ["--recording", str(short_recording), "--properties", str(properties), "--features", str(features)]
     first = subprocess.Popen(run_args(run_dir, *run, "--speed", "0"), env=cli_env, stdout=subprocess.DEVNULL,
                              stderr=subprocess.PIPE, text=True)  # runs on after the replay, until Ctrl-C
@@ -335,6 +337,15 @@ def test_a_feature_file_that_gains_a_column_evolves_its_group_on_the_next_run(se
     before_columns, before_rows = run_query(DataDir(data_dir).featurestore, f"SELECT * FROM {GROUP}")
     before = [dict(zip(before_columns, row)) for row in before_rows]
     held_online = online_rows(server.url, GROUP)
+
+    (features / "relay_minute.sql").unlink()
+    removed = subprocess.run(run_args(run_dir, *run, "--speed", "0", "--exit-when-done"), env=cli_env,
+                             capture_output=True, text=True, timeout=300)
+    assert removed.returncode == 1
+    errors = [line for line in removed.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "taken by a different job" in errors[0] and "--reset-job" in errors[0], \
+        removed.stderr[-3000:]
+    assert "Traceback" not in removed.stderr and "\tat org.apache" not in removed.stderr
 
     sql = (features / f"{GROUP}.sql").read_text()
     (features / f"{GROUP}.sql").write_text(sql.replace(
