@@ -25,7 +25,7 @@ from connectors.kinesis.producer import poll_records
 from job.data_dir import DataDir
 from tests.conftest import CHAINFEAT
 from tests.reference import expected_results
-from tests.support import GROUP, alive, cli_environment, descendants, free_port
+from tests.support import GROUP, alive, cli_environment, descendants, error_lines, free_port
 from tests.support.example_features import (
     EXAMPLES, Window, by_key, example_windows, features_with_examples, newest_online, store_state,
     write_feature_with_unknown_column, write_relayed_recording,
@@ -227,7 +227,7 @@ def test_a_broken_feature_file_or_an_unknown_group_is_one_error(streamed, tmp_pa
     target = tmp_path / "broken"
     result = backfill(streamed.env, target, "--archive", str(streamed.spool), "--features", str(features))
     assert result.returncode == 1
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    errors = error_lines(result.stderr)
     assert errors == [f"error: {expected_error}"], result.stderr
     assert "Traceback" not in result.stderr and "\tat org.apache" not in result.stderr
     assert not DataDir(target).backfill_windows.exists()  # the job never ran
@@ -243,6 +243,6 @@ def test_a_broken_feature_file_or_an_unknown_group_is_one_error(streamed, tmp_pa
         path.write_bytes(min(streamed.spool.rglob("poll-*.jsonl")).read_bytes())
     refused = backfill(streamed.env, target, "--archive", str(loose))
     assert refused.returncode == 1
-    assert [line for line in refused.stderr.splitlines() if line.startswith("error:")] == [
+    assert error_lines(refused.stderr) == [
         f"error: 1 file(s) in {loose} are not in the archive's layout date=YYYY-MM-DD/hour=HH/ (e.g. polls.jsonl): move "
         "them into their hour's directory, or give --archive the directory that holds date=..."], refused.stderr

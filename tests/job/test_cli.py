@@ -11,7 +11,7 @@ import pytest
 from connectors.featurestore.client import FeatureStoreClient, FeatureStoreConfig
 from connectors.featurestore.local.server import LocalFeatureStoreServer
 from job.data_dir import DataDir
-from tests.support import chainfeat
+from tests.support import chainfeat, error_lines
 from tests.support.feature_rows import DEFINITION, GROUP, feature_rows
 
 pytestmark = pytest.mark.slow
@@ -95,7 +95,7 @@ def test_a_broken_recording_is_one_error_naming_the_file(cli_env, broken_recordi
     truncated, corrupt = broken_recordings
     polled = chainfeat(cli_env, "poll", "--source", "replay", "--recording", str(truncated), "--speed", "0")
     assert polled.returncode == 1, polled.stderr
-    errors = [line for line in polled.stderr.splitlines() if line.startswith("error:")]
+    errors = error_lines(polled.stderr)
     assert len(errors) == 1 and str(truncated) in errors[0] and "cannot be read after line" in errors[0], polled.stderr
     assert "Traceback" not in polled.stderr
     assert int(polled.stderr.strip().splitlines()[-2].split()[0]) > 0  # the polls before the break were replayed
@@ -104,6 +104,6 @@ def test_a_broken_recording_is_one_error_naming_the_file(cli_env, broken_recordi
         result = chainfeat(cli_env, *command, "--data-dir", str(tmp_path / command[0]), "--recording", str(corrupt),
                            "--speed", "0")
         assert result.returncode == 1, result.stderr
-        errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+        errors = error_lines(result.stderr)
         assert len(errors) == 1 and str(corrupt) in errors[0], result.stderr
         assert "Traceback" not in result.stderr

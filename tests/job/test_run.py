@@ -23,7 +23,9 @@ from job.local_run import BUNDLED_RECORDING
 from job.sql_files import FEATURES_DIR
 from tests.conftest import CHAINFEAT
 from tests.reference import expected_results, minute_key as epoch_minute_key, tumbling
-from tests.support import GROUP, SHORT_PROFILE, alive, descendants, online_rows, properties_with_store, replay_shift
+from tests.support import (
+    GROUP, SHORT_PROFILE, alive, descendants, error_lines, online_rows, properties_with_store, replay_shift,
+)
 from tests.support.example_features import RELAYS, example_windows, features_with_examples, write_feature_with_unknown_column, write_relayed_recording
 
 pytestmark = pytest.mark.slow
@@ -152,7 +154,7 @@ def test_a_feature_file_with_an_unknown_column_stops_the_run_with_one_message(da
     result = subprocess.run(run_args(data_dir, "--speed", "0", "--exit-when-done", "--features", str(features)),
                             env=cli_env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 1
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    errors = error_lines(result.stderr)
     assert errors == [f"error: {expected_error}"], result.stderr
     assert "Traceback" not in result.stderr and "\tat org.apache" not in result.stderr
     assert not (data_dir / "spool").exists() and not (data_dir / "checkpoints").exists()  # nothing started
@@ -262,7 +264,7 @@ def test_a_run_whose_job_fails_for_good_exits_1_and_says_why(server, tmp_path, c
         env=cli_env, capture_output=True, text=True, timeout=600,
     )
     assert result.returncode == 1, result.stderr[-3000:]
-    error = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    error = error_lines(result.stderr)
     assert len(error) == 1 and "the Flink job failed" in error[0] and "ServiceUnavailable" in error[0], result.stderr[-3000:]
     assert "resume with the same command" in error[0]
 
@@ -279,7 +281,7 @@ def test_a_store_that_loses_acknowledged_writes_fails_the_run(server, tmp_path, 
     )
     assert server.app.faults.state()["injected"] == 1
     assert result.returncode == 1, result.stderr[-3000:]
-    error = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    error = error_lines(result.stderr)
     assert len(error) == 1 and "windows the job computed are not in the feature store" in error[0], result.stderr[-3000:]
     assert "Traceback" not in result.stderr
 
@@ -342,7 +344,7 @@ def test_a_feature_file_that_gains_a_column_evolves_its_group_on_the_next_run(se
     removed = subprocess.run(run_args(run_dir, *run, "--speed", "0", "--exit-when-done"), env=cli_env,
                              capture_output=True, text=True, timeout=300)
     assert removed.returncode == 1
-    errors = [line for line in removed.stderr.splitlines() if line.startswith("error:")]
+    errors = error_lines(removed.stderr)
     assert len(errors) == 1 and "taken by a different job" in errors[0] and "--reset-job" in errors[0], \
         removed.stderr[-3000:]
     assert "Traceback" not in removed.stderr and "\tat org.apache" not in removed.stderr
@@ -354,7 +356,7 @@ def test_a_feature_file_that_gains_a_column_evolves_its_group_on_the_next_run(se
     resumed = subprocess.run(run_args(run_dir, *run, "--speed", "0", "--exit-when-done"), env=cli_env,
                              capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 1
-    errors = [line for line in resumed.stderr.splitlines() if line.startswith("error:")]
+    errors = error_lines(resumed.stderr)
     assert len(errors) == 1 and "gained max_fee_1min" in errors[0] and "--reset-job" in errors[0], resumed.stderr[-3000:]
     assert "Traceback" not in resumed.stderr
     assert "max_fee_1min" not in FeatureStoreClient(FeatureStoreConfig(endpoint_url=server.url)).describe(GROUP).features

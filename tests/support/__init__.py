@@ -50,6 +50,11 @@ def chainfeat(env: dict, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([*CHAINFEAT, *args], env=env, capture_output=True, text=True, timeout=120)
 
 
+def error_lines(stderr: str) -> list[str]:
+    """The lines a command printed as its error (job/cli.py `fail`: "error: ..."), for one-message checks."""
+    return [line for line in stderr.splitlines() if line.startswith("error:")]
+
+
 def descendants(pid: int) -> list[int]:
     """The processes below ``pid`` (its JVM, the JVM's Python workers), from /proc."""
     children: dict[int, list[int]] = {}
