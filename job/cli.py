@@ -446,8 +446,9 @@ def prepare(force: bool = typer.Option(False, "--force", help="Build the archive
 
     Example: chainfeat prepare
     """
-    from job.jvm import ClassArchiveError, archive_path, build_class_archive
+    from job.jvm import ClassArchiveError, archive_path, build_class_archive, use_planner_lib
 
+    use_planner_lib()  # the classpath the archive is of
     path = archive_path()
     if path.exists() and not force:
         typer.echo(f"the JVM class archive is ready: {path}", err=True)

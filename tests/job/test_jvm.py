@@ -1,5 +1,5 @@
-"""The local JVM (job/jvm.py): its options (the class archive, the serial collector, the later C2; a user's own kept)
-and its start in the background."""
+"""The local JVM (job/jvm.py): its options (the class archive, the serial collector, the later C2; a user's own kept),
+its lib directory with the planner on the classpath, and its start in the background."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -54,14 +55,43 @@ def test_a_mapped_archive_is_marked_used_and_archives_unused_for_a_month_are_del
     unrelated = archive.with_name("notes.txt")
     unrelated.write_text("kept")
     os.utime(unrelated, (month_ago, month_ago))
-    assert jvm.prune_unused_archives(archive) == [stale]
-    assert archive.exists() and recent.exists() and unrelated.exists() and not stale.exists()
+    stale_lib = archive.with_name(jvm.PLANNER_LIB_NAME.format(identity="0000"))
+    stale_lib.mkdir()
+    (stale_lib / "flink-dist.jar").symlink_to(archive)
+    os.utime(stale_lib, (month_ago, month_ago))
+    assert sorted(jvm.prune_unused_archives(archive)) == sorted([stale, stale_lib])
+    assert archive.exists() and recent.exists() and unrelated.exists() and not stale.exists() and not stale_lib.exists()
 
 
-def test_a_local_run_s_jvm_starts_in_the_background_with_the_serial_collector_and_the_later_c2() -> None:
+def test_the_planner_lib_holds_pyflink_s_jars_with_the_planner_in_place_of_its_loader(tmp_path) -> None:
+    """Built from the installed PyFlink: every jar of its lib/ but the loader, linked, and the planner jar the
+    loader wraps; building it again (a concurrent first run) leaves it as it is."""
+    pyflink_lib = Path(jvm.pyflink.__file__).resolve().parent / "lib"
+    (loader,) = pyflink_lib.glob(jvm.PLANNER_LOADER)
+    target = tmp_path / "lib"
+    assert jvm.build_planner_lib(target)
+    assert sorted(path.name for path in target.iterdir()) == sorted(
+        [jvm.PLANNER_JAR, *(jar.name for jar in pyflink_lib.glob("*.jar") if jar != loader)])
+    assert all((target / jar.name).resolve() == jar for jar in pyflink_lib.glob("*.jar") if jar != loader)
+    with zipfile.ZipFile(loader) as wrapped:
+        assert (target / jvm.PLANNER_JAR).stat().st_size == wrapped.getinfo(jvm.PLANNER_JAR).file_size
+    assert jvm.build_planner_lib(target)
+    assert len(list(target.iterdir())) == len(list(pyflink_lib.glob("*.jar")))
+    assert [path.name for path in tmp_path.iterdir()] == ["lib"]  # no partial directory left
+
+
+def test_a_flink_home_or_lib_dir_the_user_chose_is_kept(monkeypatch) -> None:
+    monkeypatch.setenv("FLINK_HOME", "/opt/flink")
+    monkeypatch.delenv("FLINK_LIB_DIR", raising=False)
+    jvm.use_planner_lib()
+    assert os.environ["FLINK_HOME"] == "/opt/flink" and "FLINK_LIB_DIR" not in os.environ
+
+
+def test_a_local_run_s_jvm_starts_in_the_background_with_the_serial_collector_the_later_c2_and_the_planner() -> None:
     """The real gateway JVM, started as a local run starts it (start_local_flink): launched by a thread of its
     own while another imports PyFlink's Python side, both done once the returned thread ends; its collectors are
-    the serial ones and its C2 thresholds LOCAL_JIT's. (A process of its own: this one's JVM may be running
+    the serial ones, its C2 thresholds LOCAL_JIT's, and the planner's classes come from the planner lib's jar on
+    the classpath (behind the loader they are not on it at all). (A process of its own: this one's JVM may be running
     already, and PYFLINK_* variables would point at it.)"""
     env = {name: value for name, value in os.environ.items() if name != "JVM_ARGS" and not name.startswith("PYFLINK_")}
     program = ("import sys\n"
@@ -77,11 +107,14 @@ def test_a_local_run_s_jvm_starts_in_the_background_with_the_serial_collector_an
                "               ('Tier4InvocationThreshold', 'Tier4MinInvocationThreshold', 'Tier4CompileThreshold',\n"
                "                'Tier4BackEdgeThreshold')))\n"
                "beans = java.java.lang.management.ManagementFactory.getGarbageCollectorMXBeans()\n"
-               "print(sorted(bean.getName() for bean in beans))\n")
+               "print(sorted(bean.getName() for bean in beans))\n"
+               "planner = java.java.lang.Class.forName('org.apache.flink.table.planner.delegation.PlannerBase')\n"
+               "print(planner.getProtectionDomain().getCodeSource().getLocation().getPath())\n")
     result = subprocess.run([sys.executable, "-c", program], cwd=REPO, env=env, capture_output=True, text=True,
                             timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
-    imported, launched, jit, collectors = result.stdout.strip().splitlines()[-4:]
+    imported, launched, jit, collectors, planner = result.stdout.strip().splitlines()[-5:]
     assert imported == "True" and launched == "True"
     assert collectors == "['Copy', 'MarkSweepCompact']"
     assert jit.split() == list(jvm.LOCAL_JIT)
+    assert planner == str(jvm.planner_lib_dir() / jvm.PLANNER_JAR)  # on the classpath, not behind the loader
