@@ -16,7 +16,9 @@ SELECT
         WHEN ts = TO_TIMESTAMP_LTZ(0, 3) AND `time` > 0 AND `time` < polled_at - ${past_tolerance_s}
             THEN 'time is more than ${past_tolerance_s} s before the poll (older than any unconfirmed transaction)'
         WHEN ts = TO_TIMESTAMP_LTZ(0, 3) THEN 'time is not a unix time up to ${future_tolerance_s} s after the poll'
-        WHEN NOT REGEXP(`hash`, '^[0-9a-f]{64}$') THEN 'hash is not 64 lowercase hex characters'
+        -- the test of REGEXP(`hash`, '^[0-9a-f]{64}$') at a fraction of its cost (~1 s of a 20 s run of 1 M transactions)
+        WHEN CHAR_LENGTH(`hash`) <> 64 OR UNHEX(`hash`) IS NULL OR LOWER(`hash`) <> `hash`
+            THEN 'hash is not 64 lowercase hex characters'
     END AS reason
 FROM source_lines;
 

@@ -134,6 +134,8 @@ MALFORMED = [
     {"hash": "time-weeks-old", "time": T0 - 15 * 24 * 3600, "fee": 5},
     {"hash": "not-a-transaction-id", "time": T0 + 66, "fee": 5},
     {"hash": "A" * 64, "time": T0 + 66, "fee": 5},
+    {"hash": "a" * 63 + "F", "time": T0 + 66, "fee": 5},
+    {"hash": "0" * 63 + "g", "time": T0 + 66, "fee": 5},
     {"hash": "ab" * 5000, "time": T0 + 66, "fee": 5},
     {"hash": "0" * 63 + "\u00e9", "time": T0 + 66, "fee": 5},
     {"hash": "\U0001f600" * 16, "time": T0 + 66, "fee": 5},
