@@ -67,7 +67,7 @@ CACHE = Path(os.environ.get("CHAINFEAT_CACHE", Path.home() / ".cache" / "chainfe
 _QUIET = "-Xshare:auto -Xlog:cds=off -Xlog:cds+dynamic=off"
 LOCAL_COLLECTOR = "-XX:+UseSerialGC"
 ARCHIVE_NAME = "flink-classes-{identity}.jsa"  # one per Java + PyFlink install (archive_path)
-PLANNER_LIB_NAME = "flink-lib-{identity}"  # one per PyFlink install (planner_lib_dir)
+PLANNER_LIB_NAME = "flink-lib-{identity}"  # one per Java + PyFlink install, as the archive (planner_lib_dir)
 PLANNER_LOADER = "flink-table-planner-loader-*.jar"
 PLANNER_JAR = "flink-table-planner.jar"  # what the loader wraps
 UNUSED_ARCHIVE_DAYS = 30  # an archive no JVM mapped for this long belongs to a venv deleted or reinstalled
@@ -99,7 +99,7 @@ def archive_path() -> Path:
 
 
 def planner_lib_dir() -> Path:
-    """The local JVM's lib directory for this PyFlink install: PyFlink's lib/ with the planner jar in place of
+    """The local JVM's lib directory for this Java and PyFlink install: PyFlink's lib/ with the planner jar in place of
     the planner loader (see the module's docstring)."""
     return CACHE / "jvm" / PLANNER_LIB_NAME.format(identity=_install_identity())
 
