@@ -26,9 +26,10 @@ from connectors.featurestore.model import FeatureGroupDefinition, FeatureType
 from job import sql_files
 from job.compiled_plan import PlanCache, execute_from_plan, plan_key
 from job.config import Deployment, JobConfig
-from job.jvm import configure_local_jvm
+from job.jvm import CACHE, configure_local_jvm
 from job.managed_settings import refuse_unlisted
 from job.monitor import METRICS_REFRESH_S
+from job.worker_boot import worker_launcher
 from udfs.metrics import register_side_output_counters
 
 log = logging.getLogger(__name__)
@@ -102,9 +103,9 @@ def flink_settings(config: JobConfig, rest_port: int | None = None,
         settings.update(service_owned)
     settings.update(config.extra_flink_config)
     if deployment is Deployment.LOCAL:
-        # In-process MiniCluster: the workers use this interpreter, and its dashboard/REST API binds
-        # loopback only; port 0 picks a free one.
-        settings.setdefault("python.executable", sys.executable)
+        # In-process MiniCluster: the workers use this interpreter (booted by job/worker_boot.py), and its
+        # dashboard/REST API binds loopback only; port 0 picks a free one.
+        settings.setdefault("python.executable", worker_launcher(CACHE / "jvm"))
         settings.setdefault("python.client.executable", sys.executable)
         settings.update({"rest.port": str(rest_port or 0), "rest.bind-address": "127.0.0.1", "rest.address": "127.0.0.1",
                          "metrics.fetcher.update-interval": str(round(METRICS_REFRESH_S * 1000))})
