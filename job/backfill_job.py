@@ -253,7 +253,8 @@ def build_backfill(config: JobConfig, settings: BackfillSettings, features: list
     from pyflink.table.expressions import col, lit
 
     from job.jvm import configure_local_jvm
-    from job.pipeline import Pipeline, add_feature_store_writes, add_inserts, flink_configuration, flink_settings, register_views
+    from job.pipeline import (Pipeline, add_feature_store_inserts, add_inserts, flink_configuration, flink_settings,
+                              register_feature_store_writers, register_views)
 
     features = features if features is not None else selected_feature_files(config.features_dir, settings.groups)
     config = replace(config, dead_letter_uri=settings.report(REPORT_DEAD_LETTER))
@@ -289,5 +290,6 @@ def build_backfill(config: JobConfig, settings: BackfillSettings, features: list
             lit(definition.name), col(definition.record_identifier).cast(DataTypes.STRING()), end, complete,
             lit(shape.describe())))
         complete_rows.append((definition, windows.where(complete).select(*[col(name) for name in definition.features])))
-    add_feature_store_writes(table_env, statement_set, complete_rows, config)
+    register_feature_store_writers(table_env, groups, config)
+    add_feature_store_inserts(statement_set, complete_rows)
     return BackfillJob(Pipeline(table_env, statement_set, groups, deployment, flink_settings_used), shapes)

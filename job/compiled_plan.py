@@ -10,21 +10,27 @@ each run's paths, endpoints and feature-store writer are its own catalog's. So o
 and the key of a plan is what it is made of: the statements with the run's locations left out
 (sql_files.LOCATION_PARAMETERS), the planner's settings, the Flink version and the code that adds the Table API
 inserts. A plan that holds a location after all is not kept; a plan that no longer loads is planned again.
+
+Beside each plan the cache keeps the feature groups its job writes (derived from the feature views' schemas when it
+was planned). A run whose plan is cached needs neither the views nor the job's inserts: it creates the tables and
+functions the plan names and takes the groups from the cache (job/pipeline.py), ~1 s sooner to a built job.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
 from pyflink.version import __version__ as FLINK_VERSION
 from pyflink.table import CompiledPlan, PlanReference, StatementSet, StreamTableEnvironment, TableResult
 
+from connectors.featurestore.model import FeatureGroupDefinition
 from job import REPO_ROOT
 from job.jvm import CACHE
 
@@ -67,6 +73,20 @@ class PlanCache:
     def path(self, key: str) -> Path:
         return self.directory / f"plan-{key}.json"
 
+    def groups_path(self, key: str) -> Path:
+        return self.directory / f"groups-{key}.json"
+
+    def feature_groups(self, key: str) -> list[FeatureGroupDefinition] | None:
+        """The feature groups of the job planned under ``key``; None unless its plan is cached too."""
+        if not self.path(key).exists():
+            return None
+        try:
+            groups = [FeatureGroupDefinition.from_api(group) for group in json.loads(self.groups_path(key).read_text())]
+        except (OSError, ValueError, TypeError, AttributeError) as error:  # missing or not ours: plan again
+            log.info("no usable feature groups beside the cached plan %s (%s)", key, error)
+            return None
+        return groups or None  # a job writes at least one group
+
     def load(self, table_env: StreamTableEnvironment, key: str) -> CompiledPlan | None:
         path = self.path(key)
         if not path.exists():
@@ -81,34 +101,40 @@ class PlanCache:
             log.warning("the cached plan %s does not load (%s); planning the job again", path, str(error).splitlines()[0])
             return None
 
-    def store(self, key: str, plan: CompiledPlan, locations: Iterable[str]) -> bool:
+    def store(self, key: str, plan: CompiledPlan, locations: Iterable[str],
+              feature_groups: Sequence[FeatureGroupDefinition] = ()) -> bool:
         text = plan.as_json_string()
         held = [location for location in locations if location and location in text]
         if held:  # a location used outside a table's options: this plan is this run's only
             log.info("not caching the job's plan: it holds %s", held[0])
             return False
+        groups = json.dumps([group.to_api() for group in feature_groups])
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
-            with tempfile.NamedTemporaryFile("w", dir=self.directory, suffix=".partial", delete=False) as partial:
-                partial.write(text)
-            os.replace(partial.name, self.path(key))
+            # The groups first: a plan on disk has its groups beside it.
+            for path, content in ((self.groups_path(key), groups), (self.path(key), text)):
+                with tempfile.NamedTemporaryFile("w", dir=self.directory, suffix=".partial", delete=False) as partial:
+                    partial.write(content)
+                os.replace(partial.name, path)
             for stale in sorted(self.directory.glob("plan-*.json"), key=lambda p: p.stat().st_mtime)[:-KEPT_PLANS]:
                 stale.unlink(missing_ok=True)
+                self.groups_path(stale.stem.removeprefix("plan-")).unlink(missing_ok=True)
         except OSError as error:  # a read-only home: the run goes on, the next one plans again
             log.warning("could not cache the job's plan in %s: %s", self.directory, error)
             return False
         return True
 
 
-def execute_from_plan(table_env: StreamTableEnvironment, statement_set: StatementSet, key: str | None,
-                      cache: PlanCache | None, locations: Sequence[str] = ()) -> tuple[TableResult, bool]:
-    """Execute the statement set's job from its compiled plan: the one cached under ``key`` if there is one,
-    else the statement set compiled now (and cached unless it holds one of ``locations``). Returns the
-    result and whether the plan was loaded."""
+def execute_from_plan(table_env: StreamTableEnvironment, statement_set: Callable[[], StatementSet], key: str | None,
+                      cache: PlanCache | None, locations: Sequence[str] = (),
+                      feature_groups: Sequence[FeatureGroupDefinition] = ()) -> tuple[TableResult, bool]:
+    """Execute the job from its compiled plan: the one cached under ``key`` if there is one, else the job's
+    statement set (``statement_set()`` builds it) compiled now, and cached with its ``feature_groups`` unless it
+    holds one of ``locations``. Returns the result and whether the plan was loaded."""
     plan = cache.load(table_env, key) if cache and key else None
     loaded = plan is not None
     if plan is None:
-        plan = statement_set.compile_plan()
+        plan = statement_set().compile_plan()
         if cache and key:
-            cache.store(key, plan, locations)
+            cache.store(key, plan, locations, feature_groups)
     return plan.execute(), loaded

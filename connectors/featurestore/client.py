@@ -161,16 +161,7 @@ class FeatureStoreClient:
             if change.additions:
                 self.add_features(definition.name, change.additions)
             return False
-        request = {
-            "FeatureGroupName": definition.name,
-            "RecordIdentifierFeatureName": definition.record_identifier,
-            "EventTimeFeatureName": definition.event_time_feature,
-            "FeatureDefinitions": definition.feature_definitions(),
-            "OnlineStoreConfig": {"EnableOnlineStore": True},
-            **create_kwargs,
-        }
-        if definition.description:
-            request["Description"] = definition.description
+        request = {**definition.to_api(), "OnlineStoreConfig": {"EnableOnlineStore": True}, **create_kwargs}
         self.call(f"CreateFeatureGroup {definition.name}", lambda: self.control.create_feature_group(**request))
         self._wait_for(definition.name, "to be created", _created)
         self._definitions[definition.name] = definition

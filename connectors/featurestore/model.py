@@ -150,6 +150,15 @@ class FeatureGroupDefinition:
             description=request.get("Description", ""),
         )
 
+    def to_api(self) -> dict[str, Any]:
+        """As CreateFeatureGroup declares it (the inverse of from_api)."""
+        request: dict[str, Any] = {"FeatureGroupName": self.name, "RecordIdentifierFeatureName": self.record_identifier,
+                                   "EventTimeFeatureName": self.event_time_feature,
+                                   "FeatureDefinitions": self.feature_definitions()}
+        if self.description:
+            request["Description"] = self.description
+        return request
+
     def feature_definitions(self) -> list[dict[str, str]]:
         return [{"FeatureName": name, "FeatureType": kind.value} for name, kind in self.features.items()]
 

@@ -4,11 +4,13 @@ The runs that execute a cached plan are in tests/job/test_run.py (a kill, then a
 
 from __future__ import annotations
 
+import json
 import shutil
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from pyflink.table import CompiledPlan
 
 from job.compiled_plan import PlanCache
 from job.config import JobConfig, load_property_groups
@@ -19,10 +21,22 @@ from tests.support import GROUP
 pytestmark = pytest.mark.slow
 
 
-def pipeline_for(data_dir: Path, features: Path = FEATURES_DIR, **flink: str) -> Pipeline:
+def pipeline_for(data_dir: Path, features: Path = FEATURES_DIR, plan_cache: PlanCache | None = None,
+                 **flink: str) -> Pipeline:
     config = JobConfig.from_properties(load_property_groups(), data_dir, featurestore_endpoint_url="http://127.0.0.1:9",
                                        monitor_interval_s=None)
-    return build_pipeline(replace(config, features_dir=features, extra_flink_config=flink))
+    return build_pipeline(replace(config, features_dir=features, extra_flink_config=flink), plan_cache=plan_cache)
+
+
+def numbered(plan: CompiledPlan) -> dict:
+    """A compiled plan with its nodes numbered from 1 (the planner numbers them across the whole process)."""
+    text = json.loads(plan.as_json_string())
+    ids = {node["id"]: number for number, node in enumerate(text["nodes"], 1)}
+    for node in text["nodes"]:
+        node["id"] = ids[node["id"]]
+    for edge in text["edges"]:
+        edge["source"], edge["target"] = ids[edge["source"]], ids[edge["target"]]
+    return text
 
 
 def test_one_plan_serves_every_data_dir_and_a_changed_feature_file_is_planned_again(tmp_path) -> None:
@@ -68,3 +82,23 @@ def test_a_cached_plan_that_does_not_load_is_not_used(tmp_path) -> None:
     cache.directory.mkdir()
     cache.path(pipeline.plan_key).write_text('{"flinkVersion": "2.3", "nodes": [{"id": 1, "type": "no-such-node_1"}]}')
     assert cache.load(pipeline.table_env, pipeline.plan_key) is None
+
+
+def test_a_run_whose_plan_is_cached_creates_only_what_the_plan_names(tmp_path) -> None:
+    cache = PlanCache(tmp_path / "plans")
+    planned = pipeline_for(tmp_path / "a", FEATURES_DIR / "examples", cache)
+    assert "unique_transactions" in planned.table_env.list_temporary_views()
+    plan = planned.statement_set.compile_plan()
+    assert cache.store(planned.plan_key, plan, planned.locations, planned.feature_groups)
+
+    cached = pipeline_for(tmp_path / "b", FEATURES_DIR / "examples", cache)
+    # The statements keyed before anything ran are the ones the planned build ran (else no plan is ever found).
+    assert cached.plan_key == planned.plan_key
+    assert [(g, list(g.features)) for g in cached.feature_groups] == [(g, list(g.features)) for g in planned.feature_groups]
+    assert cached.table_env.list_temporary_views() == []  # no view planned again
+    assert cache.load(cached.table_env, cached.plan_key) is not None  # its tables and functions are all there
+    # Had the plan not loaded, the views and inserts follow then, into the same plan.
+    assert numbered(cached.statement_set.compile_plan()) == numbered(plan)
+
+    cache.groups_path(planned.plan_key).unlink()  # a plan without its groups: planned again
+    assert "unique_transactions" in pipeline_for(tmp_path / "c", FEATURES_DIR / "examples", cache).table_env.list_temporary_views()
