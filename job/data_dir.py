@@ -79,6 +79,11 @@ class DataDir:
         return self.root / "logs"
 
     @property
+    def submit_error(self) -> Path:
+        """The whole error (Python and Java) of the last run whose job Flink refused to start."""
+        return self.logs / "job-submit-error.txt"
+
+    @property
     def backfill(self) -> Path:
         """What the last `chainfeat backfill` reported (each backfill replaces it): the subdirectories below."""
         return self._job_path("Backfill", "report.path")

@@ -18,6 +18,7 @@ import os
 import socket
 import threading
 import time
+import traceback
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,7 @@ from job.config import JobConfig, load_property_groups
 from job.data_dir import DataDir
 from job.flink_rest import DEFAULT_REST_PORT, FlinkRest, FlinkRestError
 from job.jvm import start_local_flink
-from job.monitor import JobMonitor, RecentGrowth
+from job.monitor import JobMonitor, RecentGrowth, innermost_cause
 from job.sql_files import PROGRESS_ROLL_S, feature_files
 
 log = logging.getLogger(__name__)
@@ -306,7 +307,15 @@ class LocalRun:
                     "a feature file was removed or changed, or the job's own SQL changed with an upgrade, and Flink "
                     "cannot map that state onto this job. Undo the change to resume, or run again with --reset-job "
                     "to recompute from the start: the feature store keeps its data") from None
-            raise
+            # Any other refusal: one line with Flink's innermost cause; the whole chain goes to a file.
+            atomic_write(self.data.submit_error, traceback.format_exc().encode(), durable=False)
+            cause = innermost_cause(str(error))
+            if self.restored_from:
+                raise RunError(
+                    f"the job could not start from {self.restored_from} ({cause}): if that restore point is damaged, "
+                    "run again with --reset-job to recompute from the start (the feature store keeps its data). "
+                    f"The whole error: {self.data.submit_error}") from None
+            raise RunError(f"the job could not start ({cause}). The whole error: {self.data.submit_error}") from None
         self.plan_loaded = pipeline.plan_loaded
         self._moments["job_submitted"] = time.time()
         self.job_id = str(self.job_client.get_job_id())

@@ -57,7 +57,8 @@ def innermost_cause(text: str) -> str:
     first line; at most 400 characters."""
     causes = [line.split("Caused by:", 1)[1].strip() for line in text.splitlines() if "Caused by:" in line]
     message = causes[-1] if causes else (text.strip().splitlines() or ["unknown cause"])[0]
-    for python_error in re.findall(r"^\s*([\w.]+(?:Error|Exception): .+)$", text, re.MULTILINE)[-1:]:
+    below_the_header = text.strip().partition("\n")[2]  # the first line is the outermost exception's own
+    for python_error in re.findall(r"^\s*([\w.]+(?:Error|Exception): .+)$", below_the_header, re.MULTILINE)[-1:]:
         message = python_error.strip()  # the UDF's own error, clearer than the Java wrapper around it
     return message[:400]
 

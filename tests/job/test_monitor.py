@@ -25,3 +25,12 @@ def test_the_innermost_cause_is_the_udf_error() -> None:
              "  File \"writer.py\", line 3, in eval\n"
              "connectors.featurestore.client.FeatureStoreError: BatchWriteRecord failed after 3 attempts\n")
     assert innermost_cause(trace) == "connectors.featurestore.client.FeatureStoreError: BatchWriteRecord failed after 3 attempts"
+
+
+def test_the_innermost_cause_of_a_refused_submission_is_the_last_java_cause() -> None:
+    trace = ("pyflink.util.exceptions.TableException: org.apache.flink.table.api.TableException: Failed to execute sql\n"
+             "\tat org.apache.flink.table.api.internal.TableEnvironmentImpl.executeInternal(TableEnvironmentImpl.java:1)\n"
+             "Caused by: org.apache.flink.runtime.client.JobInitializationException: Could not start the JobMaster.\n"
+             "Caused by: java.io.EOFException\n"
+             "\t... 5 more\n")
+    assert innermost_cause(trace) == "java.io.EOFException"

@@ -203,6 +203,19 @@ def test_restart_after_kill_mid_stream_counts_everything_once(data_dir, cli_env,
     assert offline_features(data_dir) == reference_for(short_recording, replay_shift(data_dir, short_recording)).features
 
 
+def test_a_job_flink_refuses_to_start_is_one_line_naming_the_restore_point(data_dir, cli_env, short_recording) -> None:
+    damaged = DataDir(data_dir).savepoints / "savepoint-000000-damaged"  # e.g. a disk that filled up mid-write
+    damaged.mkdir(parents=True)
+    (damaged / "_metadata").write_bytes(b"\0" * 100)
+    result = subprocess.run(run_args(data_dir, "--recording", str(short_recording), "--speed", "0", "--exit-when-done"),
+                            env=cli_env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1
+    errors = error_lines(result.stderr)
+    assert len(errors) == 1 and damaged.resolve().as_uri() in errors[0] and "--reset-job" in errors[0], result.stderr[-3000:]
+    assert "Traceback" not in result.stderr and "\tat org.apache" not in result.stderr
+    assert "Caused by" in DataDir(data_dir).submit_error.read_text()  # the whole chain, for a bug report
+
+
 def test_a_store_outage_that_fails_the_job_mid_replay_changes_nothing(server, data_dir, tmp_path, cli_env,
                                                                      short_recording) -> None:
     """The feature store answers 503 longer than the writer retries (3 s here): Flink restarts the job from its
