@@ -149,7 +149,7 @@ def stage_lines(result: dict) -> list[str]:
         if step in timeline:
             steps.append((step, timeline[step] - previous))
             previous = timeline[step]
-    labels = {"job_built": "JVM up + SQL planned into views", "job_submitted": "job planned, compiled, cluster up",
+    labels = {"job_built": "JVM up + the job's tables (and views)", "job_submitted": "job planned/loaded, code, cluster up",
               "all_read": "job ran until everything was read and checkpointed", "ended": "drain: last windows + savepoint"}
     lines = [f"    {labels.get(step, step):<52} {seconds:6.1f} s  {100 * seconds / total:5.1f} %" for step, seconds in steps]
     if "replay_finished" in timeline:
