@@ -24,15 +24,18 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from connectors.featurestore.model import FeatureGroupDefinition
 from job import sql_files
 from job.config import Deployment, JobConfig, duration_ms, flink_uri, with_defaults
 from job.data_dir import REPORT_DEAD_LETTER, REPORT_FACTS, REPORT_WINDOWS
+
+if TYPE_CHECKING:  # the plan cache imports pyflink, which this module leaves to the functions that run Flink
+    from job.compiled_plan import PlanCache
 
 BACKFILL_DIR = sql_files.SQL_DIR / "backfill"
 # The batch job's name in Flink (its dashboard, `chainfeat status`), locally and on a cluster.
@@ -182,6 +185,29 @@ def feature_window(table_env: Any, view: str, path: Path, shared_windows: list[t
     return WindowShape.parse(distinct[0])
 
 
+_WINDOWS_CACHED = "window-shapes"  # what the plan cache keeps for a backfill: each group's window
+# Where a backfill reads and reports, left out of the key of its window shapes (as a run's locations are).
+_BACKFILL_LOCATIONS = ("archive_uri", "backfill_windows_uri", "backfill_facts_uri")
+
+
+def group_windows(table_env: Any, groups: list[FeatureGroupDefinition], paths: dict[str, Path],
+                  cache: PlanCache | None = None, key: str | None = None) -> dict[str, WindowShape]:
+    """Each group's window (feature_window). Finding them plans each view (explain(): ~1 s a view here), so a
+    local backfill keeps them in the plan cache under the key of the statements they come from."""
+    cached = cache.read_beside(_WINDOWS_CACHED, key) if cache and key else None
+    if isinstance(cached, dict) and set(cached) == {definition.name for definition in groups}:
+        try:
+            return {name: WindowShape(**shape) for name, shape in cached.items()}
+        except TypeError:  # another version's: find them again
+            pass
+    shared_windows = window_shapes(table_env.from_path("unique_transactions").explain())
+    shapes = {definition.name: feature_window(table_env, definition.name, paths[definition.name], shared_windows)
+              for definition in groups}
+    if cache and key:
+        cache.write_beside(_WINDOWS_CACHED, key, {name: asdict(shape) for name, shape in shapes.items()})
+    return shapes
+
+
 # ---- the job -----------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -245,13 +271,15 @@ def archive_uri(archive: str | Path) -> str:
 
 
 def build_backfill(config: JobConfig, settings: BackfillSettings, features: list[Path] | None = None,
-                   rest_port: int | None = None, deployment: Deployment = Deployment.LOCAL) -> BackfillJob:
+                   rest_port: int | None = None, deployment: Deployment = Deployment.LOCAL,
+                   plan_cache: PlanCache | None = None) -> BackfillJob:
     """The batch job: the same view files and feature files as the streaming job (job/pipeline.py registers
     them), the windows each group computes reported with their shape and whether they are complete, the
     complete ones written. ``deployment``: where it runs, as for the streaming job (job/pipeline.py)."""
     from pyflink.table import DataTypes, EnvironmentSettings, TableEnvironment
     from pyflink.table.expressions import col, lit
 
+    from job.compiled_plan import PlanCache, plan_key
     from job.jvm import configure_local_jvm
     from job.pipeline import (Pipeline, add_feature_store_inserts, add_inserts, flink_configuration, flink_settings,
                               register_feature_store_writers, register_views)
@@ -272,17 +300,20 @@ def build_backfill(config: JobConfig, settings: BackfillSettings, features: list
     params = {**sql_files.parameters(config), "archive_uri": settings.archive_uri, "first_hour": first_hour,
               "last_hour": last_hour, "range_from_ms": time_range.start_ms, "range_to_ms": time_range.end_ms,
               "backfill_windows_uri": settings.report(REPORT_WINDOWS), "backfill_facts_uri": settings.report(REPORT_FACTS)}
-    groups = register_views(table_env, config, view_files=VIEW_FILES, features=features, params=params)
-    paths = {path.stem: path for path in features}
+    executed: list[str] = []
+    groups = register_views(table_env, config, view_files=VIEW_FILES, features=features, params=params,
+                            executed=executed)
+    cache = (plan_cache or PlanCache()) if deployment is Deployment.LOCAL else None
+    locations = [*sql_files.locations(params), *(sql_files.sql_value(params[name]) for name in _BACKFILL_LOCATIONS)]
+    shapes = group_windows(table_env, groups, {path.stem: path for path in features}, cache,
+                           plan_key(executed, flink_settings_used, locations) if cache else None)
     statement_set = table_env.create_statement_set()
     for path in OUTPUT_FILES:
         add_inserts(table_env, statement_set, path, config, params)
     coverage = table_env.from_path("archive_coverage")
-    shared_windows = window_shapes(table_env.from_path("unique_transactions").explain())
-    shapes: dict[str, WindowShape] = {}
     complete_rows = []
     for definition in groups:
-        shape = shapes[definition.name] = feature_window(table_env, definition.name, paths[definition.name], shared_windows)
+        shape = shapes[definition.name]
         end = col(definition.event_time_feature)
         windows = table_env.from_path(definition.name).join(coverage)
         complete = ((shape.start(end) >= col("covered_from_s")) & (end <= col("covered_to_s"))).is_true

@@ -14,6 +14,7 @@ inserts. A plan that holds a location after all is not kept; a plan that no long
 Beside each plan the cache keeps the feature groups its job writes (derived from the feature views' schemas when it
 was planned). A run whose plan is cached needs neither the views nor the job's inserts: it creates the tables and
 functions the plan names and takes the groups from the cache (job/pipeline.py), ~0.7 s sooner to a built job.
+A batch job has no compiled plan; a backfill keeps its groups' window shapes here the same way (job/backfill_job.py).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ KEPT_PLANS = 16  # the most recently used; every code or SQL change makes a new 
 _PLAN_CODE = ("job", "udfs", "connectors/featurestore")
 # Settings read by the planner (the rest, e.g. checkpointing, are read when the plan is executed).
 _PLANNER_PREFIXES = ("table.", "parallelism.", "execution.runtime-mode")
+GROUPS_BESIDE_PLAN = "groups"  # beside each plan: the feature groups its job writes
 
 
 def plan_key(statements: Sequence[str], settings: Mapping[str, str], locations: Iterable[str]) -> str:
@@ -73,16 +75,46 @@ class PlanCache:
     def path(self, key: str) -> Path:
         return self.directory / f"plan-{key}.json"
 
-    def groups_path(self, key: str) -> Path:
-        return self.directory / f"groups-{key}.json"
+    def beside_path(self, kind: str, key: str) -> Path:
+        """What the cache keeps beside a plan, or for a job that has none (a batch job): ``<kind>-<key>.json``."""
+        return self.directory / f"{kind}-{key}.json"
+
+    def read_beside(self, kind: str, key: str) -> object | None:
+        """The JSON kept as ``kind`` under ``key``; None if there is none or it does not parse."""
+        path = self.beside_path(kind, key)
+        try:
+            value = json.loads(path.read_text())
+            os.utime(path)  # recently used: kept by the pruning in write_beside()
+        except (OSError, ValueError) as error:
+            log.info("nothing usable cached as %s %s (%s)", kind, key, error)
+            return None
+        return value
+
+    def write_beside(self, kind: str, key: str, value: object) -> bool:
+        """Keep ``value`` (JSON) as ``kind`` under ``key``, written whole; the most recently used KEPT_PLANS of a
+        kind stay."""
+        try:
+            self._write(self.beside_path(kind, key), json.dumps(value))
+            for stale in sorted(self.directory.glob(f"{kind}-*.json"), key=lambda p: p.stat().st_mtime)[:-KEPT_PLANS]:
+                stale.unlink(missing_ok=True)
+        except OSError as error:  # a read-only home: the run goes on, the next one derives it again
+            log.warning("could not cache %s in %s: %s", kind, self.directory, error)
+            return False
+        return True
+
+    def _write(self, path: Path, content: str) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile("w", dir=self.directory, suffix=".partial", delete=False) as partial:
+            partial.write(content)
+        os.replace(partial.name, path)
 
     def feature_groups(self, key: str) -> list[FeatureGroupDefinition] | None:
         """The feature groups of the job planned under ``key``; None unless its plan is cached too."""
         if not self.path(key).exists():
             return None
         try:
-            groups = [FeatureGroupDefinition.from_api(group) for group in json.loads(self.groups_path(key).read_text())]
-        except (OSError, ValueError, TypeError, AttributeError) as error:  # missing or not ours: plan again
+            groups = [FeatureGroupDefinition.from_api(group) for group in self.read_beside(GROUPS_BESIDE_PLAN, key) or []]
+        except (ValueError, TypeError, AttributeError) as error:  # not ours: plan again
             log.info("no usable feature groups beside the cached plan %s (%s)", key, error)
             return None
         return groups or None  # a job writes at least one group
@@ -108,17 +140,13 @@ class PlanCache:
         if held:  # a location used outside a table's options: this plan is this run's only
             log.info("not caching the job's plan: it holds %s", held[0])
             return False
-        groups = json.dumps([group.to_api() for group in feature_groups])
+        # The groups first: a plan on disk has its groups beside it.
+        if not self.write_beside(GROUPS_BESIDE_PLAN, key, [group.to_api() for group in feature_groups]):
+            return False
         try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            # The groups first: a plan on disk has its groups beside it.
-            for path, content in ((self.groups_path(key), groups), (self.path(key), text)):
-                with tempfile.NamedTemporaryFile("w", dir=self.directory, suffix=".partial", delete=False) as partial:
-                    partial.write(content)
-                os.replace(partial.name, path)
+            self._write(self.path(key), text)
             for stale in sorted(self.directory.glob("plan-*.json"), key=lambda p: p.stat().st_mtime)[:-KEPT_PLANS]:
                 stale.unlink(missing_ok=True)
-                self.groups_path(stale.stem.removeprefix("plan-")).unlink(missing_ok=True)
         except OSError as error:  # a read-only home: the run goes on, the next one plans again
             log.warning("could not cache the job's plan in %s: %s", self.directory, error)
             return False

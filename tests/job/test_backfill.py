@@ -246,3 +246,35 @@ def test_a_broken_feature_file_or_an_unknown_group_is_one_error(streamed, tmp_pa
     assert error_lines(refused.stderr) == [
         f"error: 1 file(s) in {loose} are not in the archive's layout date=YYYY-MM-DD/hour=HH/ (e.g. polls.jsonl): move "
         "them into their hour's directory, or give --archive the directory that holds date=..."], refused.stderr
+
+
+def test_a_backfill_finds_its_windows_once_for_the_same_statements(tmp_path, monkeypatch) -> None:
+    """Each group's window comes from planning its view (explain()); the plan cache keeps them for the next backfill
+    of the same statements, in any data dir, and an edited feature file is planned again."""
+    import job.backfill_job as backfill_job
+    from job.backfill_job import BackfillSettings, WindowShape, build_backfill
+    from job.compiled_plan import PlanCache
+    from job.config import JobConfig, load_property_groups
+
+    cache = PlanCache(tmp_path / "plans")
+
+    def shapes_for(data_dir: Path, features: Path) -> dict:
+        config = JobConfig.from_properties(load_property_groups(), data_dir, featurestore_endpoint_url="http://127.0.0.1:9",
+                                           monitor_interval_s=None)
+        settings = BackfillSettings(archive_uri=(data_dir / "spool").as_uri(), report_uri=(data_dir / "report").as_uri())
+        return build_backfill(config, settings, sorted(features.glob("*.sql")), plan_cache=cache).windows
+
+    features = features_with_examples(tmp_path / "features")
+    found = shapes_for(tmp_path / "a", features)
+    assert found["size_5min"] == WindowShape("HOP", 300, 60) and found["fee_10min_so_far"].kind == "CUMULATE"
+
+    def planned(*args):
+        raise AssertionError("planned again")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(backfill_job, "feature_window", planned)
+        assert shapes_for(tmp_path / "b", features) == found  # another data dir and archive: the same statements
+
+    hop = features / "size_5min.sql"
+    hop.write_text(hop.read_text().replace("INTERVAL '5' MINUTE", "INTERVAL '10' MINUTE"))
+    assert shapes_for(tmp_path / "c", features)["size_5min"] == WindowShape("HOP", 600, 60)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from pyflink.table import CompiledPlan
 
-from job.compiled_plan import PlanCache
+from job.compiled_plan import GROUPS_BESIDE_PLAN, PlanCache
 from job.config import JobConfig, load_property_groups
 from job.pipeline import Pipeline, build_pipeline
 from job.sql_files import FEATURES_DIR
@@ -100,5 +100,5 @@ def test_a_run_whose_plan_is_cached_creates_only_what_the_plan_names(tmp_path) -
     # Had the plan not loaded, the views and inserts follow then, into the same plan.
     assert numbered(cached.statement_set.compile_plan()) == numbered(plan)
 
-    cache.groups_path(planned.plan_key).unlink()  # a plan without its groups: planned again
+    cache.beside_path(GROUPS_BESIDE_PLAN, planned.plan_key).unlink()  # a plan without its groups: planned again
     assert "unique_transactions" in pipeline_for(tmp_path / "c", FEATURES_DIR / "examples", cache).table_env.list_temporary_views()
