@@ -45,6 +45,9 @@ log = logging.getLogger(__name__)
 DEFAULT_PORT = 8766
 SERVER_INFO_FILE = "server.json"
 LOCK_FILE = "LOCK"
+# How often the serving loop looks whether stop() was called: stop() waits up to this long (socketserver's
+# default, 0.5 s, was most of the time a bounded run took to exit after its job ended).
+SHUTDOWN_POLL_S = 0.05
 
 
 class FeatureStoreLocked(RuntimeError):
@@ -541,7 +544,8 @@ class LocalFeatureStoreServer:
     def start(self) -> "LocalFeatureStoreServer":
         """Serve in background threads; returns self so ``with LocalFeatureStoreServer(...).start()`` works."""
         self._threads = [
-            threading.Thread(target=self._http.serve_forever, name="featurestore-http", daemon=True),
+            threading.Thread(target=self._http.serve_forever, args=(SHUTDOWN_POLL_S,), name="featurestore-http",
+                             daemon=True),
             threading.Thread(target=self._flush_loop, name="featurestore-flush", daemon=True),
         ]
         for thread in self._threads:
