@@ -22,6 +22,7 @@ machine, runs alternating: 1 M 14.8-15.6 s instead of 17.3-17.7 s; 10 M (`bench/
 (18.9-19.7 s: hot code stays in C1), C1 alone slower (17.9-19.8 s). Any -XX:Tier or CompileThreshold option in
 JVM_ARGS replaces these. (Managed Flink and Flink clusters run their own JVMs: this is the local one only.)
 A local run starts this JVM in the background (start_local_flink) while it does its own start-up work.
+What the JVM prints on its stdout goes to this process's stderr: stdout is the CLI's output (`--format json`).
 
 The planner: PyFlink's lib/ holds Flink's planner loader, which on every JVM start writes the 46 MB planner jar
 it wraps to a temporary file and loads the planner's ~1,000 classes from there through a class loader of its own,
@@ -64,6 +65,7 @@ class ClassArchiveError(RuntimeError):
 
 
 CACHE = Path(os.environ.get("CHAINFEAT_CACHE", Path.home() / ".cache" / "chainfeat"))
+STDERR_FD = 2
 _QUIET = "-Xshare:auto -Xlog:cds=off -Xlog:cds+dynamic=off"
 LOCAL_COLLECTOR = "-XX:+UseSerialGC"
 ARCHIVE_NAME = "flink-classes-{identity}.jsa"  # one per Java + PyFlink install (archive_path)
@@ -161,6 +163,25 @@ def configure_local_jvm() -> None:
         with contextlib.suppress(OSError):  # in use: kept by prune_unused_archives (a read-only cache just skips it)
             os.utime(path)
     os.environ["JVM_ARGS"] = " ".join(options)
+    _gateway_stdout_to_stderr()
+
+
+def _gateway_stdout_to_stderr() -> None:
+    """The JVM PyFlink launches shares this process's stdout, so whatever it prints (a JVM option's log, a Flink
+    component writing to System.out) lands in the output scripts parse (`--format json`). Its launcher offers no
+    choice, so its Popen gets stderr for stdout."""
+    import pyflink.pyflink_gateway_server as launcher
+
+    if getattr(launcher.Popen, "gives_stderr_for_stdout", False):
+        return
+    popen = launcher.Popen
+
+    def popen_with_stderr_for_stdout(*args, **kwargs):
+        kwargs.setdefault("stdout", STDERR_FD)
+        return popen(*args, **kwargs)
+
+    popen_with_stderr_for_stdout.gives_stderr_for_stdout = True
+    launcher.Popen = popen_with_stderr_for_stdout
 
 
 def prune_unused_archives(keep: Path, unused_days: float = UNUSED_ARCHIVE_DAYS) -> list[Path]:
@@ -184,8 +205,8 @@ def start_local_flink() -> threading.Thread:
     """Launch this process's JVM (PyFlink's gateway, with configure_local_jvm's options) in one thread while
     another imports LOCAL_JOB_MODULES, so the JVM starts while Python imports. Returns a thread that ends when
     both are done: join it before this thread imports PyFlink (concurrent imports of one package can see it half
-    initialised), and before the process exits (a JVM still waiting for its Python side prints that it gave up,
-    on stdout). If the launch failed, the next get_gateway() launches again and raises the error itself."""
+    initialised), and before the process exits (a JVM still waiting for its Python side prints that it gave up).
+    If the launch failed, the next get_gateway() launches again and raises the error itself."""
     configure_local_jvm()
     from pyflink.java_gateway import get_gateway
 

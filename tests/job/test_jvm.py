@@ -118,3 +118,20 @@ def test_a_local_run_s_jvm_starts_in_the_background_with_the_serial_collector_th
     assert collectors == "['Copy', 'MarkSweepCompact']"
     assert jit.split() == list(jvm.LOCAL_JIT)
     assert planner == str(jvm.planner_lib_dir() / jvm.PLANNER_JAR)  # on the classpath, not behind the loader
+
+
+def test_what_the_jvm_prints_goes_to_stderr_not_into_the_output() -> None:
+    """A JVM option that logs to stdout (here -Xlog:gc) must not mix into what the CLI prints on stdout (its
+    --format json). (A process of its own, as above.)"""
+    env = {name: value for name, value in os.environ.items() if not name.startswith("PYFLINK_")}
+    env["JVM_ARGS"] = "-Xlog:gc"
+    program = ("from job.jvm import configure_local_jvm\n"
+               "configure_local_jvm()\n"
+               "from pyflink.java_gateway import get_gateway\n"
+               "get_gateway().jvm.java.lang.System.out.println('from System.out')\n"
+               "print('only this')\n")
+    result = subprocess.run([sys.executable, "-c", program], cwd=REPO, env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout == "only this\n"
+    assert "[gc" in result.stderr and "from System.out" in result.stderr
