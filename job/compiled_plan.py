@@ -85,6 +85,8 @@ class PlanCache:
         try:
             value = json.loads(path.read_text())
             os.utime(path)  # recently used: kept by the pruning in write_beside()
+        except FileNotFoundError:  # not derived yet under this key: the usual case after any change
+            return None
         except (OSError, ValueError) as error:
             log.info("nothing usable cached as %s %s (%s)", kind, key, error)
             return None
