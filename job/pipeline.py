@@ -327,6 +327,14 @@ def _is_insert(statement: str) -> bool:
     return bool(_INSERT.match(sql_files.without_comments(statement)))
 
 
+def _create_tables(table_env: TableEnvironment, statements: Sequence[str], config: JobConfig) -> None:
+    """Run every statement that is neither a view nor an INSERT (the tables a plan names by identifier)."""
+    for statement in statements:
+        if not _is_view(statement) and not _is_insert(statement):
+            with _connector_hint(config):
+                table_env.execute_sql(statement)
+
+
 def build_pipeline(config: JobConfig, rest_port: int | None = None,
                    deployment: Deployment = Deployment.LOCAL, plan_cache: PlanCache | None = None) -> Pipeline:
     """The streaming job. Locally, when the plan its statements key is cached with its feature groups, only the
@@ -345,10 +353,7 @@ def build_pipeline(config: JobConfig, rest_port: int | None = None,
     cached_groups = plan_cache.feature_groups(key) if plan_cache else None
     if cached_groups is not None:
         register_side_output_counters(table_env)
-        for statement in statements:  # a compiled plan holds the views and the inserts already
-            if not _is_view(statement) and not _is_insert(statement):
-                with _connector_hint(config):
-                    table_env.execute_sql(statement)
+        _create_tables(table_env, statements, config)  # a compiled plan holds the views and the inserts already
         register_feature_store_writers(table_env, cached_groups, config)
 
         def planned_again() -> StatementSet:
@@ -361,12 +366,9 @@ def build_pipeline(config: JobConfig, rest_port: int | None = None,
 
     executed: list[str] = []
     groups = register_views(table_env, config, params=params, executed=executed)
-    for path in _sink_files(config):
-        for statement in sql_files.statements(path, params):
-            if not _is_insert(statement):
-                with _connector_hint(config):
-                    table_env.execute_sql(statement)
-            executed.append(statement)
+    sink_statements = [statement for path in _sink_files(config) for statement in sql_files.statements(path, params)]
+    _create_tables(table_env, sink_statements, config)
+    executed += sink_statements
     register_feature_store_writers(table_env, groups, config)
     if executed != statements:  # a key that does not say what the plan is made of must not name it
         log.warning("the job ran other statements than its plan's key holds; not caching its plan")

@@ -87,13 +87,24 @@ def test_a_flink_home_or_lib_dir_the_user_chose_is_kept(monkeypatch) -> None:
     assert os.environ["FLINK_HOME"] == "/opt/flink" and "FLINK_LIB_DIR" not in os.environ
 
 
+def python_with_its_own_jvm(program: str, jvm_args: str | None = None) -> subprocess.CompletedProcess:
+    """``program`` run by a Python process of its own, which launches its own gateway JVM (this one's JVM may be
+    running already, and PYFLINK_* variables would point at it); ``jvm_args``: its JVM_ARGS (default: none)."""
+    env = {name: value for name, value in os.environ.items() if name != "JVM_ARGS" and not name.startswith("PYFLINK_")}
+    if jvm_args is not None:
+        env["JVM_ARGS"] = jvm_args
+    result = subprocess.run([sys.executable, "-c", program], cwd=REPO, env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result
+
+
 def test_a_local_run_s_jvm_starts_in_the_background_with_the_serial_collector_the_later_c2_and_the_planner() -> None:
     """The real gateway JVM, started as a local run starts it (start_local_flink): launched by a thread of its
     own while another imports PyFlink's Python side, both done once the returned thread ends; its collectors are
     the serial ones, its C2 thresholds LOCAL_JIT's, and the planner's classes come from the planner lib's jar on
     the classpath (behind the loader they are not on it at all). (A process of its own: this one's JVM may be running
     already, and PYFLINK_* variables would point at it.)"""
-    env = {name: value for name, value in os.environ.items() if name != "JVM_ARGS" and not name.startswith("PYFLINK_")}
     program = ("import sys\n"
                "from job.jvm import LOCAL_JOB_MODULES, start_local_flink\n"
                "start_local_flink().join()\n"
@@ -110,9 +121,7 @@ def test_a_local_run_s_jvm_starts_in_the_background_with_the_serial_collector_th
                "print(sorted(bean.getName() for bean in beans))\n"
                "planner = java.java.lang.Class.forName('org.apache.flink.table.planner.delegation.PlannerBase')\n"
                "print(planner.getProtectionDomain().getCodeSource().getLocation().getPath())\n")
-    result = subprocess.run([sys.executable, "-c", program], cwd=REPO, env=env, capture_output=True, text=True,
-                            timeout=120)
-    assert result.returncode == 0, result.stderr[-2000:]
+    result = python_with_its_own_jvm(program)
     imported, launched, jit, collectors, planner = result.stdout.strip().splitlines()[-5:]
     assert imported == "True" and launched == "True"
     assert collectors == "['Copy', 'MarkSweepCompact']"
@@ -122,16 +131,12 @@ def test_a_local_run_s_jvm_starts_in_the_background_with_the_serial_collector_th
 
 def test_what_the_jvm_prints_goes_to_stderr_not_into_the_output() -> None:
     """A JVM option that logs to stdout (here -Xlog:gc) must not mix into what the CLI prints on stdout (its
-    --format json). (A process of its own, as above.)"""
-    env = {name: value for name, value in os.environ.items() if not name.startswith("PYFLINK_")}
-    env["JVM_ARGS"] = "-Xlog:gc"
+    --format json)."""
     program = ("from job.jvm import configure_local_jvm\n"
                "configure_local_jvm()\n"
                "from pyflink.java_gateway import get_gateway\n"
                "get_gateway().jvm.java.lang.System.out.println('from System.out')\n"
                "print('only this')\n")
-    result = subprocess.run([sys.executable, "-c", program], cwd=REPO, env=env, capture_output=True, text=True,
-                            timeout=120)
-    assert result.returncode == 0, result.stderr[-2000:]
+    result = python_with_its_own_jvm(program, jvm_args="-Xlog:gc")
     assert result.stdout == "only this\n"
     assert "[gc" in result.stderr and "from System.out" in result.stderr
