@@ -7,15 +7,21 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test setup java node clean
+.PHONY: run test lint setup java node clean
 
 run: setup
 	$(BIN)/chainfeat run
 
 # Four workers: the suite mostly waits (paced replays, restarts, subprocesses), so it takes about half the time
 # of one process; a module whose fixture is costly stays on one worker (its xdist_group mark).
-test: setup node
+test: setup node lint
 	$(BIN)/pytest -n 4 --dist loadgroup
+
+# Lint, the import-layer contract (pyproject.toml [tool.importlinter]) and the docs site with every link checked.
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports --no-cache
+	$(BIN)/mkdocs build --strict --quiet --site-dir $(VENV)/docs-site
 
 setup: java $(VENV)/.installed
 

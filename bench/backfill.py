@@ -37,8 +37,9 @@ from bench.measure import run_measured  # noqa: E402
 from bench.workload import Workload, bench_arguments, workload  # noqa: E402
 from connectors.blockchain.source import read_recording  # noqa: E402
 from connectors.spool import SpoolWriter  # noqa: E402
-from job.config import default_property_groups  # noqa: E402
-from job.local_run import SPOOL_BATCH_BYTES, free_port  # noqa: E402
+from job.flow.config import default_property_groups  # noqa: E402
+from job.local.minicluster import free_port  # noqa: E402
+from job.local.run import SPOOL_BATCH_BYTES  # noqa: E402
 
 WATERMARK_DELAY_S = float(default_property_groups()["Job"]["watermark.delay.s"])  # the job's default
 

@@ -34,8 +34,8 @@ import duckdb  # noqa: E402
 
 from bench.workload import Workload, bench_arguments, workload  # noqa: E402
 from connectors.featurestore.local.offline import run_query  # noqa: E402
-from job.data_dir import DataDir  # noqa: E402
-from job.local_run import free_port  # noqa: E402
+from job.local.data_dir import DataDir  # noqa: E402
+from job.local.minicluster import free_port  # noqa: E402
 from bench.measure import run_measured  # noqa: E402
 from tests.support.venvs import cached_venv  # noqa: E402
 

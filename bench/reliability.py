@@ -46,8 +46,8 @@ from connectors.blockchain.source import read_recording, shift_poll  # noqa: E40
 from connectors.blockchain.synthetic import write_recording  # noqa: E402
 from connectors.featurestore.local.offline import run_query  # noqa: E402
 from connectors.featurestore.local.server import LocalFeatureStoreServer  # noqa: E402
-from job.data_dir import DataDir  # noqa: E402
-from job.local_run import free_port  # noqa: E402
+from job.local.data_dir import DataDir  # noqa: E402
+from job.local.minicluster import free_port  # noqa: E402
 from tests.reference import expected_results  # noqa: E402
 from tests.support import GROUP, SHORT_PROFILE, alive, descendants, online_rows, properties_with_store, replay_shift  # noqa: E402
 from tests.support.fuzz import fuzzed_recording  # noqa: E402

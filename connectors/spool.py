@@ -30,7 +30,7 @@ from typing import Any, Callable
 
 from connectors.blockchain.source import Poll
 from connectors.blockchain.transactions import heartbeat_line
-from connectors.files import atomic_write
+from connectors.atomic_files import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +140,7 @@ class ProgressLog:
 
     def __init__(self, progress_dir: Path, roll_s: float) -> None:
         self.progress_dir = Path(progress_dir)
-        self.roll_s = roll_s  # how soon the sink rolls a part file (job/sql_files.py PROGRESS_ROLL_S)
+        self.roll_s = roll_s  # how soon the sink rolls a part file (job/flow/sql_pipeline.py PROGRESS_ROLL_S)
         self._highest = 0
 
     def highest(self) -> int:

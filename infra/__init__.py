@@ -1,1 +1,6 @@
-"""The AWS CDK app (Python) that deploys what the job needs: `cdk synth` / `cdk deploy` from the repo root."""
+"""The AWS CDK app (run from a checkout: `cdk synth`)."""
+
+from pathlib import Path
+
+# The checkout the app is run from: the Dockerfile, notebooks/ and the code the stacks stage as assets.
+REPO_ROOT = Path(__file__).resolve().parent.parent

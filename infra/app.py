@@ -1,5 +1,6 @@
 """The CDK app: `cdk synth` (cdk.json at the repo root runs this module). Works offline, without AWS
-credentials and without Docker (the poller image asset is staged, built only at deploy)."""
+credentials and without Docker (the poller image asset, the Dockerfile's target `poller`, is staged, built
+only at deploy)."""
 
 from __future__ import annotations
 
@@ -26,9 +27,11 @@ def job_feature_groups() -> list:
     import tempfile
     from pathlib import Path
 
-    from job.config import JobConfig, load_property_groups
-    from job.pipeline import derive_feature_groups
+    from job.flow.config import JobConfig, load_property_groups
+    from job.flow.pipeline import derive_feature_groups
+    from job.local.jvm import configure_local_jvm
 
+    configure_local_jvm()  # the JVM starts as a local run's does (its class archive)
     with tempfile.TemporaryDirectory() as scratch:
         return derive_feature_groups(JobConfig.from_properties(load_property_groups(), Path(scratch)))
 

@@ -1,8 +1,9 @@
-"""The Flink job, its local run and its CLI."""
+"""The Flink job, its local runtime and its command line, in rooms whose imports point one way
+(cli -> local / offline -> deploy -> flow; checked by import-linter, see pyproject.toml):
 
-from pathlib import Path
-
-# The project's root: the checkout, or the application zip's root on a cluster (sql/, connectors/, ...).
-REPO_ROOT = Path(__file__).resolve().parent.parent
-# The project's Python packages: what the application zip ships and the Python UDF workers import.
-CODE_PACKAGES = ("job", "connectors", "udfs")
+- flow/     the Flink job as it runs anywhere (what the application zip ships)
+- local/    this machine: the MiniCluster's JVM, the data dir, the `run` and `backfill` runners
+- offline/  point-in-time training sets over the offline store
+- deploy/   the application zip, a self-managed cluster, Managed Flink
+- cli/      the `chainfeat` command
+"""

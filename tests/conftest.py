@@ -11,10 +11,10 @@ import boto3
 import pytest
 
 from connectors.featurestore.local.server import LocalFeatureStoreServer
-from job import REPO_ROOT
-from job.data_dir import DataDir
-from job.jvm import configure_local_jvm
+from job.local.data_dir import DataDir
+from job.local.jvm import configure_local_jvm
 
+REPO_ROOT = Path(__file__).resolve().parent.parent  # the checkout under test
 # Flink writes its logs next to pyflink unless told otherwise; keep them out of the venv.
 os.environ.setdefault("FLINK_LOG_DIR", str(REPO_ROOT / ".pytest_cache" / "flink-logs"))
 configure_local_jvm()  # the test session's own JVM (tests/support/sql_step.py) starts as a local run's does

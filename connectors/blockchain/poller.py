@@ -53,7 +53,7 @@ class PollerStats:
     last_polled_at: float | None = None
     last_error: str = ""
     finished: bool = False
-    finished_at: float | None = None  # time.time() when the poller stopped
+    finished_at: float | None = None  # time.monotonic() when the poller stopped
     ran_out: bool = False  # the source has no more polls (a replay's end; not a stop), everything written
     fatal_error: str = ""  # why the poller stopped for good (an unreadable recording)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
@@ -151,4 +151,4 @@ class Poller:
             with self.stats.lock:
                 self.stats.finished = True
                 self.stats.ran_out = ran_out
-                self.stats.finished_at = time.time()
+                self.stats.finished_at = time.monotonic()

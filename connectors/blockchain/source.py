@@ -32,6 +32,8 @@ from connectors.blockchain.transactions import (
 log = logging.getLogger(__name__)
 
 LIVE_URL = "https://blockchain.info/unconfirmed-transactions?format=json"
+# 65 minutes of the live API, recorded (recordings/README.md): what `chainfeat run` replays unless told otherwise.
+BUNDLED_RECORDING = Path(__file__).resolve().parent / "recordings" / "unconfirmed-65min.jsonl.gz"
 READ_BUFFER = 1 << 20  # bytes read at a time from a recording
 
 

@@ -31,7 +31,7 @@ _LOCAL_CREDENTIALS = {"aws_access_key_id": "local", "aws_secret_access_key": "lo
 
 
 # The IAM actions of every call the job makes on Amazon SageMaker Feature Store, where the CDK app creates its
-# groups: job/entrypoint.py describes each group and adds the features a feature file gained; the writer
+# groups: job/flow/entrypoint.py describes each group and adds the features a feature file gained; the writer
 # (udfs/feature_store_writer.py) writes in batches and first reads what is already written. The Flink role is
 # granted exactly these (infra/stacks/processing.py; tests/infra/test_app.py records the calls).
 JOB_IAM_ACTIONS = ("sagemaker:BatchGetRecord", "sagemaker:BatchWriteRecord", "sagemaker:DescribeFeatureGroup",

@@ -100,10 +100,10 @@ def last_hour(settings: NotebookSettings, description: Mapping[str, Any], end_ev
 
 def duckdb_rows(data_dir: Path, sql: str) -> list[dict]:
     """``sql`` with DuckDB over the local offline store of ``data_dir`` (Athena's table names work there)."""
-    from connectors.featurestore.local.offline import run_query
-    from job.data_dir import DataDir  # the local engine runs where chainfeat is installed
+    from connectors.featurestore.local import STORE_DIR
+    from connectors.featurestore.local.offline import run_query  # duckdb: only for the local engine
 
-    columns, rows = run_query(DataDir(data_dir).featurestore, sql)
+    columns, rows = run_query(Path(data_dir) / STORE_DIR, sql)
     return [dict(zip(columns, row)) for row in rows]
 
 

@@ -16,7 +16,7 @@ from constructs import Construct
 
 from connectors.featurestore.model import FeatureGroupDefinition
 from infra.settings import InfraSettings
-from job import REPO_ROOT
+from infra import REPO_ROOT
 from infra.stacks.ingestion import secure_bucket
 
 

@@ -1,4 +1,4 @@
-"""Ingestion: the Kinesis stream (one provisioned shard, KMS), the poller on ECS Fargate (Dockerfile.poller),
+"""Ingestion: the Kinesis stream (one provisioned shard, KMS), the poller on ECS Fargate (Dockerfile, target poller),
 and Firehose from the stream to the raw-archive bucket (JSON, partitioned by date/hour, lifecycle rules)."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from infra.settings import POLLER_METRICS_NAMESPACE, InfraSettings
-from job import REPO_ROOT
+from infra import REPO_ROOT
 
 
 def secure_bucket(scope: Construct, construct_id: str, key: kms.IKey, access_logs: s3.IBucket | None,
@@ -92,7 +92,7 @@ class IngestionStack(Stack):
                                     removal_policy=RemovalPolicy.DESTROY)
         task.add_container(
             "poller",
-            image=ecs.ContainerImage.from_asset(str(REPO_ROOT), file="Dockerfile.poller",
+            image=ecs.ContainerImage.from_asset(str(REPO_ROOT), file="Dockerfile", target="poller",
                                                 exclude=[".venv", ".git", ".chainfeat", "cdk.out", "tests", "dist"]),
             environment={"CHAINFEAT_STREAM": self.stream.stream_name,
                          "CHAINFEAT_POLL_INTERVAL_S": str(settings.poll_interval_s),

@@ -23,7 +23,7 @@ from constructs import Construct
 from infra.settings import POLLER_METRICS_NAMESPACE as POLLER_NAMESPACE
 from connectors.kinesis.producer import SHARD_BYTES_PER_S, SHARD_RECORDS_PER_S
 from infra.settings import InfraSettings
-from job.monitor import DEDUP_OPERATOR
+from job.local.monitor import DEDUP_OPERATOR
 from udfs import metric_names
 
 FLINK_NAMESPACE = "AWS/KinesisAnalytics"

@@ -30,7 +30,7 @@ from constructs import Construct
 
 from connectors.featurestore.history import CONFIG_FILE
 from infra.settings import InfraSettings
-from job import REPO_ROOT
+from infra import REPO_ROOT
 from infra.stacks.ingestion import secure_bucket
 
 NOTEBOOK = REPO_ROOT / "notebooks" / "read_feature_store.ipynb"

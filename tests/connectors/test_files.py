@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from connectors.files import _write_all, atomic_write
+from connectors.atomic_files import _write_all, atomic_write
 
 
 def test_files_and_bytes_are_written_in_order_under_a_hidden_name_then_renamed(tmp_path) -> None:

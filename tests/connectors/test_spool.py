@@ -37,7 +37,7 @@ def test_spool_files_are_partitioned_complete_and_sort_by_poll_time(tmp_path) ->
 
 def test_a_replayed_poll_written_again_rewrites_its_own_file(tmp_path) -> None:
     writer = SpoolWriter(tmp_path / "spool", durable=False)
-    for attempt in range(2):  # a replay resumed from an older saved position writes polls 1 and 2 again
+    for _attempt in range(2):  # a replay resumed from an older saved position writes polls 1 and 2 again
         for number in (1, 2):
             replayed = poll(number)
             replayed.key = f"r{number:09d}"

@@ -22,9 +22,10 @@ import aws_cdk as cdk  # noqa: E402
 from aws_cdk.assertions import Match, Template  # noqa: E402
 
 from infra.app import build_app  # noqa: E402
-from job.config import load_property_groups  # noqa: E402
-from job.monitor import DEDUP_OPERATOR  # noqa: E402
-from job.package import RUN_OPTIONS_GROUP, build_zip, zip_run_options  # noqa: E402
+from job.flow.config import load_property_groups  # noqa: E402
+from job.local.monitor import DEDUP_OPERATOR  # noqa: E402
+from job.deploy.package import build_zip, zip_run_options  # noqa: E402
+from job.flow.config import RUN_OPTIONS_GROUP  # noqa: E402
 from tests.conftest import REPO_ROOT  # noqa: E402
 
 # One test worker takes the whole module ("make test" runs them in parallel): the module's CDK synthesis runs once.
@@ -116,6 +117,15 @@ def test_poller_runs_on_fargate_and_may_only_put_records_on_the_stream(ingestion
     assert "SecurityGroupIngress" not in json.dumps(ingestion.find_resources("AWS::EC2::SecurityGroup"))
 
 
+def test_poller_image_is_the_dockerfiles_poller_target(synthesized) -> None:
+    stack = synthesized["ingestion"]
+    outdir = Path(cdk.Stage.of(stack).outdir)
+    (image,) = json.loads((outdir / f"{stack.artifact_id}.assets.json").read_text())["dockerImages"].values()
+    assert image["source"]["dockerFile"] == "Dockerfile"
+    assert image["source"]["dockerBuildTarget"] == "poller"  # the stage tests/test_dockerfiles.py follows
+    assert (outdir / image["source"]["directory"] / "Dockerfile").is_file()
+
+
 def test_the_flink_role_allows_exactly_the_feature_store_calls_the_job_makes(server) -> None:
     """What the job does on AWS, through the same client against the local store: the group exists (the CDK app
     made it), the entry point adds a feature a feature file gained, the writer writes windows, then meets them
@@ -140,8 +150,8 @@ def feature_store(synthesized) -> Template:
 
 def test_feature_group_equals_what_the_job_writes(feature_store, tmp_path_factory) -> None:
     """The CloudFormation feature group and the running job's feature group come from the same SQL."""
-    from job.config import JobConfig, load_property_groups
-    from job.pipeline import build_pipeline
+    from job.flow.config import JobConfig, load_property_groups
+    from job.flow.pipeline import build_pipeline
 
     config = JobConfig.from_properties(load_property_groups(), tmp_path_factory.mktemp("job"),
                                        featurestore_endpoint_url="http://127.0.0.1:9")

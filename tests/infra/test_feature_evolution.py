@@ -16,7 +16,7 @@ import aws_cdk as cdk  # noqa: E402
 from aws_cdk.assertions import Template  # noqa: E402
 
 from infra.app import build_app  # noqa: E402
-from job.sql_files import FEATURES_DIR  # noqa: E402
+from job.flow.sql_files import FEATURES_DIR  # noqa: E402
 
 pytestmark = pytest.mark.slow
 GROUP = "tx_minute_features"
@@ -30,12 +30,12 @@ def test_a_column_added_to_a_feature_file_is_an_added_feature_of_the_synthesized
                         "    AVG(CAST(fee AS DOUBLE)) AS avg_fee_1min,\n    MAX(fee) AS max_fee_1min\n")
     assert grown != sql
     (features / f"{GROUP}.sql").write_text(grown)
-    monkeypatch.setattr("job.config.FEATURES_DIR", features)  # what editing sql/features/ does
+    monkeypatch.setattr("job.flow.config.FEATURES_DIR", features)  # what editing sql/features/ does
 
     jar = tmp_path / "flink-sql-connector-aws-kinesis-streams-6.0.0-2.0.jar"  # a stand-in: no Maven here
     with zipfile.ZipFile(jar, "w") as archive:
         archive.writestr("META-INF/MANIFEST.MF", "Manifest-Version: 1.0\n")
-    from job.package import build_zip
+    from job.deploy.package import build_zip
 
     build_zip(tmp_path / "app.zip", [jar])
     app, stacks = build_app(cdk.App(outdir=str(tmp_path / "cdk.out"), context={"job_zip": str(tmp_path / "app.zip")}))

@@ -22,7 +22,7 @@ import pytest
 from connectors.blockchain.source import read_recording
 from connectors.blockchain.synthetic import SyntheticProfile
 from connectors.kinesis.producer import poll_records
-from job.data_dir import DataDir
+from job.local.data_dir import DataDir
 from tests.conftest import CHAINFEAT
 from tests.reference import expected_results
 from tests.support import GROUP, alive, cli_environment, descendants, error_lines, free_port
@@ -37,7 +37,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("backfill")]
 GROUPS = [GROUP, *EXAMPLES]
 WINDOW_KEYED = [GROUP, "size_5min", "fee_10min_so_far"]  # the record identifier is the window: written once offline
 PROFILE = SyntheticProfile(duration_s=900, seed=5)
-WATERMARK_DELAY_S = 60  # job/application_properties.json
+WATERMARK_DELAY_S = 60  # job/flow/application_properties.json
 
 
 @dataclass
@@ -251,10 +251,10 @@ def test_a_broken_feature_file_or_an_unknown_group_is_one_error(streamed, tmp_pa
 def test_a_backfill_finds_its_windows_once_for_the_same_statements(tmp_path, monkeypatch) -> None:
     """Each group's window comes from planning its view (explain()); the plan cache keeps them for the next backfill
     of the same statements, in any data dir, and an edited feature file is planned again."""
-    import job.backfill_job as backfill_job
-    from job.backfill_job import BackfillSettings, WindowShape, build_backfill
-    from job.compiled_plan import PlanCache
-    from job.config import JobConfig, load_property_groups
+    import job.flow.backfill as backfill_job
+    from job.flow.backfill import BackfillSettings, WindowShape, build_backfill
+    from job.flow.plan_cache import PlanCache
+    from job.flow.config import JobConfig, load_property_groups
 
     cache = PlanCache(tmp_path / "plans")
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from job.backfill import outside_archive_layout
-from job.backfill_job import TimeRange, parse_moment
+from job.local.backfill import outside_archive_layout
+from job.flow.backfill import TimeRange, parse_moment
 
-FUTURE_TOLERANCE_S, PAST_TOLERANCE_S = 600, 14 * 86400  # job/application_properties.json's
+FUTURE_TOLERANCE_S, PAST_TOLERANCE_S = 600, 14 * 86400  # job/flow/application_properties.json's
 
 
 def at(text: str) -> float:
@@ -52,8 +52,8 @@ def test_files_outside_the_partitions_are_named(tmp_path: Path) -> None:
 
 def test_the_backfill_group_states_a_backfill_and_reads_back_the_same(tmp_path: Path) -> None:
     """What `chainfeat backfill --flink-url` writes into the properties is what the zip's entry point reads."""
-    from job.backfill_job import BackfillSettings
-    from job.config import load_property_groups
+    from job.flow.backfill import BackfillSettings
+    from job.flow.config import load_property_groups
 
     settings = BackfillSettings((tmp_path / "spool").as_uri(), (tmp_path / "report").as_uri(),
                                 TimeRange(at("2024-05-01 10:05:00") + 0.25, at("2024-05-02 00:00:00")),

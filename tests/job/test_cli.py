@@ -10,7 +10,7 @@ import pytest
 
 from connectors.featurestore.client import FeatureStoreClient, FeatureStoreConfig
 from connectors.featurestore.local.server import LocalFeatureStoreServer
-from job.data_dir import DataDir
+from job.local.data_dir import DataDir
 from tests.support import chainfeat, error_lines
 from tests.support.feature_rows import DEFINITION, GROUP, feature_rows
 
@@ -82,7 +82,7 @@ def test_latest_before_any_feature_exits_3(cli_env) -> None:
 @pytest.fixture
 def broken_recordings(tmp_path):
     """A gzip recording cut in the middle (a copy interrupted) and one whose bytes are not gzip at all."""
-    from job.local_run import BUNDLED_RECORDING
+    from job.local.run import BUNDLED_RECORDING
 
     whole = BUNDLED_RECORDING.read_bytes()
     truncated, corrupt = tmp_path / "truncated.jsonl.gz", tmp_path / "corrupt.jsonl.gz"
@@ -107,3 +107,18 @@ def test_a_broken_recording_is_one_error_naming_the_file(cli_env, broken_recordi
         errors = error_lines(result.stderr)
         assert len(errors) == 1 and str(corrupt) in errors[0], result.stderr
         assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("mistake", [("--source", "nowhere"), ("--recording", "no-such-recording.jsonl.gz")])
+def test_the_same_mistake_is_the_same_exit_code_in_run_and_poll(cli_env, tmp_path, mistake) -> None:
+    for command in ("run", "poll"):
+        result = chainfeat(cli_env, command, "--data-dir", str(tmp_path / command), *mistake)
+        assert result.returncode == 2, (command, result.stderr)
+        assert mistake[0] in result.stderr and "Traceback" not in result.stderr
+        assert not (tmp_path / command).exists()  # refused before anything is written
+
+
+def test_exit_when_done_on_a_live_source_is_wrong_usage(cli_env, tmp_path) -> None:
+    result = chainfeat(cli_env, "run", "--data-dir", str(tmp_path), "--source", "live", "--exit-when-done")
+    assert result.returncode == 2 and error_lines(result.stderr) == [
+        "error: --exit-when-done needs a replay: a live source never ends"], result.stderr

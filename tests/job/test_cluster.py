@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from job.config import DEFAULT_PROPERTIES
+from job.flow.config import DEFAULT_PROPERTIES
 from tests.conftest import CHAINFEAT
 from tests.support.flink_cluster import StandaloneCluster
 from tests.reference import expected_results

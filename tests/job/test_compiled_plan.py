@@ -1,4 +1,4 @@
-"""The streaming job's compiled plan (job/compiled_plan.py): one plan for every data dir, planned again when
+"""The streaming job's compiled plan (job/flow/plan_cache.py): one plan for every data dir, planned again when
 what it is made of changes, never cached when it holds a run's location, planned again when it does not load.
 The runs that execute a cached plan are in tests/job/test_run.py (a kill, then a resume from the cached plan)."""
 
@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from pyflink.table import CompiledPlan
 
-from job.compiled_plan import GROUPS_BESIDE_PLAN, PlanCache
-from job.config import JobConfig, load_property_groups
-from job.pipeline import Pipeline, build_pipeline
-from job.sql_files import FEATURES_DIR
+from job.flow.plan_cache import GROUPS_BESIDE_PLAN, PlanCache
+from job.flow.config import JobConfig, load_property_groups
+from job.flow.pipeline import Pipeline, build_pipeline
+from job.flow.sql_files import FEATURES_DIR
 from tests.support import GROUP
 
 pytestmark = pytest.mark.slow

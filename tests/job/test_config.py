@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from job.config import ConfigError, Deployment, JobConfig, duration_ms, load_property_groups
-from job.pipeline import flink_configuration
+from job.flow.config import ConfigError, Deployment, JobConfig, duration_ms, load_property_groups
+from job.flow.flink_settings import flink_configuration
 
 
 def settings(tmp_path, **kwargs) -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""The local JVM (job/jvm.py): its options (the class archive, the serial collector, the later C2; a user's own kept),
+"""The local JVM (job/local/jvm.py): its options (the class archive, the serial collector, the later C2; a user's own kept),
 its lib directory with the planner on the classpath, and its start in the background."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from job import jvm
+from job.local import jvm
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -106,7 +106,7 @@ def test_a_local_run_s_jvm_starts_in_the_background_with_the_serial_collector_th
     the classpath (behind the loader they are not on it at all). (A process of its own: this one's JVM may be running
     already, and PYFLINK_* variables would point at it.)"""
     program = ("import sys\n"
-               "from job.jvm import LOCAL_JOB_MODULES, start_local_flink\n"
+               "from job.local.jvm import LOCAL_JOB_MODULES, start_local_flink\n"
                "start_local_flink().join()\n"
                "print(all(module in sys.modules for module in LOCAL_JOB_MODULES))\n"
                "import pyflink.java_gateway\n"
@@ -132,7 +132,7 @@ def test_a_local_run_s_jvm_starts_in_the_background_with_the_serial_collector_th
 def test_what_the_jvm_prints_goes_to_stderr_not_into_the_output() -> None:
     """A JVM option that logs to stdout (here -Xlog:gc) must not mix into what the CLI prints on stdout (its
     --format json)."""
-    program = ("from job.jvm import configure_local_jvm\n"
+    program = ("from job.local.jvm import configure_local_jvm\n"
                "configure_local_jvm()\n"
                "from pyflink.java_gateway import get_gateway\n"
                "get_gateway().jvm.java.lang.System.out.println('from System.out')\n"

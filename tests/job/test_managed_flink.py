@@ -12,11 +12,11 @@ import boto3
 import pytest
 from botocore.stub import ANY, Stubber
 
-from job.config import Deployment, JobConfig, load_property_groups
-from job.managed_flink import DeployError, ManagedFlinkTarget, deploy, property_groups
-from job.managed_settings import PLANNER_BATCH_KEYS, PROGRAMMATIC_KEYS_FILE, UnlistedSetting, programmatic_keys
-from job.package import RUN_OPTIONS_GROUP
-from job.pipeline import flink_settings
+from job.flow.config import Deployment, JobConfig, load_property_groups
+from job.deploy.managed_flink import DeployError, ManagedFlinkTarget, deploy, property_groups
+from job.flow.managed_keys import PLANNER_BATCH_KEYS, PROGRAMMATIC_KEYS_FILE, UnlistedSetting, programmatic_keys
+from job.flow.config import RUN_OPTIONS_GROUP
+from job.flow.flink_settings import flink_settings
 
 RUN_OPTIONS = {"python": "main.py", "jarfile": "lib/connector.jar", "pyFiles": "site-packages/,worker-code/"}
 TARGET = ManagedFlinkTarget("chainfeat", "artifacts", "chainfeat/app.zip", "arn:aws:iam::123456789012:role/flink")
@@ -203,8 +203,8 @@ def test_a_key_off_the_list_stops_the_managed_job_by_name(tmp_path) -> None:
 def test_the_managed_job_built_and_named_sets_nothing_off_the_list(tmp_path, monkeypatch) -> None:
     """The whole build as main.py does it on the service, with what PyFlink sets for the job's code on the
     table config (python.files from add_python_file, pipeline.name): nothing outside the list."""
-    from job.entrypoint import ship_worker_code
-    from job.pipeline import build_pipeline
+    from job.flow.entrypoint import ship_worker_code
+    from job.flow.pipeline import build_pipeline
 
     # On the service Python workers are processes; in this process PyFlink would set up a MiniCluster's
     # loopback workers (python.loopback-server.address), which only a local deployment does.
@@ -230,8 +230,8 @@ def test_the_managed_job_built_and_named_sets_nothing_off_the_list(tmp_path, mon
 def test_the_managed_backfill_built_and_named_sets_nothing_off_the_list(tmp_path, monkeypatch) -> None:
     """What main.py builds on the service when the properties carry a Backfill archive.uri: the batch job, with the
     keys of a batch run (execution.runtime-mode among them) and nothing outside the list."""
-    from job.backfill_job import BackfillSettings, build_backfill
-    from job.entrypoint import ship_worker_code
+    from job.flow.backfill import BackfillSettings, build_backfill
+    from job.flow.entrypoint import ship_worker_code
 
     monkeypatch.setenv("_python_worker_execution_mode", "process")
     archive = tmp_path / "raw" / "date=2024-05-01" / "hour=09"
@@ -244,7 +244,7 @@ def test_the_managed_backfill_built_and_named_sets_nothing_off_the_list(tmp_path
     managed = build_backfill(config, settings, deployment=Deployment.MANAGED).pipeline
     ship_worker_code(managed)
     managed.prepare("chainfeat-backfill")
-    # Off the list only what Flink's batch planner writes itself while it plans (job/managed_settings.py).
+    # Off the list only what Flink's batch planner writes itself while it plans (job/flow/managed_keys.py).
     assert managed.set_by_the_job() - programmatic_keys() <= PLANNER_BATCH_KEYS
     assert not set(managed.flink_settings) - programmatic_keys()  # the job's own keys: all on the list
     assert managed.flink_settings["execution.runtime-mode"] == "batch"

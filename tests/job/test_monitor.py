@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from job.monitor import RecentGrowth, RestartSummedCounter, innermost_cause
+from job.local.monitor import RecentGrowth, RestartSummedCounter, innermost_cause
 
 
 def test_a_counter_restarting_at_zero_is_summed_over_attempts() -> None:

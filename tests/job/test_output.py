@@ -1,8 +1,8 @@
-"""The CLI's rendering of one record (job/output.py), on a few values."""
+"""The CLI's rendering of one record (job/cli/output.py), on a few values."""
 
 import json
 
-from job.output import OutputFormat, render_record
+from job.cli.output import OutputFormat, render_record
 
 
 def test_a_nested_count_per_group_reads_as_key_value_pairs_in_a_table():

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from job.package import LOCAL_ONLY, RUN_OPTIONS_GROUP, RUNTIME_DISTRIBUTIONS, WORKER_CODE, unpack
+from job.deploy.package import LOCAL_ONLY, RUNTIME_DISTRIBUTIONS, WORKER_CODE, unpack
+from job.flow.config import RUN_OPTIONS_GROUP
 from tests.conftest import CHAINFEAT
 from tests.reference import expected_results
 from tests.support import GROUP, free_port, online_rows, publish, reference_input, scenario
@@ -27,7 +28,7 @@ def test_zip_layout_and_run_options_match_what_managed_flink_needs(app_zip) -> N
     assert summary["jarfile"] == "lib/connector.jar" and "lib/connector.jar" in names
     for folder in summary["pyFiles"].split(","):
         assert folder.endswith("/") and any(name.startswith(folder) for name in names)
-    for required in ("job/entrypoint.py", "job/application_properties.json", "udfs/feature_store_writer.py",
+    for required in ("job/flow/entrypoint.py", "job/flow/application_properties.json", "udfs/feature_store_writer.py",
                      "sql/features/tx_minute_features.sql", "sql/sources/kinesis.sql",
                      "site-packages/boto3/__init__.py", "site-packages/botocore/data/endpoints.json",
                      "site-packages/urllib3/__init__.py", "site-packages/six.py"):
@@ -43,7 +44,7 @@ def test_zip_layout_and_run_options_match_what_managed_flink_needs(app_zip) -> N
 
 def test_the_job_and_its_workers_import_nothing_left_out_of_the_zip() -> None:
     imported = subprocess.run(
-        [sys.executable, "-c", "import sys, job.entrypoint, udfs.feature_store_writer, udfs.metrics; "
+        [sys.executable, "-c", "import sys, job.flow.entrypoint, udfs.feature_store_writer, udfs.metrics; "
                                "print('\\n'.join(m.__file__ or '' for m in list(sys.modules.values()) if getattr(m, '__file__', None)))"],
         capture_output=True, text=True, check=True).stdout.splitlines()
     local_only = [path for path in imported for prefix in LOCAL_ONLY if prefix.rstrip("/") in path]
@@ -67,7 +68,7 @@ def run_unpacked_zip(python: str, app_zip, tmp_path, server, cli_env) -> tuple[s
     data_dir = tmp_path / "zip-data"
     polls = scenario()
     publish(data_dir, polls)
-    groups = json.loads((root / "job" / "application_properties.json").read_text())
+    groups = json.loads((root / "job" / "flow" / "application_properties.json").read_text())
     for group in groups:
         if group["PropertyGroupId"] == "Source":
             group["PropertyMap"]["monitor.interval.s"] = ""  # bounded: read the feed, then finish

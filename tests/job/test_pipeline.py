@@ -11,10 +11,10 @@ import pytest
 
 from connectors.blockchain.source import Poll
 from connectors.featurestore.client import FeatureStoreClient, FeatureStoreConfig
-from connectors.files import atomic_write
-from job.config import JobConfig, load_property_groups
-from job.flink_rest import FlinkRest, FlinkRestError
-from job.pipeline import build_pipeline
+from connectors.atomic_files import atomic_write
+from job.flow.config import JobConfig, load_property_groups
+from connectors.flink_rest import FlinkRest, FlinkRestError
+from job.flow.pipeline import build_pipeline
 from tests.reference import expected_results
 from tests.support import (
     GROUP, MALFORMED, T0, free_port, online_rows, publish, reference_input, scenario, sink_rows, tx, tx_id,

@@ -18,9 +18,9 @@ from connectors.blockchain.source import read_recording, shift_poll
 from connectors.blockchain.synthetic import SyntheticProfile, write_recording
 from connectors.featurestore.client import FeatureStoreClient, FeatureStoreConfig, minute_key
 from connectors.featurestore.local.offline import OfflineQueryError, feature_groups, run_query
-from job.data_dir import DataDir
-from job.local_run import BUNDLED_RECORDING
-from job.sql_files import FEATURES_DIR
+from job.local.data_dir import DataDir
+from job.local.run import BUNDLED_RECORDING
+from job.flow.sql_files import FEATURES_DIR
 from tests.conftest import CHAINFEAT
 from tests.reference import expected_results, minute_key as epoch_minute_key, tumbling
 from tests.support import (
@@ -162,7 +162,7 @@ def test_a_feature_file_with_an_unknown_column_stops_the_run_with_one_message(da
 
 def test_restart_after_kill_mid_stream_counts_everything_once(data_dir, cli_env, short_recording, tmp_path) -> None:
     # An empty plan cache: the first run plans the job and caches its plan, the second resumes from the first
-    # one's checkpoint running the cached plan (job/compiled_plan.py), so the operators' state must map.
+    # one's checkpoint running the cached plan (job/flow/plan_cache.py), so the operators' state must map.
     # The first run replays at half the second's pace: on a loaded machine (four test workers on two cores) its
     # first checkpoint once came after the whole replay at speed 12, and then no kill is mid-stream. The second
     # resumes at speed 12 (the replay keeps its time origin, so what is left is due at once).

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from job import sql_files
-from job.config import ConfigError, JobConfig, load_property_groups
-from job.pipeline import ConnectorMissing, build_pipeline
+from job.flow import sql_files, sql_pipeline
+from job.flow.config import ConfigError, JobConfig, load_property_groups
+from job.flow.pipeline import ConnectorMissing, build_pipeline
 
 ARN = "arn:aws:kinesis:eu-west-1:123456789012:stream/chainfeat-ingest"
 
@@ -19,9 +19,9 @@ def kinesis_groups(**source) -> dict:
 
 def test_kinesis_source_sql_carries_the_stream_and_the_shared_columns(tmp_path) -> None:
     config = JobConfig.from_properties(kinesis_groups(endpoint="http://127.0.0.1:4567"), tmp_path)
-    params = sql_files.parameters(config)
-    assert sql_files.source_file(config).name == "kinesis_at_endpoint.sql"
-    (statement,) = sql_files.statements(sql_files.source_file(config), params)
+    params = sql_pipeline.parameters(config)
+    assert sql_pipeline.stream_source(config).name == "kinesis_at_endpoint.sql"
+    (statement,) = sql_files.statements(sql_pipeline.stream_source(config), params)
     for option in ("'connector' = 'kinesis'", f"'stream.arn' = '{ARN}'", "'aws.region' = 'eu-west-1'",
                    "'source.init.position' = 'TRIM_HORIZON'", "'format' = 'json'",
                    "'source.reader.empty-records-fetch-interval' = '1 s'",  # 5 reads/s per shard, with Firehose
@@ -35,9 +35,9 @@ def test_kinesis_source_sql_carries_the_stream_and_the_shared_columns(tmp_path) 
 
 def test_values_are_quoted_so_a_quote_in_one_keeps_the_ddl_whole(tmp_path) -> None:
     config = JobConfig.from_properties(kinesis_groups(**{"stream.arn": ARN + "'; DROP"}), tmp_path)
-    (statement,) = sql_files.statements(sql_files.source_file(config), sql_files.parameters(config))
+    (statement,) = sql_files.statements(sql_pipeline.stream_source(config), sql_pipeline.parameters(config))
     assert f"'stream.arn' = '{ARN}''; DROP'," in statement
-    assert sql_files.source_file(config).name == "kinesis.sql" and "aws.endpoint" not in statement
+    assert sql_pipeline.stream_source(config).name == "kinesis.sql" and "aws.endpoint" not in statement
 
 
 def test_unknown_properties_are_refused_by_name(tmp_path) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from job.sql_files import SQL_DIR
+from job.flow.sql_files import SQL_DIR
 from tests.support import T0
 from tests.support.sql_step import run_step
 

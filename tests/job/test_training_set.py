@@ -20,8 +20,8 @@ import sqlglot
 
 from connectors.featurestore.local.offline import connect
 from connectors.featurestore.local.server import LocalFeatureStoreServer
-from job.data_dir import DataDir
-from job.training_set import LABELS_INPUT
+from job.local.data_dir import DataDir
+from job.offline.training_set import LABELS_INPUT
 from tests.conftest import boto3_kwargs
 from tests.support import chainfeat
 
@@ -233,7 +233,7 @@ def test_clear_errors(store, tmp_path, cli_env) -> None:
 def test_names_from_the_command_line_stay_identifiers(store) -> None:
     """Column and table names a user types are quoted, never SQL: a hostile one stays one identifier."""
     from connectors.featurestore.local.offline import group_descriptions
-    from job.training_set import resolve_groups, statement
+    from job.offline.training_set import resolve_groups, statement
 
     hostile = 'at" FROM x; DROP TABLE y; --'
     sql = statement(resolve_groups([ACTIVITY, PROFILE], group_descriptions(store)), 'ml.la"bels', "user_id", hostile)

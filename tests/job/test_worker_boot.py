@@ -1,4 +1,4 @@
-"""The local job's Python worker boot (job/worker_boot.py): in loopback mode, the StartWorker call PyFlink's
+"""The local job's Python worker boot (job/local/worker_boot.py): in loopback mode, the StartWorker call PyFlink's
 beam_boot makes, to a real gRPC server, without importing the Beam SDK; any other invocation runs the interpreter."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import grpc
 import pytest
 from apache_beam.portability.api.org.apache.beam.model.fn_execution.v1 import beam_fn_api_pb2, beam_fn_api_pb2_grpc
 
-from job.worker_boot import BEAM_BOOT, LOOPBACK_ADDRESS, worker_launcher
+from job.local.worker_boot import BEAM_BOOT, LOOPBACK_ADDRESS, worker_launcher
 
 
 class RecordingPool(beam_fn_api_pb2_grpc.BeamFnExternalWorkerPoolServicer):
@@ -70,7 +70,7 @@ def test_a_worker_the_pool_cannot_start_fails_the_boot(tmp_path, pool_at) -> Non
 
 
 def test_the_boot_does_not_import_the_beam_sdk(tmp_path) -> None:
-    probe = ("import sys; from job import worker_boot; worker_boot._generated_stubs(); "
+    probe = ("import sys; from job.local import worker_boot; worker_boot._generated_stubs(); "
              "print(sorted({name.split('.')[1] for name in sys.modules if name.startswith('apache_beam.')}))")
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
     assert done.stdout.strip() == "['portability']"

@@ -11,7 +11,7 @@ import pytest
 
 from connectors.featurestore.client import FeatureStoreClient, FeatureStoreConfig
 from connectors.featurestore.local.offline import run_query
-from job.data_dir import DataDir
+from job.local.data_dir import DataDir
 from tests.conftest import REPO_ROOT
 from tests.support.feature_rows import DEFINITION, GROUP, feature_rows
 

@@ -10,10 +10,10 @@ from pathlib import Path
 
 from connectors.blockchain.source import Poll, read_recording
 from connectors.blockchain.synthetic import SyntheticProfile
-from job.config import DEFAULT_PROPERTIES
+from job.flow.config import DEFAULT_PROPERTIES
 from connectors.featurestore.client import FeatureStoreClient, FeatureStoreConfig
 from connectors.spool import FeedPublisher, SpoolWriter
-from job.local_run import free_port  # noqa: F401 - one copy, re-exported for the tests
+from job.local.minicluster import free_port  # noqa: F401 - one copy, re-exported for the tests
 
 
 # What a Flink job run in this process leaves in os.environ: PyFlink's gateway marks, and the settings its
@@ -32,7 +32,7 @@ def child_environment() -> dict[str, str]:
 
 def cli_environment(data_dir: Path) -> dict[str, str]:
     """Environment for running the real CLI in a subprocess against ``data_dir`` (the cli_env fixture's)."""
-    from job import REPO_ROOT
+    from tests.conftest import REPO_ROOT
 
     # PyFlink runs Python UDF workers inside this process ("loopback") and marks the environment so that they
     # do not start a gateway; a CLI subprocess must not inherit that mark.
@@ -51,7 +51,7 @@ def chainfeat(env: dict, *args: str) -> subprocess.CompletedProcess:
 
 
 def error_lines(stderr: str) -> list[str]:
-    """The lines a command printed as its error (job/cli.py `fail`: "error: ..."), for one-message checks."""
+    """The lines a command printed as its error (job/cli/commands.py `fail`: "error: ..."), for one-message checks."""
     return [line for line in stderr.splitlines() if line.startswith("error:")]
 
 

@@ -8,7 +8,7 @@ import shutil
 import tomllib
 from pathlib import Path
 
-from job import REPO_ROOT
+from tests.conftest import REPO_ROOT
 from tests.support.venvs import cached_venv
 
 

@@ -12,9 +12,9 @@ from pyflink.datastream import StreamExecutionEnvironment
 from pyflink.table import DataTypes, StreamTableEnvironment
 from pyflink.table.expressions import col
 
-from job import sql_files
-from job.config import JobConfig, load_property_groups
-from job.pipeline import flink_configuration
+from job.flow import sql_files, sql_pipeline
+from job.flow.config import JobConfig, load_property_groups
+from job.flow.flink_settings import flink_configuration
 
 INPUT_TABLE = Path(__file__).resolve().parent / "sql" / "transactions_table.sql"
 
@@ -26,7 +26,7 @@ def run_step(rows: list[dict], files: list[Path], output_view: str, work_dir: Pa
     rows_dir = work_dir / "rows"
     rows_dir.mkdir(parents=True, exist_ok=True)
     (rows_dir / "rows.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
-    params = {**sql_files.parameters(config), "rows_uri": rows_dir.resolve().as_uri()}
+    params = {**sql_pipeline.parameters(config), "rows_uri": rows_dir.resolve().as_uri()}
     table_env = StreamTableEnvironment.create(
         StreamExecutionEnvironment.get_execution_environment(flink_configuration(config)))
     for path in [INPUT_TABLE, *files]:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from job.data_dir import DataDir
+from job.local.data_dir import DataDir
 
 GROUP = "minute_features"
 DEFINITIONS = [

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, TextIO
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from connectors.files import atomic_write
+from connectors.atomic_files import atomic_write
 from connectors.featurestore.local.store import (
     DEFAULT_UPDATE_DELAY_S,
     OFFLINE_DIR,

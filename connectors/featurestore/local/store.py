@@ -31,7 +31,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from connectors import DEFAULT_REGION
-from connectors.files import atomic_write
+from connectors.atomic_files import atomic_write
 from connectors.featurestore.glue import data_catalog
 from connectors.featurestore.local.groups import (
     ACCOUNT_ID,
@@ -496,7 +496,7 @@ class LocalFeatureStore:
                                        "changes an existing record (create it with PutRecord)")
             current_time, current, current_ttl = row
             if event_time is not None and event_time < current_time:
-                raise ConflictException(f"EventTime of the update is older than the record's current EventTime; "
+                raise ConflictException("EventTime of the update is older than the record's current EventTime; "
                                         "read the record again and resubmit with an equal or newer EventTime")
             event_time = current_time if event_time is None else event_time
             ttl = self._expiry(group, event_time, ttl_duration)[0] if ttl_duration else current_ttl

@@ -17,7 +17,7 @@ from connectors.featurestore.compaction import COMPACTED_FROM_KEY, compact
 from connectors.featurestore.local.server import LocalFeatureStoreServer
 from connectors.featurestore.local.store import LocalFeatureStore
 from connectors.featurestore.local.offline import run_query
-from job.data_dir import DataDir
+from job.local.data_dir import DataDir
 from tests.support.store_records import DEFINITIONS, GROUP, record
 from tests.support import chainfeat
 

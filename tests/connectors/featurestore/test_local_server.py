@@ -15,7 +15,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from connectors.featurestore.local.server import LocalFeatureStoreServer, read_server_info
-from job.data_dir import DataDir
+from job.local.data_dir import DataDir
 from tests.conftest import CHAINFEAT, boto3_kwargs
 from tests.support.store_records import DEFINITIONS, GROUP, offline_rows, record
 

@@ -8,7 +8,7 @@ import json
 from connectors.featurestore.client import FeatureStoreClient, FeatureStoreConfig
 from connectors.featurestore.local.offline import run_query
 from connectors.featurestore.model import FeatureGroupDefinition, FeatureType
-from job.data_dir import DataDir
+from job.local.data_dir import DataDir
 from tests.support import chainfeat
 from tests.support.feature_rows import DEFINITION, GROUP, feature_rows
 

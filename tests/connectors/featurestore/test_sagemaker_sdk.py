@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 import pytest
 
 from connectors.featurestore.local.offline import run_query
-from job.data_dir import DataDir
+from job.local.data_dir import DataDir
 from tests.conftest import REPO_ROOT
 from tests.support.venvs import SAGEMAKER_SDK, cached_venv
 

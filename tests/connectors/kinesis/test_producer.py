@@ -200,8 +200,8 @@ def test_the_job_reading_the_stream_shard_after_shard_writes_the_reference_featu
     features, dead letters and late output are the reference's. (The Kinesis connector itself cannot run
     here; the records' bytes are what it would hand the format.)"""
     from connectors.featurestore.client import FeatureStoreClient, FeatureStoreConfig
-    from job.config import JobConfig, load_property_groups
-    from job.pipeline import build_pipeline
+    from job.flow.config import JobConfig, load_property_groups
+    from job.flow.pipeline import build_pipeline
     from tests.reference import expected_results
     from tests.support import GROUP, online_rows, reference_input, scenario, sink_rows
 

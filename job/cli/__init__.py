@@ -1,0 +1,1 @@
+"""The `chainfeat` command line (main.py lists every command)."""

@@ -1,0 +1,5 @@
+"""`python -m job.cli`: the same as the installed `chainfeat` command."""
+
+from job.cli.main import main
+
+main()

@@ -1,0 +1,202 @@
+"""The feature store's commands: serve the local store, read it (latest, query), compact it, and build training
+sets from it."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import timedelta
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from connectors import DEFAULT_REGION
+from connectors.featurestore.client import FeatureStoreClient, FeatureStoreConfig, FeatureStoreError
+from connectors.featurestore.local.offline import OfflineQueryError, run_query
+from connectors.featurestore.local.server import (
+    DEFAULT_PORT,
+    FeatureStoreLocked,
+    LocalFeatureStoreServer,
+    exclusive_offline_store,
+)
+from connectors.featurestore.local.store import OFFLINE_DIR
+from job.cli.common import (
+    DEFAULT_FEATURE_GROUP,
+    EXIT_NOTHING_YET,
+    EXIT_USAGE,
+    DataDirOption,
+    EndpointUrl,
+    Format,
+    fail,
+    stop_on_signals,
+)
+from job.cli.output import OutputFormat, render_record, render_rows
+from job.local.data_dir import DataDir
+from job.local.feature_store import feature_store_client
+
+
+def featurestore_serve(
+    data_dir: Path = DataDirOption,
+    host: str = typer.Option("127.0.0.1", help="Interface to bind; keep 127.0.0.1 unless you mean to share it."),
+    port: int = typer.Option(DEFAULT_PORT, help="Port to listen on (0 picks a free one)."),
+    flush_interval: float = typer.Option(2.0, help="Seconds between offline (Parquet) flushes."),
+) -> None:
+    """Serve the SageMaker Feature Store API on --host:--port until Ctrl-C or SIGTERM.
+
+    Example: chainfeat featurestore serve --port 8766, then
+    boto3.client("sagemaker-featurestore-runtime", endpoint_url="http://127.0.0.1:8766")
+    """
+    try:
+        server = LocalFeatureStoreServer(DataDir(data_dir).featurestore, host=host, port=port, flush_interval_s=flush_interval).start()
+    except (FeatureStoreLocked, OSError) as error:
+        raise fail(str(error)) from None
+    typer.echo(f"feature store listening on {server.url} (data in {server.root}); Ctrl-C to stop", err=True)
+    with stop_on_signals() as stop:
+        while not stop.wait(0.5):
+            pass
+    server.stop()
+    typer.echo("feature store stopped; every accepted record is on disk", err=True)
+
+
+def query(
+    sql: str = typer.Argument(..., help="SQL over the offline store; each feature group is a table."),
+    data_dir: Path = DataDirOption,
+    fmt: OutputFormat = Format,
+) -> None:
+    """Run SQL (DuckDB) over the offline feature store.
+
+    Example: chainfeat query "SELECT tx_minute, total_nb_trx_1min FROM tx_minute_features ORDER BY 1 DESC LIMIT 5"
+    """
+    try:
+        columns, rows = run_query(DataDir(data_dir).featurestore, sql)
+    except OfflineQueryError as error:
+        raise fail(f"query failed: {error}") from None
+    typer.echo(render_rows(columns, rows, fmt))
+
+
+def training_set(
+    group: list[str] = typer.Option(..., "--group", help="Feature group to join (repeatable; each adds its features)."),
+    labels: Optional[Path] = typer.Option(
+        None, "--labels", dir_okay=False,
+        help="Labels file (.csv or .parquet): an entity column, a label time column (epoch seconds), any labels."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", dir_okay=False,
+                                          help="Training set to write: .parquet or .csv (written atomically)."),
+    entity_column: Optional[str] = typer.Option(
+        None, "--entity-column", help="Labels column holding the entity (default: each group's record identifier)."),
+    time_column: str = typer.Option("label_time", "--time-column",
+                                    help="Labels column holding the label time, in epoch seconds."),
+    print_sql: bool = typer.Option(
+        False, "--print-sql", help="Print the join for Athena (the groups' Glue tables from DescribeFeatureGroup) "
+                                   "instead of running it; needs no --labels or --output."),
+    labels_table: str = typer.Option(
+        "LABELS_DATABASE.LABELS_TABLE", "--labels-table",
+        help="The labels' table as Athena knows it, DATABASE.TABLE: what --print-sql reads them from "
+             "(default: a placeholder to replace)."),
+    region: Optional[str] = typer.Option(
+        None, "--region", help="With --print-sql: describe the groups on Amazon SageMaker in this region "
+                               "(default: the local store of --data-dir)."),
+    endpoint_url: Optional[str] = typer.Option(
+        None, "--endpoint-url", help="With --print-sql: describe the groups at this feature-store endpoint."),
+    data_dir: Path = DataDirOption,
+    fmt: OutputFormat = Format,
+) -> None:
+    """Join labels point in time to feature groups' offline stores: per label row and group, the newest record
+    at or before its label time (ties: the newest write; a deleted record gives nulls). Columns: the labels',
+    then GROUP__FEATURE per group. One SQL statement (sql/training_set.sql) that DuckDB runs here and Athena
+    unchanged: --print-sql prints it with the Athena table names, reading the labels from --labels-table.
+
+    Example: chainfeat training-set --labels labels.csv --group tx_minute_features --output train.parquet
+
+    For Athena: chainfeat training-set --print-sql --group tx_minute_features --labels-table my_db.my_labels --region eu-west-1
+    """
+    from job.offline.training_set import LabelsError, TrainingSetError, UnknownGroup, build, resolve_groups, statement
+
+    try:
+        if print_sql:
+            typer.echo(statement(resolve_groups(group, _group_descriptions(group, data_dir, region, endpoint_url)),
+                                 labels_table, entity_column, time_column))
+            return
+        if labels is None or output is None:
+            raise fail("give --labels FILE and --output FILE (or --print-sql for the statement alone)", EXIT_USAGE)
+        if region or endpoint_url:
+            raise fail("--region and --endpoint-url go with --print-sql; a training set is built from the local "
+                       "offline store of --data-dir (on AWS, run the --print-sql statement in Athena)", EXIT_USAGE)
+        summary = build(DataDir(data_dir).featurestore, labels, group, output, entity_column, time_column, labels_table)
+    except LabelsError as error:
+        raise fail(str(error), EXIT_USAGE) from None
+    except UnknownGroup as error:
+        raise fail(str(error), EXIT_NOTHING_YET) from None
+    except (TrainingSetError, FeatureStoreError, OfflineQueryError, OSError) as error:
+        raise fail(f"training set failed: {error}") from None
+    typer.echo(render_record(summary, fmt, "training set"))
+
+
+def _group_descriptions(groups: list[str], data_dir: Path, region: str | None,
+                        endpoint_url: str | None) -> dict[str, dict | None]:
+    """DescribeFeatureGroup's answer per group: from AWS (--region) or an endpoint, else the local store's."""
+    if not (region or endpoint_url):
+        from connectors.featurestore.local.offline import group_descriptions
+
+        return dict(group_descriptions(DataDir(data_dir).featurestore))
+    client = FeatureStoreClient(FeatureStoreConfig(endpoint_url=endpoint_url, region=region or DEFAULT_REGION,
+                                                   total_timeout_s=20))
+    return {name: client.description(name) for name in groups}
+
+
+def latest(
+    data_dir: Path = DataDirOption,
+    fmt: OutputFormat = Format,
+    group: str = typer.Option(DEFAULT_FEATURE_GROUP, help="Feature group to read."),
+    endpoint_url: Optional[str] = EndpointUrl,
+) -> None:
+    """Show the online feature row with the newest event time (any feature group, whatever its key).
+
+    Example: chainfeat latest --format json
+    """
+    try:
+        with feature_store_client(DataDir(data_dir).featurestore, endpoint_url) as client:
+            if not client.exists(group):
+                raise fail(f"feature group {group} does not exist at {client.where}; run `chainfeat run` first",
+                           EXIT_NOTHING_YET)
+            record = client.newest_record(group)
+    except FeatureStoreError as error:
+        raise fail(str(error)) from None
+    if record is None:
+        if fmt is OutputFormat.json:
+            typer.echo("null")
+        raise fail(f"no online record in {group} yet", EXIT_NOTHING_YET)
+    typer.echo(render_record(record, fmt, title=f"{group}: newest record"))
+
+
+def compact(
+    data_dir: Path = DataDirOption,
+    fmt: OutputFormat = Format,
+    group: Optional[str] = typer.Option(None, help="Feature group to compact (default: every group)."),
+    min_age_hours: float = typer.Option(
+        2.0, "--min-age-hours", min=0, help="Leave hours that ended less than this long ago alone (still written to).",
+    ),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Report what would be compacted; compact nothing."),
+) -> None:
+    """Merge each hour partition's small offline Parquet files into one (atomic; safe to interrupt and rerun).
+
+    Example: chainfeat compact --dry-run --format json
+    """
+    from connectors.featurestore.compaction import compact as compact_offline_store  # pyarrow: only when used
+
+    store = DataDir(data_dir).featurestore
+    offline = store / OFFLINE_DIR
+    root = offline / group if group else offline
+    if not root.is_dir():
+        groups = ", ".join(sorted(p.name for p in offline.iterdir() if p.is_dir())) if offline.is_dir() else ""
+        raise fail(f"no offline data {f'for feature group {group} ' if group else ''}in {data_dir} yet "
+                   f"(groups with offline data: {groups or 'none'}); run `chainfeat run` first", EXIT_NOTHING_YET)
+    try:
+        with exclusive_offline_store(store):
+            report = compact_offline_store(str(root), min_age=timedelta(hours=min_age_hours), dry_run=dry_run)
+    except FeatureStoreLocked as error:
+        raise fail(f"cannot compact: {error}; stop it first (its flushes could rewrite files a compaction removes)") from None
+    except OSError as error:
+        raise fail(f"compacting {root} failed: {error}") from None
+    typer.echo(render_record(asdict(report), fmt, "offline store compaction"))
+    if report.failed:
+        raise fail("these partitions were left as they were: " + "; ".join(report.failed))

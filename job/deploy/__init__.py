@@ -1,0 +1,1 @@
+"""Getting the job onto a cluster: the application zip, a self-managed cluster, Managed Service for Apache Flink."""

@@ -1,0 +1,125 @@
+"""Feature groups from the feature SQL: each features/*.sql view's output schema is its group's definition (the
+first column the record identifier, ``event_time`` the event time), and a file Flink rejects is one message
+naming its file, line and column. Creating and evolving the groups in a feature store is here too, for every
+runner alike."""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterable
+
+from botocore.exceptions import BotoCoreError
+
+from connectors.featurestore.client import FeatureStoreClient, FeatureStoreError, SchemaChangeRefused
+from connectors.featurestore.model import FeatureGroupDefinition, FeatureType
+from job.flow import sql_files
+
+if TYPE_CHECKING:  # PyFlink is imported where the job is built, not by the runners that only need the groups
+    from pyflink.table import TableEnvironment
+
+log = logging.getLogger(__name__)
+
+EVENT_TIME_COLUMN = "event_time"
+
+
+class FeatureFileError(ValueError):
+    """A feature file Flink cannot run, as one message: ``file:line:column: what is wrong``."""
+
+
+
+
+def feature_group_definition(table_env: TableEnvironment, path: Path) -> FeatureGroupDefinition:
+    """The feature group a features/*.sql view defines, derived from its output schema."""
+    view = path.stem
+    schema = table_env.from_path(view).get_resolved_schema()
+    features: dict[str, FeatureType] = {}
+    for name, data_type in zip(schema.get_column_names(), schema.get_column_data_types()):
+        type_name = str(data_type).upper()
+        if type_name.startswith(("VARCHAR", "STRING", "CHAR")):
+            features[name] = FeatureType.STRING
+        elif type_name.startswith(("BIGINT", "INT", "SMALLINT", "TINYINT")):
+            features[name] = FeatureType.INTEGRAL
+        elif type_name.startswith(("DOUBLE", "FLOAT", "DECIMAL")):
+            features[name] = FeatureType.FRACTIONAL
+        else:
+            raise FeatureFileError(
+                f"{file_position(path, _line_naming(path, name))}: column {name} has type {data_type}; feature columns must "
+                "be STRING, an integer type or DOUBLE (cast it in the SELECT)"
+            )
+    names = list(features)
+    if EVENT_TIME_COLUMN not in features:
+        raise FeatureFileError(f"{file_position(path)}: the view must output a column named {EVENT_TIME_COLUMN} "
+                               "(the window end in unix seconds, DOUBLE)")
+    if names[0] == EVENT_TIME_COLUMN:
+        raise FeatureFileError(f"{file_position(path)}: the first column is the record identifier; it cannot be "
+                               f"{EVENT_TIME_COLUMN}")
+    return FeatureGroupDefinition(
+        name=view,
+        record_identifier=names[0],
+        event_time_feature=EVENT_TIME_COLUMN,
+        features=features,
+        description=f"Features computed by chainfeat from sql/features/{path.name}",
+    )
+
+
+def file_position(path: Path, line: int | None = None, column: int | None = None) -> str:
+    try:
+        shown = str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        shown = str(path)
+    return shown + (f":{line}" if line else "") + (f":{column}" if line and column else "")
+
+
+def _line_naming(path: Path, name: str) -> int | None:
+    """The last line of a feature file that names ``name`` (its alias in the SELECT, as a rule)."""
+    lines = path.read_text().splitlines()
+    pattern = re.compile(rf"\b{re.escape(name)}\b")
+    found = [number for number, text in enumerate(lines, start=1) if pattern.search(text.split("--")[0])]
+    return found[-1] if found else None
+
+
+_POSITION = re.compile(r"(?:From line|at line) (\d+), column (\d+)")
+
+
+def sql_error(statement: sql_files.Statement, error: Exception) -> FeatureFileError:
+    """Flink's error for one statement as ``file:line:column: message`` (the Java exception's first line,
+    positions moved from the statement to the file), without the stack trace."""
+    text = str(error)
+    match = re.search(r"^: ([\w.$]+(?:Exception|Error)): (.*)$", text, re.MULTILINE)
+    message = match.group(2) if match else text.strip().splitlines()[0]
+    if match and "SqlParserException" in match.group(1):
+        following = text[match.end():].split("\n\tat ")[0].strip().splitlines()
+        expected = [line.strip().strip('"').rstrip(" .") for line in following[1:] if line.strip()]
+        if expected:
+            message += " Expected one of: " + ", ".join(expected[:8]) + (", ..." if len(expected) > 8 else "")
+    message = re.sub(r"^(SQL (?:parse|validation) failed\. )", "", message)
+    position = _POSITION.search(message)
+    line = column = None
+    if position:
+        line, column = statement.file_line(int(position.group(1))), int(position.group(2))
+        message = re.sub(r"^From line \d+, column \d+ to line \d+, column \d+: ", "", message)
+        message = re.sub(r" at line \d+, column \d+", "", message)
+    return FeatureFileError(f"{file_position(statement.path, line or statement.line, column)}: {message}")
+
+
+def ensure_feature_groups(client: FeatureStoreClient, definitions: Iterable[FeatureGroupDefinition],
+                          managed_elsewhere: bool = False) -> list[str]:
+    """Create every group the store lacks and add the features a feature file gained; returns the groups created.
+    A removed or retyped feature raises SchemaChangeRefused (a FeatureStoreError) before anything runs.
+    ``managed_elsewhere``: the groups may belong to infrastructure code (a cluster's job), so a store that refuses
+    or cannot be reached is logged, not raised; a schema change is refused all the same."""
+    created = []
+    for definition in definitions:
+        try:
+            if client.ensure_feature_group(definition):
+                created.append(definition.name)
+                log.info("created feature group %s", definition.name)
+        except SchemaChangeRefused:
+            raise
+        except (FeatureStoreError, BotoCoreError) as error:
+            if not managed_elsewhere:
+                raise
+            log.warning("could not ensure feature group %s: %s", definition.name, error)
+    return created
