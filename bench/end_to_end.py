@@ -32,11 +32,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import duckdb  # noqa: E402
 
+from bench.measure import run_measured  # noqa: E402
 from bench.workload import Workload, bench_arguments, workload  # noqa: E402
 from connectors.featurestore.local.offline import run_query  # noqa: E402
 from job.local.data_dir import DataDir  # noqa: E402
 from job.local.minicluster import free_port  # noqa: E402
-from bench.measure import run_measured  # noqa: E402
 from tests.support.venvs import cached_venv  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent

@@ -10,7 +10,6 @@ are re-polls; transactions are connectors/blockchain/synthetic.py's (every API f
 from __future__ import annotations
 
 import argparse
-
 import os
 import random
 from dataclasses import dataclass

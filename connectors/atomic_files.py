@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterable
 from pathlib import Path
-from typing import BinaryIO, Iterable
+from typing import BinaryIO
 
 
 def atomic_write(path: Path, data: bytes | Iterable[bytes | Path], durable: bool = True) -> None:

@@ -10,7 +10,6 @@ from typing import Any
 
 import urllib3
 
-
 # Flink's REST port unless configured (rest.port): the dashboard of `chainfeat run` and of a cluster.
 DEFAULT_REST_PORT = 8081
 

@@ -24,13 +24,14 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
+from connectors.atomic_files import atomic_write
 from connectors.blockchain.source import Poll
 from connectors.blockchain.transactions import heartbeat_line
-from connectors.atomic_files import atomic_write
 
 log = logging.getLogger(__name__)
 

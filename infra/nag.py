@@ -3,7 +3,7 @@ unacknowledged). cdk-nag 3 runs as a policy-validation plugin: an unacknowledged
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import aws_cdk as cdk
 

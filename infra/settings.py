@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from typing import Any, Mapping
+from typing import Any
 
 POLLER_METRICS_NAMESPACE = "chainfeat/Poller"  # the poller's PutMetricData namespace, on the dashboard
 
@@ -29,7 +30,7 @@ class InfraSettings:
         return [field.name for field in fields(cls)]
 
     @classmethod
-    def from_context(cls, context: Mapping[str, Any]) -> "InfraSettings":
+    def from_context(cls, context: Mapping[str, Any]) -> InfraSettings:
         known = {field.name: field.type for field in fields(cls)}
         values = {name: (int(value) if known[name] in ("int", int) else str(value))
                   for name, value in context.items() if name in known and value is not None}

@@ -8,7 +8,7 @@ with that stack's name). ``studio_acknowledged`` builds the list for other group
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from infra.stacks.studio import glue_table_name_pattern
 

@@ -13,11 +13,11 @@ tests themselves (``tumbling`` / ``hopping`` below), in a few lines each.
 from __future__ import annotations
 
 import re
-
 from collections import defaultdict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterable
+from typing import Any
 
 STRING_FIELDS = ("hash", "relayed_by")
 INT32_FIELDS = ("ver", "vin_sz", "vout_sz", "size", "weight")
@@ -91,7 +91,7 @@ def _typed(tx: dict, polled_at: float, future_tolerance_s: int, past_tolerance_s
     row["output_count"] = len(tx["out"]) if "out" in tx else None
     row["polled_at"] = float(polled_at)
     time = row["time"]
-    within = time is not None and 0 < time and polled_at - past_tolerance_s <= time <= polled_at + future_tolerance_s
+    within = time is not None and time > 0 and polled_at - past_tolerance_s <= time <= polled_at + future_tolerance_s
     row["ts"] = time if within else 0
     return row
 

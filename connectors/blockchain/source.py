@@ -11,9 +11,10 @@ import logging
 import os
 import time
 import zlib
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import msgspec
 import urllib3

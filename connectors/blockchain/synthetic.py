@@ -14,9 +14,10 @@ import hashlib
 import io
 import math
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from connectors.blockchain.source import Poll
 

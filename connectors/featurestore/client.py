@@ -11,17 +11,18 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar
+from typing import Any, TypeVar
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from connectors import DEFAULT_REGION
-from connectors.retry import RETRYABLE_AWS_CODES, RetriesExhausted, RetryPolicy
 from connectors.featurestore.model import FeatureGroupDefinition, FeatureType, from_api_record, to_api_record
+from connectors.retry import RETRYABLE_AWS_CODES, RetriesExhausted, RetryPolicy
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

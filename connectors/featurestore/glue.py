@@ -6,7 +6,8 @@ third-party imports.)"""
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 
 def quote_identifier(*parts: str) -> str:

@@ -19,10 +19,11 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from string import Template
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from connectors import DEFAULT_REGION
 from connectors.featurestore.glue import glue_table_sql, quote_identifier
@@ -58,7 +59,7 @@ class NotebookSettings:
     region: str = DEFAULT_REGION
 
     @classmethod
-    def load(cls, environ: Mapping[str, str] = os.environ, directory: Path | None = None) -> "NotebookSettings":
+    def load(cls, environ: Mapping[str, str] = os.environ, directory: Path | None = None) -> NotebookSettings:
         """The settings file (if any), then the environment over it."""
         path = Path(environ.get("CHAINFEAT_NOTEBOOK_CONFIG") or (directory or Path.cwd()) / CONFIG_FILE)
         values: dict[str, Any] = json.loads(path.read_text()) if path.is_file() else {}

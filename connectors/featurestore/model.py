@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from enum import Enum
-from typing import Any, Mapping
+from typing import Any
 
 FEATURE_GROUP_NAME = re.compile(r"^[a-zA-Z0-9]([-_]*[a-zA-Z0-9]){0,63}$")
 FEATURE_NAME = re.compile(r"^[a-zA-Z0-9]([-_]*[a-zA-Z0-9]){0,63}$")
@@ -139,7 +140,7 @@ class FeatureGroupDefinition:
             )
 
     @classmethod
-    def from_api(cls, request: Mapping[str, Any]) -> "FeatureGroupDefinition":
+    def from_api(cls, request: Mapping[str, Any]) -> FeatureGroupDefinition:
         """From a CreateFeatureGroup request or a DescribeFeatureGroup response."""
         features = feature_types(request.get("FeatureDefinitions") or [])
         return cls(
@@ -162,12 +163,12 @@ class FeatureGroupDefinition:
     def feature_definitions(self) -> list[dict[str, str]]:
         return [{"FeatureName": name, "FeatureType": kind.value} for name, kind in self.features.items()]
 
-    def with_features(self, additions: Mapping[str, FeatureType]) -> "FeatureGroupDefinition":
+    def with_features(self, additions: Mapping[str, FeatureType]) -> FeatureGroupDefinition:
         """This group after UpdateFeatureGroup's FeatureAdditions (appended, as the service lists them)."""
         return FeatureGroupDefinition(self.name, self.record_identifier, self.event_time_feature,
                                       {**self.features, **additions}, self.description)
 
-    def change_to(self, wanted: "FeatureGroupDefinition") -> "SchemaChange":
+    def change_to(self, wanted: FeatureGroupDefinition) -> SchemaChange:
         """What turning this (existing) group into ``wanted`` takes; SageMaker can only add features."""
         return SchemaChange(
             additions={name: kind for name, kind in wanted.features.items() if name not in self.features},

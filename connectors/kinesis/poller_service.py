@@ -21,8 +21,8 @@ from pathlib import Path
 
 from connectors import DEFAULT_REGION
 from connectors.blockchain.poller import Poller
-from connectors.cloudwatch.metrics import CloudWatchConfig, CloudWatchCounters, StatsReporter
 from connectors.blockchain.source import LIVE_URL, LiveSource, Poll
+from connectors.cloudwatch.metrics import CloudWatchConfig, CloudWatchCounters, StatsReporter
 from connectors.kinesis.producer import KinesisConfig, KinesisWriter
 
 ALIVE_FILE = Path(os.environ.get("CHAINFEAT_ALIVE_FILE", "/tmp/chainfeat-poller-alive"))

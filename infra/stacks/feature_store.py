@@ -15,8 +15,8 @@ from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
 from connectors.featurestore.model import FeatureGroupDefinition
-from infra.settings import InfraSettings
 from infra import REPO_ROOT
+from infra.settings import InfraSettings
 from infra.stacks.ingestion import secure_bucket
 
 

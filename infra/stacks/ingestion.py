@@ -14,8 +14,8 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from infra.settings import POLLER_METRICS_NAMESPACE, InfraSettings
 from infra import REPO_ROOT
+from infra.settings import POLLER_METRICS_NAMESPACE, InfraSettings
 
 
 def secure_bucket(scope: Construct, construct_id: str, key: kms.IKey, access_logs: s3.IBucket | None,

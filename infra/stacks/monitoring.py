@@ -20,8 +20,8 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
-from infra.settings import POLLER_METRICS_NAMESPACE as POLLER_NAMESPACE
 from connectors.kinesis.producer import SHARD_BYTES_PER_S, SHARD_RECORDS_PER_S
+from infra.settings import POLLER_METRICS_NAMESPACE as POLLER_NAMESPACE
 from infra.settings import InfraSettings
 from job.local.monitor import DEDUP_OPERATOR
 from udfs import metric_names

@@ -18,12 +18,12 @@ from aws_cdk import custom_resources as cr
 from constructs import Construct
 
 from connectors.featurestore.client import JOB_IAM_ACTIONS
-from infra.settings import InfraSettings
 from infra import REPO_ROOT
+from infra.settings import InfraSettings
 from infra.stacks.ingestion import secure_bucket
-from job.flow.config import load_property_groups
 from job.deploy.managed_flink import RUNTIME, aws_property_groups, flink_application_configuration, property_groups
 from job.deploy.package import DEFAULT_ZIP, KINESIS_CONNECTOR, PackageError, build_zip, fetch_jar, zip_run_options
+from job.flow.config import load_property_groups
 
 DEFAULT_JOB_ZIP = REPO_ROOT / DEFAULT_ZIP
 JAR_CACHE = Path.home() / ".cache" / "chainfeat" / "jars"

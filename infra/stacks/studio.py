@@ -29,8 +29,8 @@ from aws_cdk import custom_resources as cr
 from constructs import Construct
 
 from connectors.featurestore.history import CONFIG_FILE
-from infra.settings import InfraSettings
 from infra import REPO_ROOT
+from infra.settings import InfraSettings
 from infra.stacks.ingestion import secure_bucket
 
 NOTEBOOK = REPO_ROOT / "notebooks" / "read_feature_store.ipynb"

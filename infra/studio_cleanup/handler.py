@@ -29,7 +29,8 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import boto3
 from botocore.exceptions import ClientError

@@ -7,7 +7,7 @@ import contextlib
 import enum
 import signal
 import threading
-from typing import Iterator
+from collections.abc import Iterator
 
 import typer
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -38,15 +37,15 @@ def package(
 
 
 def submit(
-    flink_url: Optional[str] = typer.Option(None, "--flink-url", help=f"Self-managed cluster: its REST address (http://HOST:{DEFAULT_REST_PORT})."),
-    application: Optional[str] = typer.Option(None, "--application", help="Managed Flink: the application's name."),
-    bucket: Optional[str] = typer.Option(None, "--bucket", help="Managed Flink: S3 bucket for the zip."),
+    flink_url: str | None = typer.Option(None, "--flink-url", help=f"Self-managed cluster: its REST address (http://HOST:{DEFAULT_REST_PORT})."),
+    application: str | None = typer.Option(None, "--application", help="Managed Flink: the application's name."),
+    bucket: str | None = typer.Option(None, "--bucket", help="Managed Flink: S3 bucket for the zip."),
     key: str = typer.Option(f"chainfeat/{DEFAULT_ZIP.name}", "--key", help="Managed Flink: S3 key for the zip."),
-    role_arn: Optional[str] = typer.Option(None, "--role-arn", help="Managed Flink: the application's execution role."),
+    role_arn: str | None = typer.Option(None, "--role-arn", help="Managed Flink: the application's execution role."),
     region: str = typer.Option(DEFAULT_REGION, envvar="AWS_REGION", help="Managed Flink: AWS region."),
     parallelism: int = typer.Option(1, min=1, help="Managed Flink: parallelism (KPUs)."),
     zip_path: Path = typer.Option(DEFAULT_ZIP, "--zip", help="Zip from `chainfeat package`."),
-    properties: Optional[Path] = typer.Option(None, help="Properties file (default: job/flow/application_properties.json)."),
+    properties: Path | None = typer.Option(None, help="Properties file (default: job/flow/application_properties.json)."),
     data_dir: Path = DataDirOption,
     fmt: OutputFormat = Format,
 ) -> None:
@@ -91,7 +90,7 @@ def submit(
 
 def status(
     flink_url: str = typer.Option(f"http://127.0.0.1:{DEFAULT_REST_PORT}", "--flink-url", help="REST address of the Flink cluster."),
-    job: Optional[str] = typer.Option(None, "--job", help="Job id (default: the newest job)."),
+    job: str | None = typer.Option(None, "--job", help="Job id (default: the newest job)."),
     fmt: OutputFormat = Format,
 ) -> None:
     """Job state, uptime, last checkpoint and records in/out per operator, from Flink's REST API.

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -59,8 +58,8 @@ def run(
     fmt: OutputFormat = Format,
     dashboard_port: int = typer.Option(DEFAULT_DASHBOARD_PORT, help="Port of the Flink dashboard (binds 127.0.0.1; 0: any free port)."),
     featurestore_port: int = typer.Option(DEFAULT_PORT, help="Port of the local feature store (0: any free port)."),
-    properties: Optional[Path] = Properties,
-    features: Optional[Path] = FeaturesDir,
+    properties: Path | None = Properties,
+    features: Path | None = FeaturesDir,
     reset: bool = typer.Option(False, "--reset", help="Delete this data dir's previous run (spool, job state, features) first."),
     reset_job: bool = typer.Option(
         False, "--reset-job", help="Delete the previous run's job state and spool but keep the feature store: the job "
@@ -148,18 +147,18 @@ def _print_run_summary(summary: dict, fmt: OutputFormat) -> None:
 
 
 def backfill(
-    start: Optional[str] = typer.Option(None, "--from", help="Transactions from this time on (ISO 8601, UTC unless it says, or unix s)."),
-    end: Optional[str] = typer.Option(None, "--to", help="Transactions before this time (ISO 8601 or unix s)."),
+    start: str | None = typer.Option(None, "--from", help="Transactions from this time on (ISO 8601, UTC unless it says, or unix s)."),
+    end: str | None = typer.Option(None, "--to", help="Transactions before this time (ISO 8601 or unix s)."),
     group: list[str] = typer.Option([], "--group", help="Feature group to fill (repeatable; default: every feature file)."),
     data_dir: Path = DataDirOption,
-    archive: Optional[str] = typer.Option(None, "--archive", help="Raw archive, a path or URI in the spool's date=/hour= "
+    archive: str | None = typer.Option(None, "--archive", help="Raw archive, a path or URI in the spool's date=/hour= "
                                                                   "layout (default: the data dir's spool)."),
     fmt: OutputFormat = Format,
-    features: Optional[Path] = FeaturesDir,
-    properties: Optional[Path] = Properties,
-    endpoint_url: Optional[str] = EndpointUrl,
+    features: Path | None = FeaturesDir,
+    properties: Path | None = Properties,
+    endpoint_url: str | None = EndpointUrl,
     dashboard_port: int = typer.Option(0, help="Port of the Flink dashboard (binds 127.0.0.1; 0: any free port)."),
-    flink_url: Optional[str] = typer.Option(
+    flink_url: str | None = typer.Option(
         None, "--flink-url", help=f"Run on a self-managed Flink cluster (its REST address, http://HOST:{DEFAULT_REST_PORT}) "
                                   "from the application zip, instead of a local MiniCluster."),
     zip_path: Path = typer.Option(DEFAULT_ZIP, "--zip", help="With --flink-url: the zip from `chainfeat package`."),
@@ -169,9 +168,9 @@ def backfill(
 
     Example: chainfeat backfill --from 2024-05-01T00:00:00Z --to 2024-05-01T06:00:00Z --group tx_minute_features
     """
-    from job.local.backfill import Backfill, BackfillInterrupted, BackfillOptions
-    from job.flow.backfill import BackfillError, TimeRange, UnknownGroup, parse_moment
     from job.cli.live_view import BackfillView
+    from job.flow.backfill import BackfillError, TimeRange, UnknownGroup, parse_moment
+    from job.local.backfill import Backfill, BackfillInterrupted, BackfillOptions
 
     try:
         time_range = TimeRange(parse_moment(start) if start else None, parse_moment(end) if end else None)
@@ -268,9 +267,9 @@ def poll(
     speed: float = Speed,
     interval: float = typer.Option(15.0, help="Seconds between live polls (shortened on gaps)."),
     sink: Sink = typer.Option(Sink.spool, help="spool (the data dir's) or kinesis."),
-    stream: Optional[str] = typer.Option(None, help="Kinesis stream name (with --sink kinesis)."),
+    stream: str | None = typer.Option(None, help="Kinesis stream name (with --sink kinesis)."),
     region: str = typer.Option(DEFAULT_REGION, envvar="AWS_REGION", help="AWS region of the stream."),
-    kinesis_endpoint_url: Optional[str] = typer.Option(None, help="Kinesis endpoint (tests, LocalStack, moto)."),
+    kinesis_endpoint_url: str | None = typer.Option(None, help="Kinesis endpoint (tests, LocalStack, moto)."),
 ) -> None:
     """Poll into the data dir's spool (a running `chainfeat run` picks it up) or onto a Kinesis stream.
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 from dataclasses import asdict
 from datetime import timedelta
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -76,12 +75,12 @@ def query(
 
 def training_set(
     group: list[str] = typer.Option(..., "--group", help="Feature group to join (repeatable; each adds its features)."),
-    labels: Optional[Path] = typer.Option(
+    labels: Path | None = typer.Option(
         None, "--labels", dir_okay=False,
         help="Labels file (.csv or .parquet): an entity column, a label time column (epoch seconds), any labels."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", dir_okay=False,
+    output: Path | None = typer.Option(None, "--output", "-o", dir_okay=False,
                                           help="Training set to write: .parquet or .csv (written atomically)."),
-    entity_column: Optional[str] = typer.Option(
+    entity_column: str | None = typer.Option(
         None, "--entity-column", help="Labels column holding the entity (default: each group's record identifier)."),
     time_column: str = typer.Option("label_time", "--time-column",
                                     help="Labels column holding the label time, in epoch seconds."),
@@ -92,10 +91,10 @@ def training_set(
         "LABELS_DATABASE.LABELS_TABLE", "--labels-table",
         help="The labels' table as Athena knows it, DATABASE.TABLE: what --print-sql reads them from "
              "(default: a placeholder to replace)."),
-    region: Optional[str] = typer.Option(
+    region: str | None = typer.Option(
         None, "--region", help="With --print-sql: describe the groups on Amazon SageMaker in this region "
                                "(default: the local store of --data-dir)."),
-    endpoint_url: Optional[str] = typer.Option(
+    endpoint_url: str | None = typer.Option(
         None, "--endpoint-url", help="With --print-sql: describe the groups at this feature-store endpoint."),
     data_dir: Path = DataDirOption,
     fmt: OutputFormat = Format,
@@ -147,7 +146,7 @@ def latest(
     data_dir: Path = DataDirOption,
     fmt: OutputFormat = Format,
     group: str = typer.Option(DEFAULT_FEATURE_GROUP, help="Feature group to read."),
-    endpoint_url: Optional[str] = EndpointUrl,
+    endpoint_url: str | None = EndpointUrl,
 ) -> None:
     """Show the online feature row with the newest event time (any feature group, whatever its key).
 
@@ -171,7 +170,7 @@ def latest(
 def compact(
     data_dir: Path = DataDirOption,
     fmt: OutputFormat = Format,
-    group: Optional[str] = typer.Option(None, help="Feature group to compact (default: every group)."),
+    group: str | None = typer.Option(None, help="Feature group to compact (default: every group)."),
     min_age_hours: float = typer.Option(
         2.0, "--min-age-hours", min=0, help="Leave hours that ended less than this long ago alone (still written to).",
     ),

@@ -5,12 +5,12 @@ property groups of the one properties file, start it, and wait with progress unt
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from job.flow.config import duration_ms, with_defaults
-from job.flow.config import RUN_OPTIONS_GROUP
+from job.flow.config import RUN_OPTIONS_GROUP, duration_ms, with_defaults
 
 RUNTIME = "FLINK-2_3"
 MIN_PAUSE_BETWEEN_CHECKPOINTS_MS = 5000  # the service's default

@@ -138,7 +138,7 @@ class WindowShape:
         return f"{self.kind} {_seconds(self.size_s)} {'every' if self.kind == 'HOP' else 'by'} {_seconds(self.step_s)}"
 
     @classmethod
-    def parse(cls, found: tuple[str, str]) -> "WindowShape":
+    def parse(cls, found: tuple[str, str]) -> WindowShape:
         """From a window_shapes() match: the function's name and its arguments ("size=[5 min], slide=[1 min]")."""
         kind, arguments = found
         values = {name: duration_ms(value, f"{kind} {name}") / 1000 for name, value in _ARGUMENT.findall(arguments)}
@@ -219,7 +219,7 @@ class BackfillSettings:
         return f"{self.report_uri.rstrip('/')}/{part}"
 
     @classmethod
-    def from_properties(cls, groups: dict[str, dict[str, str]], data_dir: Path) -> "BackfillSettings | None":
+    def from_properties(cls, groups: dict[str, dict[str, str]], data_dir: Path) -> BackfillSettings | None:
         """The properties' backfill; None when they run the stream (no Backfill archive.uri)."""
         backfill = with_defaults(groups)["Backfill"]
         if not backfill["archive.uri"]:
@@ -275,8 +275,13 @@ def build_backfill(config: JobConfig, settings: BackfillSettings, features: list
     from pyflink.table.expressions import col, lit
 
     from job.flow.flink_settings import configuration, flink_settings
-    from job.flow.pipeline import (Pipeline, add_feature_store_inserts, add_inserts, register_feature_store_writers,
-                                   register_views)
+    from job.flow.pipeline import (
+        Pipeline,
+        add_feature_store_inserts,
+        add_inserts,
+        register_feature_store_writers,
+        register_views,
+    )
     from job.flow.plan_cache import PlanCache, plan_key
 
     features = features if features is not None else selected_feature_files(config.features_dir, settings.groups)

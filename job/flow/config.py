@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import enum
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from job.flow.sql_files import FEATURES_DIR, SQL_DIR
 
@@ -147,7 +148,7 @@ class JobConfig:
     extra_flink_config: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
-    def from_properties(cls, groups: Mapping[str, Mapping[str, str]], data_dir: Path, **overrides: Any) -> "JobConfig":
+    def from_properties(cls, groups: Mapping[str, Mapping[str, str]], data_dir: Path, **overrides: Any) -> JobConfig:
         merged = with_defaults(groups)
         source, job, outputs, store = merged["Source"], merged["Job"], merged["Outputs"], merged["FeatureStore"]
         data_dir = Path(data_dir).resolve()
@@ -187,7 +188,7 @@ class JobConfig:
         return config
 
     @classmethod
-    def load(cls, properties: Path | None, data_dir: Path, features: Path | None = None) -> "JobConfig":
+    def load(cls, properties: Path | None, data_dir: Path, features: Path | None = None) -> JobConfig:
         """A run's configuration: the properties file (``None``: the defaults, or Managed Flink's) resolved against
         ``data_dir``, with ``features`` (a directory of feature files) in place of its Job features.dir if given."""
         overrides: dict[str, Any] = {"features_dir": Path(features).resolve()} if features else {}

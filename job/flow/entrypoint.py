@@ -18,11 +18,11 @@ import tempfile
 from pathlib import Path
 
 from connectors.featurestore.client import FeatureStoreClient, FeatureStoreConfig, SchemaChangeRefused
-from job.paths import CODE_PACKAGES, CODE_ROOT
 from job.flow.backfill import BACKFILL_JOB_NAME, BackfillSettings, build_backfill
-from job.flow.feature_groups import ensure_feature_groups
 from job.flow.config import MANAGED_FLINK_PROPERTIES, Deployment, JobConfig, load_property_groups, with_defaults
+from job.flow.feature_groups import ensure_feature_groups
 from job.flow.pipeline import Pipeline, build_pipeline
+from job.paths import CODE_PACKAGES, CODE_ROOT
 
 log = logging.getLogger(__name__)
 

@@ -12,9 +12,9 @@ by name, not on the service.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterable
 
 PROGRAMMATIC_KEYS_FILE = Path(__file__).resolve().parent / "managed_flink_programmatic_keys.json"
 # Written into the table config by Flink's own batch planner when it plans any batch job (measured with PyFlink 2.3:

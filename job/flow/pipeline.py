@@ -10,9 +10,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
-from pathlib import Path
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
 
 from pyflink.datastream import StreamExecutionEnvironment
 from pyflink.table import DataTypes, StatementSet, StreamTableEnvironment, Table, TableEnvironment

@@ -24,16 +24,15 @@ import json
 import logging
 import os
 import tempfile
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Mapping, Sequence
 
-from pyflink.version import __version__ as FLINK_VERSION
 from pyflink.table import CompiledPlan, PlanReference, StatementSet, StreamTableEnvironment, TableResult
+from pyflink.version import __version__ as FLINK_VERSION
 
 from connectors.featurestore.model import FeatureGroupDefinition
-from job.paths import CODE_ROOT
-from job.paths import CACHE
+from job.paths import CACHE, CODE_ROOT
 
 log = logging.getLogger(__name__)
 

@@ -9,10 +9,10 @@ Settings that change a statement's shape (a bounded source, a custom endpoint) p
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from string import Template
-from typing import Mapping
 
 from connectors.featurestore.glue import quote_identifier
 from job.paths import CODE_ROOT

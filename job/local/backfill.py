@@ -16,23 +16,30 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from connectors.featurestore.client import FeatureStoreClient
 from connectors.atomic_files import atomic_write
+from connectors.featurestore.client import FeatureStoreClient
+from connectors.flink_rest import FlinkRest
 from connectors.spool import committed_files, sink_rows
+from job.deploy.package import DEFAULT_ZIP
 from job.flow.backfill import (
-    BACKFILL_JOB_NAME, BackfillError, BackfillJob, BackfillSettings, TimeRange, archive_uri, build_backfill,
-    selected_feature_files, utc,
+    BACKFILL_JOB_NAME,
+    BackfillError,
+    BackfillJob,
+    BackfillSettings,
+    TimeRange,
+    archive_uri,
+    build_backfill,
+    selected_feature_files,
+    utc,
 )
 from job.flow.config import JobConfig, load_property_groups, local_path
-from job.local.data_dir import DataDir
-from connectors.flink_rest import FlinkRest
 from job.flow.feature_groups import ensure_feature_groups
+from job.local.data_dir import DataDir
 from job.local.feature_store import StoreEndpoint, open_store
 from job.local.jvm import configure_local_jvm
 from job.local.minicluster import free_port, minicluster_settings, use_log_dir
+from job.local.monitor import TERMINAL_STATES, JobMonitor
 from job.local.timeline import Timeline
-from job.local.monitor import JobMonitor, TERMINAL_STATES
-from job.deploy.package import DEFAULT_ZIP
 
 log = logging.getLogger(__name__)
 # A file of the archive's layout (sources/archive_batch.sql reads its partitions only).

@@ -5,9 +5,9 @@ of the data dir: the server already serving it, or one started for the command."
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 from connectors import DEFAULT_REGION
 from connectors.featurestore.client import FeatureStoreClient, FeatureStoreConfig

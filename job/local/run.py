@@ -22,13 +22,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from connectors.atomic_files import atomic_write
 from connectors.blockchain.poller import FanOut, Poller
 from connectors.blockchain.source import BUNDLED_RECORDING, ArchiveWriter, LiveSource, Poll, ReplaySource
 from connectors.featurestore.client import FeatureStoreClient
 from connectors.featurestore.local.server import LocalFeatureStoreServer
-from connectors.atomic_files import atomic_write
-from connectors.spool import FeedPublisher, ProgressLog, SpoolWriter, committed_files, sink_rows
 from connectors.flink_rest import DEFAULT_REST_PORT, FlinkRest, FlinkRestError
+from connectors.spool import FeedPublisher, ProgressLog, SpoolWriter, committed_files, sink_rows
 from job.flow.config import JobConfig, local_path
 from job.flow.feature_groups import ensure_feature_groups
 from job.flow.sql_files import feature_files

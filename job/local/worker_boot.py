@@ -42,10 +42,10 @@ def _generated_stubs() -> tuple[object, object, object]:
         package = types.ModuleType("apache_beam")
         package.__path__ = list(spec.submodule_search_locations)
         sys.modules["apache_beam"] = package
-    from apache_beam.portability.api.org.apache.beam.model.fn_execution.v1.beam_fn_api_pb2 import (
-        StartWorkerRequest)
+    from apache_beam.portability.api.org.apache.beam.model.fn_execution.v1.beam_fn_api_pb2 import StartWorkerRequest
     from apache_beam.portability.api.org.apache.beam.model.fn_execution.v1.beam_fn_api_pb2_grpc import (
-        BeamFnExternalWorkerPoolStub)
+        BeamFnExternalWorkerPoolStub,
+    )
     from apache_beam.portability.api.org.apache.beam.model.pipeline.v1.endpoints_pb2 import ApiServiceDescriptor
     return StartWorkerRequest, BeamFnExternalWorkerPoolStub, ApiServiceDescriptor
 

@@ -14,17 +14,18 @@ group but its record identifier (which is the label's entity), its event time in
 from __future__ import annotations
 
 import io
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
+from connectors.atomic_files import atomic_write
 from connectors.featurestore.glue import data_catalog
 from connectors.featurestore.model import FeatureGroupDefinition, FeatureType
-from connectors.atomic_files import atomic_write
 from job.flow.sql_files import SQL_DIR, fragment, identifier, statements
 
 STATEMENT = "training_set.sql"
@@ -61,7 +62,7 @@ class GroupTable:
     table: str
 
     @classmethod
-    def from_description(cls, description: Mapping[str, Any]) -> "GroupTable":
+    def from_description(cls, description: Mapping[str, Any]) -> GroupTable:
         """From DescribeFeatureGroup's answer (AWS's or the local store's)."""
         definition = FeatureGroupDefinition.from_api(description)
         catalog = data_catalog(description)

@@ -22,10 +22,12 @@ import aws_cdk as cdk  # noqa: E402
 from aws_cdk.assertions import Match, Template  # noqa: E402
 
 from infra.app import build_app  # noqa: E402
-from job.flow.config import load_property_groups  # noqa: E402
-from job.local.monitor import DEDUP_OPERATOR  # noqa: E402
 from job.deploy.package import build_zip, zip_run_options  # noqa: E402
-from job.flow.config import RUN_OPTIONS_GROUP  # noqa: E402
+from job.flow.config import (
+    RUN_OPTIONS_GROUP,  # noqa: E402
+    load_property_groups,  # noqa: E402
+)
+from job.local.monitor import DEDUP_OPERATOR  # noqa: E402
 from tests.conftest import REPO_ROOT  # noqa: E402
 
 # One test worker takes the whole module ("make test" runs them in parallel): the module's CDK synthesis runs once.

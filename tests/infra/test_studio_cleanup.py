@@ -7,7 +7,8 @@ so the SageMaker client is a botocore Stubber with the responses Studio gives.""
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import boto3
 import pytest

@@ -27,8 +27,15 @@ from tests.conftest import CHAINFEAT
 from tests.reference import expected_results
 from tests.support import GROUP, alive, cli_environment, descendants, error_lines, free_port
 from tests.support.example_features import (
-    EXAMPLES, Window, by_key, example_windows, features_with_examples, newest_online, store_state,
-    write_feature_with_unknown_column, write_relayed_recording,
+    EXAMPLES,
+    Window,
+    by_key,
+    example_windows,
+    features_with_examples,
+    newest_online,
+    store_state,
+    write_feature_with_unknown_column,
+    write_relayed_recording,
 )
 
 # One test worker takes the whole module ("make test" runs them in parallel): the module's streamed recording (a streaming run) is made once.
@@ -253,8 +260,8 @@ def test_a_backfill_finds_its_windows_once_for_the_same_statements(tmp_path, mon
     of the same statements, in any data dir, and an edited feature file is planned again."""
     import job.flow.backfill as backfill_job
     from job.flow.backfill import BackfillSettings, WindowShape, build_backfill
-    from job.flow.plan_cache import PlanCache
     from job.flow.config import JobConfig, load_property_groups
+    from job.flow.plan_cache import PlanCache
 
     cache = PlanCache(tmp_path / "plans")
 

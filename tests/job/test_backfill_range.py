@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from job.local.backfill import outside_archive_layout
 from job.flow.backfill import TimeRange, parse_moment
+from job.local.backfill import outside_archive_layout
 
 FUTURE_TOLERANCE_S, PAST_TOLERANCE_S = 600, 14 * 86400  # job/flow/application_properties.json's
 

@@ -12,10 +12,10 @@ import pytest
 
 from job.flow.config import DEFAULT_PROPERTIES
 from tests.conftest import CHAINFEAT
-from tests.support.flink_cluster import StandaloneCluster
 from tests.reference import expected_results
 from tests.support import GROUP, online_rows, publish, reference_input, scenario
 from tests.support.example_features import store_state
+from tests.support.flink_cluster import StandaloneCluster
 
 # One test worker takes the whole module ("make test" runs them in parallel): the module's standalone cluster is started once.
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("standalone-cluster")]

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from pyflink.table import CompiledPlan
 
-from job.flow.plan_cache import GROUPS_BESIDE_PLAN, PlanCache
 from job.flow.config import JobConfig, load_property_groups
 from job.flow.pipeline import Pipeline, build_pipeline
+from job.flow.plan_cache import GROUPS_BESIDE_PLAN, PlanCache
 from job.flow.sql_files import FEATURES_DIR
 from tests.support import GROUP
 

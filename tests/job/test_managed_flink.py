@@ -12,11 +12,10 @@ import boto3
 import pytest
 from botocore.stub import ANY, Stubber
 
-from job.flow.config import Deployment, JobConfig, load_property_groups
 from job.deploy.managed_flink import DeployError, ManagedFlinkTarget, deploy, property_groups
-from job.flow.managed_keys import PLANNER_BATCH_KEYS, PROGRAMMATIC_KEYS_FILE, UnlistedSetting, programmatic_keys
-from job.flow.config import RUN_OPTIONS_GROUP
+from job.flow.config import RUN_OPTIONS_GROUP, Deployment, JobConfig, load_property_groups
 from job.flow.flink_settings import flink_settings
+from job.flow.managed_keys import PLANNER_BATCH_KEYS, PROGRAMMATIC_KEYS_FILE, UnlistedSetting, programmatic_keys
 
 RUN_OPTIONS = {"python": "main.py", "jarfile": "lib/connector.jar", "pyFiles": "site-packages/,worker-code/"}
 TARGET = ManagedFlinkTarget("chainfeat", "artifacts", "chainfeat/app.zip", "arn:aws:iam::123456789012:role/flink")

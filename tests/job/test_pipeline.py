@@ -9,15 +9,25 @@ from pathlib import Path
 
 import pytest
 
+from connectors.atomic_files import atomic_write
 from connectors.blockchain.source import Poll
 from connectors.featurestore.client import FeatureStoreClient, FeatureStoreConfig
-from connectors.atomic_files import atomic_write
-from job.flow.config import JobConfig, load_property_groups
 from connectors.flink_rest import FlinkRest, FlinkRestError
+from job.flow.config import JobConfig, load_property_groups
 from job.flow.pipeline import build_pipeline
 from tests.reference import expected_results
 from tests.support import (
-    GROUP, MALFORMED, T0, free_port, online_rows, publish, reference_input, scenario, sink_rows, tx, tx_id,
+    GROUP,
+    MALFORMED,
+    T0,
+    free_port,
+    online_rows,
+    publish,
+    reference_input,
+    scenario,
+    sink_rows,
+    tx,
+    tx_id,
 )
 
 pytestmark = pytest.mark.slow

@@ -18,15 +18,29 @@ from connectors.blockchain.source import read_recording, shift_poll
 from connectors.blockchain.synthetic import SyntheticProfile, write_recording
 from connectors.featurestore.client import FeatureStoreClient, FeatureStoreConfig, minute_key
 from connectors.featurestore.local.offline import OfflineQueryError, feature_groups, run_query
+from job.flow.sql_files import FEATURES_DIR
 from job.local.data_dir import DataDir
 from job.local.run import BUNDLED_RECORDING
-from job.flow.sql_files import FEATURES_DIR
 from tests.conftest import CHAINFEAT
-from tests.reference import expected_results, minute_key as epoch_minute_key, tumbling
+from tests.reference import expected_results, tumbling
+from tests.reference import minute_key as epoch_minute_key
 from tests.support import (
-    GROUP, SHORT_PROFILE, alive, descendants, error_lines, online_rows, properties_with_store, replay_shift,
+    GROUP,
+    SHORT_PROFILE,
+    alive,
+    descendants,
+    error_lines,
+    online_rows,
+    properties_with_store,
+    replay_shift,
 )
-from tests.support.example_features import RELAYS, example_windows, features_with_examples, write_feature_with_unknown_column, write_relayed_recording
+from tests.support.example_features import (
+    RELAYS,
+    example_windows,
+    features_with_examples,
+    write_feature_with_unknown_column,
+    write_relayed_recording,
+)
 
 pytestmark = pytest.mark.slow
 

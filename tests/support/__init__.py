@@ -10,11 +10,10 @@ from pathlib import Path
 
 from connectors.blockchain.source import Poll, read_recording
 from connectors.blockchain.synthetic import SyntheticProfile
-from job.flow.config import DEFAULT_PROPERTIES
 from connectors.featurestore.client import FeatureStoreClient, FeatureStoreConfig
 from connectors.spool import FeedPublisher, SpoolWriter
+from job.flow.config import DEFAULT_PROPERTIES
 from job.local.minicluster import free_port  # noqa: F401 - one copy, re-exported for the tests
-
 
 # What a Flink job run in this process leaves in os.environ: PyFlink's gateway marks, and the settings its
 # in-process ("loopback") Python worker pool copies in from the TaskManager. A subprocess must not inherit

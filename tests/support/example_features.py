@@ -13,8 +13,8 @@ from typing import Any
 from connectors.blockchain.source import read_recording
 from connectors.blockchain.synthetic import SyntheticProfile, write_recording
 from connectors.featurestore.local.server import LocalFeatureStoreServer
-from job.local.data_dir import DataDir
 from job.flow.sql_files import FEATURES_DIR
+from job.local.data_dir import DataDir
 from tests.reference import cumulating, hopping, minute_features, minute_key, tumbling
 from tests.support import GROUP, online_rows
 from tests.support.store_records import offline_rows

@@ -48,7 +48,7 @@ class StandaloneCluster:
         (self.conf_dir / "config.yaml").write_text(yaml.safe_dump(settings))
         self.log_dir.mkdir(parents=True, exist_ok=True)
 
-    def start(self, timeout_s: float = 120) -> "StandaloneCluster":
+    def start(self, timeout_s: float = 120) -> StandaloneCluster:
         # A cluster host's `python` must have pyflink (Flink's images do): here, this venv's.
         path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
         env = {**child_environment(), "FLINK_CONF_DIR": str(self.conf_dir), "FLINK_LOG_DIR": str(self.log_dir),

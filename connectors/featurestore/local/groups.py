@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import copy
 import re
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from connectors.featurestore.model import (
     MAX_FEATURE_DEFINITIONS,

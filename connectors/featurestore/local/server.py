@@ -22,11 +22,12 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Callable, Iterator, TextIO
+from typing import Any, TextIO
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from connectors.atomic_files import atomic_write
@@ -154,7 +155,7 @@ class FaultInjector:
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive: boto3 reuses connections
     disable_nagle_algorithm = True  # headers and body go out in separate writes: no 40 ms delayed-ACK stall
-    server: "_HTTPServer"
+    server: _HTTPServer
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - BaseHTTPRequestHandler's name
         log.debug("%s %s", self.address_string(), format % args)
@@ -251,7 +252,7 @@ class _InjectedError(Exception):
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
-    app: "FeatureStoreApp"
+    app: FeatureStoreApp
 
 
 class FeatureStoreApp:
@@ -541,7 +542,7 @@ class LocalFeatureStoreServer:
         host, port = self._http.server_address[:2]
         return f"http://{host}:{port}"
 
-    def start(self) -> "LocalFeatureStoreServer":
+    def start(self) -> LocalFeatureStoreServer:
         """Serve in background threads; returns self so ``with LocalFeatureStoreServer(...).start()`` works."""
         self._threads = [
             threading.Thread(target=self._http.serve_forever, args=(SHUTDOWN_POLL_S,), name="featurestore-http",
@@ -574,7 +575,7 @@ class LocalFeatureStoreServer:
         (self.root / SERVER_INFO_FILE).unlink(missing_ok=True)
         unlock_store(self._lock_handle)
 
-    def __enter__(self) -> "LocalFeatureStoreServer":
+    def __enter__(self) -> LocalFeatureStoreServer:
         return self
 
     def __exit__(self, *exc: object) -> None:

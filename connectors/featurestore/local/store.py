@@ -22,10 +22,11 @@ import sqlite3
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -224,7 +225,7 @@ class LocalFeatureStore:
             self._save(group)
         return self.arn(name)
 
-    def _group(self, name_or_arn: str) -> "_Group":
+    def _group(self, name_or_arn: str) -> _Group:
         """The group by name or ARN, with any update that is due applied first."""
         name = name_or_arn.rsplit("/", 1)[-1] if name_or_arn.startswith("arn:") else name_or_arn
         with self._lock:
@@ -314,7 +315,7 @@ class LocalFeatureStore:
                 self._apply(group, group.state["pending"])
         return self.arn(group.name)
 
-    def _apply(self, group: "_Group", pending: Mapping[str, Any]) -> None:
+    def _apply(self, group: _Group, pending: Mapping[str, Any]) -> None:
         change = pending["change"]
         group.config = apply_update(group.config, change)
         group.definition = FeatureGroupDefinition.from_api(group.config)
@@ -324,7 +325,7 @@ class LocalFeatureStore:
         group.state["last_update"] = {"Status": "Successful"}
         self._save(group)
 
-    def _save(self, group: "_Group") -> None:
+    def _save(self, group: _Group) -> None:
         """Persist a group's configuration and state, and the Glue table its offline store is catalogued as."""
         with self._lock:
             self._db.execute("UPDATE feature_groups SET request = ?, state = ? WHERE name = ?",
@@ -398,7 +399,7 @@ class LocalFeatureStore:
 
     # ---- runtime: writes ---------------------------------------------------------------------------
 
-    def _stores(self, group: "_Group", target_stores: Iterable[str] | None) -> set[str]:
+    def _stores(self, group: _Group, target_stores: Iterable[str] | None) -> set[str]:
         """The stores a write goes to: the ones asked for (TargetStores), by default every store the group has."""
         enabled = {"OfflineStore"} | ({"OnlineStore"} if online_enabled(group.config) else set())
         if target_stores is None:
@@ -408,11 +409,11 @@ class LocalFeatureStore:
             raise ValidationError(f"TargetStores {sorted(stores - enabled)[0]} is not enabled for FeatureGroup {group.name}")
         return stores
 
-    def _online(self, group: "_Group") -> None:
+    def _online(self, group: _Group) -> None:
         if not online_enabled(group.config):
             raise ValidationError(f"FeatureGroup {group.name} has no OnlineStore (OnlineStoreConfig.EnableOnlineStore)")
 
-    def _expiry(self, group: "_Group", event_time: float, ttl: Mapping[str, Any] | None) -> tuple[float | None, float | None]:
+    def _expiry(self, group: _Group, event_time: float, ttl: Mapping[str, Any] | None) -> tuple[float | None, float | None]:
         """(TTL in seconds, ExpiresAt) of a record: its own TtlDuration, else the group's default."""
         try:
             seconds = ttl_seconds(ttl) if ttl else group_ttl_seconds(group.config)

@@ -17,8 +17,8 @@ from connectors.blockchain.source import (
     read_recording,
 )
 from connectors.blockchain.synthetic import PAGE_SIZE, SyntheticProfile, polls
-from tests.support.fake_api import FakeApi, page
 from tests.conftest import CHAINFEAT
+from tests.support.fake_api import FakeApi, page
 
 T0 = 1714521600
 

@@ -7,11 +7,17 @@ import urllib.request
 
 import pytest
 
-from connectors.featurestore.client import FeatureStoreClient, FeatureStoreConfig, FeatureStoreError, SchemaChangeRefused
+from connectors.featurestore.client import (
+    FeatureStoreClient,
+    FeatureStoreConfig,
+    FeatureStoreError,
+    SchemaChangeRefused,
+)
 from connectors.featurestore.model import FeatureGroupDefinition, FeatureType
+from tests.support import free_port
 from tests.support.feature_rows import DEFINITION, GROUP, feature_rows
 from tests.support.store_records import offline_rows
-from tests.support import free_port
+
 
 class RecordingSleep:
     """Records the backoff delays the client asks for (and sleeps them, so deadlines stay real)."""

@@ -14,12 +14,12 @@ import pytest
 
 from connectors.featurestore import compaction
 from connectors.featurestore.compaction import COMPACTED_FROM_KEY, compact
+from connectors.featurestore.local.offline import run_query
 from connectors.featurestore.local.server import LocalFeatureStoreServer
 from connectors.featurestore.local.store import LocalFeatureStore
-from connectors.featurestore.local.offline import run_query
 from job.local.data_dir import DataDir
-from tests.support.store_records import DEFINITIONS, GROUP, record
 from tests.support import chainfeat
+from tests.support.store_records import DEFINITIONS, GROUP, record
 
 T0 = datetime(2024, 5, 1, 10, tzinfo=timezone.utc)
 NOW = datetime(2024, 5, 1, 15, tzinfo=timezone.utc)  # hours 10-12 ended >= 2 h before; hour 13 is young
