@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import duckdb  # noqa: E402
 
 from bench.measure import run_measured  # noqa: E402
-from bench.workload import Workload, bench_arguments, workload  # noqa: E402
+from bench.workload import Workload, bench_arguments, verdict, workload  # noqa: E402
 from connectors.featurestore.local.offline import run_query  # noqa: E402
 from job.local.data_dir import DataDir  # noqa: E402
 from job.local.minicluster import free_port  # noqa: E402
@@ -192,13 +192,12 @@ def main() -> None:
     print(f"chainfeat counted {summary['transactions']:,} sightings, {summary['duplicates']:,} duplicates, "
           f"{summary['late']} late, {summary['dead_letter']} dead-letter lines")
 
-    reference = results[peers[0]][1] if peers else chainfeat["windows"]
-    equal = {engine: windows == reference for engine, (_s, windows) in results.items()}
-    print(f"\nwindows: {len(reference):,}; equal to {peers[0] if peers else 'itself'}: "
-          + ", ".join(f"{engine} {'yes' if same else 'NO'}" for engine, same in equal.items()))
+    equal = {peer: results[peer][1] == chainfeat["windows"] for peer in peers}
+    print(f"\nwindows: chainfeat {len(chainfeat['windows']):,}; equal to chainfeat's: "
+          + (", ".join(f"{peer} {'yes' if same else 'NO'}" for peer, same in equal.items()) or "no peer ran"))
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)
-    sys.exit(0 if all(equal.values()) else 1)
+    sys.exit(verdict(equal))
 
 
 if __name__ == "__main__":

@@ -105,3 +105,13 @@ def bench_arguments(parser: argparse.ArgumentParser) -> tuple[argparse.Namespace
     parser.add_argument("--keep", type=Path, help="work in this directory and keep it")
     args = parser.parse_args()
     return args, [peer for peer in args.peers.split(",") if peer and peer != "none"]
+
+
+def verdict(equal_to_peers: dict[str, bool]) -> int:
+    """The benchmark's exit code from each peer's comparison with chainfeat: 0 every peer agreed, 1 one did not,
+    2 no peer's windows were compared (--peers none), so nothing checked chainfeat's result."""
+    if not equal_to_peers:
+        print("windows not compared: no peer ran (--peers none), so this run checked nothing; exit 2")
+        return 2
+    return 0 if all(equal_to_peers.values()) else 1
+

@@ -57,18 +57,6 @@ class FlinkRest:
                 totals[key] = totals.get(key, 0.0) + float(metric["value"])
         return totals
 
-    def min_input_watermark(self, job_id: str, vertex_name_pattern: str) -> int | None:
-        """The lowest current input watermark (ms) of the vertices whose name matches, if any reported."""
-        regex = re.compile(vertex_name_pattern)
-        lowest: int | None = None
-        for vertex in self.job(job_id).get("vertices", []):
-            if not regex.search(vertex["name"]):
-                continue
-            for entry in self.get(f"/jobs/{job_id}/vertices/{vertex['id']}/watermarks") or []:
-                value = int(float(entry["value"]))
-                lowest = value if lowest is None else min(lowest, value)
-        return lowest
-
     def job_metrics(self, job_id: str, names: list[str]) -> dict[str, float]:
         """Job-level metrics (e.g. numRestarts) by name; missing ones are left out."""
         found = self.get(f"/jobs/{job_id}/metrics?get=" + ",".join(names)) or []

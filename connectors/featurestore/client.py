@@ -13,7 +13,6 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, TypeVar
 
 import boto3
@@ -336,10 +335,6 @@ class FeatureStoreClient:
         if not records:
             return None
         return max(records, key=lambda row: (row[definition.event_time_feature], str(row[definition.record_identifier])))
-
-
-def minute_key(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _created(description: Mapping[str, Any]) -> bool | str:

@@ -36,9 +36,8 @@ def flink_settings(config: JobConfig, rest_port: int | None = None,
         "table.local-time-zone": "UTC",
         "table.exec.state.ttl": config.dedup_ttl,
         "table.exec.source.idle-timeout": config.idle_timeout,
-        # Measured (bench/end_to_end.py): without object reuse Flink copies each row for every branch of the
-        # plan (dead letter, late, on time, progress); with digest reuse every feature group and output shares
-        # one parse and one dedup instead of each planning its own.
+        # Without object reuse Flink copies each row for every branch of the plan (dead letter, late, on time,
+        # progress); with digest reuse every feature group and output shares one parse and one dedup.
         "pipeline.object-reuse": "true",
         "table.optimizer.reuse-optimize-block-with-digest-enabled": "true",
     }

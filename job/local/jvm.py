@@ -1,37 +1,30 @@
 """The local JVM's options: a class-data-sharing (CDS) archive of the classes a chainfeat job loads, the
-serial garbage collector, and a later start for the optimising (C2) JIT compiler.
+serial garbage collector, a later start for the optimising (C2) JIT compiler, and the planner on the classpath.
+Managed Flink and Flink clusters run their own JVMs: this is the local one only. (What each option gained, measured:
+bench/HISTORY.md, "The local JVM".)
 
-Starting PyFlink's JVM and planning the job loads some 20,000 classes; from an archive the JVM maps them
-instead (measured: the local run's start-up 21.5 s → 14.4 s). The archive belongs to one Java and one
-PyFlink install: `chainfeat prepare` (part of `make setup`) builds it once by running the bundled replay
-with -XX:ArchiveClassesAtExit; every later local JVM uses it. A missing or stale archive is ignored by the
-JVM (-Xshare:auto), so this never stops a run. Each install (each venv) has its own, ~160 MB: a local JVM that
-maps one marks it used, and building one deletes those unused for UNUSED_ARCHIVE_DAYS.
+The archive: starting PyFlink's JVM and planning the job loads some 20,000 classes; from an archive the JVM maps
+them instead. It belongs to one Java and one PyFlink install: `chainfeat prepare` (part of `make setup`) builds it
+once by running the bundled replay with -XX:ArchiveClassesAtExit; every later local JVM uses it. A missing or stale
+archive is ignored by the JVM (-Xshare:auto), so this never stops a run. Each install (each venv) has its own,
+~160 MB: a local JVM that maps one marks it used, and building one deletes those unused for UNUSED_ARCHIVE_DAYS.
 
-The collector: on these 2-core machines G1's concurrent threads and write barriers compete with the job's own
-two busy threads; the serial collector ran `bench/end_to_end.py --transactions 1000000` in 21.2-21.7 s instead of
-25.0-26.2 s (reading 10-11 s instead of 13.5), with a JVM peak of ~600 MiB instead of 1.1-1.6 GiB. A collector
-named in JVM_ARGS is kept.
+The collector: on 2 cores G1's concurrent threads and write barriers compete with the job's own two busy threads;
+the serial collector is faster here and needs half the memory. A collector named in JVM_ARGS is kept.
 
-The JIT: on 2 cores the C2 compiler thread took ~3 of the ~11 CPU-seconds of a 6-second stretch of a 1 M
-replay (per-thread CPU from /proc), compiling planner and start-up code that runs for a moment and the job's
-methods as soon as they are warm. With C2's thresholds 20× Java's defaults (LOCAL_JIT), only code that stays
-hot is compiled by it; the rest stays with C1. Measured with `chainfeat run --speed 0 --exit-when-done`, same
-machine, runs alternating: 1 M 14.8-15.6 s instead of 17.3-17.7 s; 10 M (`bench/end_to_end.py --peers none`)
-74.3 s instead of 92.3 s. 5× was in between (15.8-16.3 s), 60× about the same as 20× (15.8-15.9 s), 200× slower
-(18.9-19.7 s: hot code stays in C1), C1 alone slower (17.9-19.8 s). Any -XX:Tier or CompileThreshold option in
-JVM_ARGS replaces these. (Managed Flink and Flink clusters run their own JVMs: this is the local one only.)
-A local run starts this JVM in the background (start_local_flink) while it does its own start-up work.
-What the JVM prints on its stdout goes to this process's stderr: stdout is the CLI's output (`--format json`).
+The JIT: on 2 cores the C2 compiler thread takes a large share of the CPU compiling planner and start-up code that
+runs for a moment. With C2's thresholds 20x Java's defaults (LOCAL_JIT) only code that stays hot is compiled by it;
+the rest stays with C1. Any -XX:Tier or CompileThreshold option in JVM_ARGS replaces these.
 
-The planner: PyFlink's lib/ holds Flink's planner loader, which on every JVM start writes the 46 MB planner jar
-it wraps to a temporary file and loads the planner's ~1,000 classes from there through a class loader of its own,
-so they can never come from the archive (their jar's path is new each time). Locally the JVM instead gets a lib
-directory of its own (planner_lib_dir: the same jars, with the planner jar itself in place of the loader, the
-layout Flink documents for using the planner directly), built once per install by the first local JVM; the
-planner's classes then come from the archive too. Measured on the bundled replay, runs alternating: the job built
-(JVM up, SQL planned) 1.2-1.6 s sooner and submitted 1.9 s sooner (3 and 4 pairs). A FLINK_HOME or FLINK_LIB_DIR
-the user set is kept (and the archive is then one of that classpath's).
+The planner: PyFlink's lib/ holds Flink's planner loader, which on every JVM start writes the planner jar it wraps
+to a temporary file and loads the planner's ~1,000 classes from there through a class loader of its own, so they can
+never come from the archive (their jar's path is new each time). Locally the JVM instead gets a lib directory of its
+own (planner_lib_dir: the same jars, with the planner jar itself in place of the loader, the layout Flink documents
+for using the planner directly), built once per install by the first local JVM. A FLINK_HOME or FLINK_LIB_DIR the
+user set is kept (and the archive is then one of that classpath's).
+
+A local run starts this JVM in the background (start_local_flink) while it does its own start-up work. What the JVM
+prints on its stdout goes to this process's stderr: stdout is the CLI's output (`--format json`).
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ from tests.support import (
     MALFORMED,
     T0,
     free_port,
+    min_input_watermark,
     online_rows,
     publish,
     reference_input,
@@ -143,7 +144,7 @@ def test_windows_close_during_an_idle_pause(server, data_dir) -> None:
     try:
         write(1, busy)
         # Wait until the job has read it (its watermark reached the last heartbeat, T0+80, minus 60 s).
-        wait_for(lambda: (rest.min_input_watermark(str(job.get_job_id()), "WindowDeduplicate") or 0) >= (T0 + 20) * 1000)
+        wait_for(lambda: (min_input_watermark(rest, str(job.get_job_id()), "WindowDeduplicate") or 0) >= (T0 + 20) * 1000)
         time.sleep(2)
         assert online_rows(server.url, GROUP) == {}  # a watermark of T0+20 closes no window
         idle = [Poll(T0 + 140, []), Poll(T0 + 200, [])]  # empty polls: heartbeats only
@@ -162,7 +163,8 @@ def test_windows_close_during_an_idle_pause(server, data_dir) -> None:
         assert metrics["dead_letter_records"] == 1 and metrics["features_written"] == 2
         newest_event_time = max(row["event_time"] for row in expected.values())
         assert 0 <= time.time() - newest_event_time - metrics["freshness_s"] < 60
-        assert metrics["put_latency_ms"] >= 0 and metrics["put_retries"] == 0
+        # A real BatchWriteRecord round trip was timed: at least a millisecond even to a local server, and not stale.
+        assert 1 <= metrics["put_latency_ms"] < 10_000 and metrics["put_retries"] == 0
         # No Python function in the source's task (sql/sinks/dead_letter.sql): the source need not wait for the
         # Python worker to start; the dead-letter counter, in a task of its own, counted above.
         (source_task,) = [vertex["name"] for vertex in rest.job(job_id)["vertices"]

@@ -9,21 +9,20 @@ import signal
 import subprocess
 import time
 import urllib.request
-from datetime import datetime, timedelta
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 
 from connectors.blockchain.source import read_recording, shift_poll
 from connectors.blockchain.synthetic import SyntheticProfile, write_recording
-from connectors.featurestore.client import FeatureStoreClient, FeatureStoreConfig, minute_key
+from connectors.featurestore.client import FeatureStoreClient, FeatureStoreConfig
 from connectors.featurestore.local.offline import OfflineQueryError, feature_groups, run_query
 from job.flow.sql_files import FEATURES_DIR
 from job.local.data_dir import DataDir
 from job.local.run import BUNDLED_RECORDING
 from tests.conftest import CHAINFEAT
-from tests.reference import expected_results, tumbling
-from tests.reference import minute_key as epoch_minute_key
+from tests.reference import expected_results, minute_key, tumbling
 from tests.support import (
     GROUP,
     SHORT_PROFILE,
@@ -325,7 +324,8 @@ def test_results_do_not_depend_on_replay_speed(tmp_path, cli_env, short_recordin
     assert shift > 0 and shift % 60 == 0
     unshifted = {}
     for row in offline_features(paced).values():
-        key = minute_key(datetime.strptime(row["tx_minute"], "%Y-%m-%d %H:%M:%S") - timedelta(seconds=shift))
+        started = datetime.strptime(row["tx_minute"], "%Y-%m-%d %H:%M:%S").replace(tzinfo=timezone.utc)
+        key = minute_key(int(started.timestamp()) - shift)
         unshifted[key] = {**row, "tx_minute": key, "event_time": row["event_time"] - shift}
     assert unshifted == offline_features(fast) == reference_for(short_recording).features
 
@@ -396,7 +396,7 @@ def test_a_feature_file_that_gains_a_column_evolves_its_group_on_the_next_run(se
 
     results = reference_for(short_recording)  # a replay at speed 0 keeps the recording's own times
     max_fee = {row["tx_minute"]: row["max_fee"] for row in tumbling(
-        results.unique, 60, lambda start, end, rows: {"tx_minute": epoch_minute_key(start),
+        results.unique, 60, lambda start, end, rows: {"tx_minute": minute_key(start),
                                                       "max_fee": max(row["fee"] for row in rows)})}
     expected = {key: {**row, "max_fee_1min": max_fee[key]} for key, row in results.features.items()}
     server.store.flush_offline()

@@ -5,12 +5,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 
 from connectors.blockchain.source import Poll, read_recording
 from connectors.blockchain.synthetic import SyntheticProfile
 from connectors.featurestore.client import FeatureStoreClient, FeatureStoreConfig
+from connectors.flink_rest import FlinkRest
 from connectors.spool import FeedPublisher, SpoolWriter
 from job.flow.config import DEFAULT_PROPERTIES
 from job.local.minicluster import free_port  # noqa: F401 - one copy, re-exported for the tests
@@ -194,3 +196,17 @@ def publish(data_dir: Path, polls: list[Poll]) -> Path:
     published = FeedPublisher(data_dir / "spool", data_dir / "feed").publish()
     assert published is not None
     return published
+
+
+def min_input_watermark(rest: FlinkRest, job_id: str, vertex_name_pattern: str) -> int | None:
+    """The lowest current input watermark (ms) of the job's vertices whose name matches, if any reported."""
+    regex = re.compile(vertex_name_pattern)
+    lowest: int | None = None
+    for vertex in rest.job(job_id).get("vertices", []):
+        if not regex.search(vertex["name"]):
+            continue
+        for entry in rest.get(f"/jobs/{job_id}/vertices/{vertex['id']}/watermarks") or []:
+            value = int(float(entry["value"]))
+            lowest = value if lowest is None else min(lowest, value)
+    return lowest
+

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from connectors.featurestore.client import minute_key
 from connectors.featurestore.model import FeatureGroupDefinition, FeatureType
+from tests.reference import minute_key
 
 GROUP = "tx_minute_features"
 DEFINITION = FeatureGroupDefinition(
@@ -29,7 +29,7 @@ def feature_rows(count: int, start: datetime = START) -> list[dict]:
         window_start = start + timedelta(minutes=minute)
         rows.append(
             {
-                "tx_minute": minute_key(window_start),
+                "tx_minute": minute_key(int(window_start.timestamp())),
                 "event_time": (window_start + timedelta(minutes=1)).timestamp(),
                 "total_nb_trx_1min": minute + 1,
                 "total_fee_1min": 1000 * (minute + 1),
