@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, TypeVar
 
 import boto3
@@ -335,6 +336,12 @@ class FeatureStoreClient:
         if not records:
             return None
         return max(records, key=lambda row: (row[definition.event_time_feature], str(row[definition.record_identifier])))
+
+
+def minute_key(moment: datetime) -> str:
+    """The record identifier of the shipped per-minute group for the window starting at ``moment`` (the notebook
+    reads the last hour's windows by these keys)."""
+    return moment.strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _created(description: Mapping[str, Any]) -> bool | str:

@@ -26,8 +26,7 @@ from pathlib import Path
 
 import urllib3
 
-from job.flow.entrypoint import WORKER_CODE
-from job.paths import CODE_PACKAGES, CODE_ROOT
+from job.paths import CODE_PACKAGES, CODE_ROOT, WORKER_CODE
 
 DEFAULT_ZIP = Path("dist") / "chainfeat-flink-app.zip"  # where `chainfeat package` writes it, relative to the checkout
 # Never run on a cluster, so not shipped: the rooms of job/ beside flow/ (the import contract keeps flow/ from

@@ -22,12 +22,9 @@ from job.flow.backfill import BACKFILL_JOB_NAME, BackfillSettings, build_backfil
 from job.flow.config import MANAGED_FLINK_PROPERTIES, Deployment, JobConfig, load_property_groups, with_defaults
 from job.flow.feature_groups import ensure_feature_groups
 from job.flow.pipeline import Pipeline, build_pipeline
-from job.paths import CODE_PACKAGES, CODE_ROOT
+from job.paths import CODE_PACKAGES, CODE_ROOT, WORKER_CODE
 
 log = logging.getLogger(__name__)
-
-# The folder of the application zip (job/deploy/package.py) that holds the job's packages for the Python UDF workers.
-WORKER_CODE = "worker-code"
 
 
 def worker_python_files(root: Path = CODE_ROOT) -> list[str]:

@@ -37,7 +37,7 @@ from job.flow.feature_groups import ensure_feature_groups
 from job.local.data_dir import DataDir
 from job.local.feature_store import StoreEndpoint, open_store
 from job.local.jvm import configure_local_jvm
-from job.local.minicluster import free_port, minicluster_settings, use_log_dir
+from job.local.minicluster import free_port, minicluster_settings, planning_from_this_thread, use_log_dir
 from job.local.monitor import TERMINAL_STATES, JobMonitor
 from job.local.timeline import Timeline
 
@@ -154,13 +154,14 @@ class Backfill:
         configure_local_jvm()
         config = replace(self.config, featurestore_endpoint_url=endpoint,
                          extra_flink_config={**minicluster_settings(), **self.config.extra_flink_config})
-        self.job = build_backfill(config, self.settings, self.features, self.rest_port)
-        self.timeline.mark("job_built")
-        if interrupted.is_set():
-            raise BackfillInterrupted("interrupted while the backfill was being built; nothing was written")
-        self.client = self.store.client(config.featurestore_region)
-        ensure_feature_groups(self.client, self.job.feature_groups)  # as `chainfeat run`: created if missing, columns added
-        job_client = self.job.pipeline.execute_async(BACKFILL_JOB_NAME)
+        with planning_from_this_thread():  # the job is planned from this thread only (FLINK-23020)
+            self.job = build_backfill(config, self.settings, self.features, self.rest_port)
+            self.timeline.mark("job_built")
+            if interrupted.is_set():
+                raise BackfillInterrupted("interrupted while the backfill was being built; nothing was written")
+            self.client = self.store.client(config.featurestore_region)
+            ensure_feature_groups(self.client, self.job.feature_groups)  # as `chainfeat run`: created if missing
+            job_client = self.job.pipeline.execute_async(BACKFILL_JOB_NAME)
         return JobMonitor(FlinkRest(self.dashboard_url), str(job_client.get_job_id()), job_client)
 
     def _check_zip(self) -> None:

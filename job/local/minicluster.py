@@ -3,13 +3,37 @@ gets beyond the job's own settings (job/flow/flink_settings.py), in one place.""
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 from job.local.monitor import METRICS_REFRESH_S
 from job.local.worker_boot import worker_launcher
 from job.paths import CACHE
+
+
+@contextlib.contextmanager
+def planning_from_this_thread() -> Iterator[None]:
+    """Keep the JVM's planner calls on one Java thread while a job is built and submitted.
+
+    Flink's planner keeps Calcite's metadata provider in a Java thread-local, so planning on another Java thread than
+    the one that made the planner fails with "NullPointerException: metadataHandlerProvider" (FLINK-23020). py4j
+    serves a Python thread's calls over whichever of its connections (each a Java thread) is free, newest first; and
+    a Java object collected by Python's cyclic garbage collector in another thread (a poller replaying at full speed
+    collects often) releases its reference over a connection of that moment, opening a new one if the planning call
+    holds the other: the next planning call can then land on the new Java thread. With the collector paused while
+    the job is planned and submitted (a few seconds, its garbage freed right after), only this thread talks to the
+    JVM."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def free_port() -> int:

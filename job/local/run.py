@@ -36,7 +36,7 @@ from job.flow.sql_pipeline import PROGRESS_ROLL_S
 from job.local.data_dir import DataDir
 from job.local.feature_store import StoreEndpoint, open_store
 from job.local.jvm import start_local_flink
-from job.local.minicluster import free_port, minicluster_settings, use_log_dir
+from job.local.minicluster import free_port, minicluster_settings, planning_from_this_thread, use_log_dir
 from job.local.monitor import JobMonitor, RecentGrowth, innermost_cause
 from job.local.timeline import Timeline
 
@@ -286,16 +286,26 @@ class LocalRun:
                  **minicluster_settings(), **self.config.extra_flink_config}
         config = replace(self.config, featurestore_endpoint_url=endpoint, restore_from=self.restored_from,
                          extra_flink_config=extra)
-        pipeline = build_pipeline(config, rest_port=self.dashboard_port)
-        self.timeline.mark("job_built")
-        if interrupted.is_set():
-            raise Interrupted("interrupted while the job was being built; nothing was submitted")
-        self.feature_groups = [definition.name for definition in pipeline.feature_groups]
-        if self.restored_from:
-            self._refuse_grown_features(pipeline.feature_groups)
-        ensure_feature_groups(self.client, pipeline.feature_groups)  # adds new columns; refuses removed or retyped ones
+        with planning_from_this_thread():  # the job is planned from this thread only (FLINK-23020)
+            pipeline = build_pipeline(config, rest_port=self.dashboard_port)
+            self.timeline.mark("job_built")
+            if interrupted.is_set():
+                raise Interrupted("interrupted while the job was being built; nothing was submitted")
+            self.feature_groups = [definition.name for definition in pipeline.feature_groups]
+            if self.restored_from:
+                self._refuse_grown_features(pipeline.feature_groups)
+            ensure_feature_groups(self.client, pipeline.feature_groups)  # adds new columns; refuses removed or retyped ones
 
-        self._spawn(self.poller.run, self.stop_event, name="poller")  # a replay fills the spool while the job starts
+            self._spawn(self.poller.run, self.stop_event, name="poller")  # a replay fills the spool while the job starts
+            self._submit(pipeline)
+        self.plan_loaded = pipeline.plan_loaded
+        self.timeline.mark("job_submitted")
+        self.job_id = str(self.job_client.get_job_id())
+        self.monitor = JobMonitor(self.rest, self.job_id, self.job_client)
+        self._spawn(self.publisher.run, self.stop_event, FEED_PUBLISH_INTERVAL_S, name="publisher")
+
+    def _submit(self, pipeline: Any) -> None:
+        """Submit the job; Flink's refusal is one RunError line (the whole chain in the data dir's logs)."""
         try:
             self.job_client = pipeline.execute_async("chainfeat")
         except Exception as error:  # py4j hands over the JobMaster's error as text
@@ -314,11 +324,6 @@ class LocalRun:
                     "run again with --reset-job to recompute from the start (the feature store keeps its data). "
                     f"The whole error: {self.data.submit_error}") from None
             raise RunError(f"the job could not start ({cause}). The whole error: {self.data.submit_error}") from None
-        self.plan_loaded = pipeline.plan_loaded
-        self.timeline.mark("job_submitted")
-        self.job_id = str(self.job_client.get_job_id())
-        self.monitor = JobMonitor(self.rest, self.job_id, self.job_client)
-        self._spawn(self.publisher.run, self.stop_event, FEED_PUBLISH_INTERVAL_S, name="publisher")
 
     def _refuse_grown_features(self, groups: list[Any]) -> None:
         """A feature file that gained columns since the job state was taken: Flink cannot restore window state

@@ -4,6 +4,7 @@ the independent reference, as a run from the checkout is (tests/job/test_run.py)
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -47,8 +48,11 @@ def installed(wheel, tmp_path_factory) -> Path:
     their pins (they are the slow part); the wheel is installed into it afresh, and pip checks every requirement."""
     dependencies = tuple(tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["dependencies"])
     python = cached_venv("wheel-dependencies", dependencies)
-    install = subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                              "--force-reinstall", "--no-deps", str(wheel)], capture_output=True, text=True, timeout=600)
+    with open(python.parent.parent / ".wheel-install.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another test session installing its wheel waits its turn
+        install = subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                                  "--force-reinstall", "--no-deps", str(wheel)], capture_output=True, text=True,
+                                 timeout=600)
     assert install.returncode == 0, install.stderr[-3000:]
     check = subprocess.run([str(python), "-m", "pip", "check"], capture_output=True, text=True, timeout=120)
     assert check.returncode == 0, check.stdout + check.stderr
