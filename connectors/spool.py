@@ -32,6 +32,7 @@ from typing import Any
 from connectors.atomic_files import atomic_write
 from connectors.blockchain.source import Poll
 from connectors.blockchain.transactions import heartbeat_line
+from connectors.flink_sink_files import committed_files, sink_rows
 
 log = logging.getLogger(__name__)
 
@@ -111,25 +112,6 @@ def last_poll_time(spool_file: Path) -> float:
         handle.seek(max(0, spool_file.stat().st_size - 4096))
         last = handle.read().splitlines()[-1]
     return float(json.loads(last)["polled_at"])
-
-
-def committed_files(directory: Path) -> list[Path]:
-    """The files a Flink file sink has committed (in-progress ones are hidden: '.' or '_'), oldest first."""
-    if not directory.is_dir():
-        return []
-    files = [path for path in directory.rglob("*") if path.is_file() and not path.name.startswith((".", "_"))]
-    return sorted(files, key=lambda path: path.stat().st_mtime)
-
-
-def sink_rows(path: Path) -> list[dict[str, Any]]:
-    """The JSON rows of one file a Flink file sink wrote (a line that is not JSON is logged and skipped)."""
-    rows = []
-    for line in path.read_text().splitlines():
-        try:
-            rows.append(json.loads(line))
-        except ValueError:
-            log.warning("%s: not a JSON row: %r", path, line[:200])
-    return rows
 
 
 class ProgressLog:

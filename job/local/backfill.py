@@ -19,7 +19,7 @@ from typing import Any
 from connectors.atomic_files import atomic_write
 from connectors.featurestore.client import FeatureStoreClient
 from connectors.flink_rest import FlinkRest
-from connectors.spool import committed_files, sink_rows
+from connectors.flink_sink_files import committed_files, sink_rows
 from job.deploy.package import DEFAULT_ZIP
 from job.flow.backfill import (
     BACKFILL_JOB_NAME,

@@ -28,7 +28,8 @@ from connectors.blockchain.source import BUNDLED_RECORDING, ArchiveWriter, LiveS
 from connectors.featurestore.client import FeatureStoreClient
 from connectors.featurestore.local.server import LocalFeatureStoreServer
 from connectors.flink_rest import DEFAULT_REST_PORT, FlinkRest, FlinkRestError
-from connectors.spool import FeedPublisher, ProgressLog, SpoolWriter, committed_files, sink_rows
+from connectors.flink_sink_files import committed_files, sink_rows
+from connectors.spool import FeedPublisher, ProgressLog, SpoolWriter
 from job.flow.config import JobConfig, local_path
 from job.flow.feature_groups import ensure_feature_groups
 from job.flow.sql_files import feature_files
