@@ -1,5 +1,5 @@
 """Watching a running job through Flink's REST API (the dashboard's): its state, its restarts, checkpoints
-on request and stop-with-savepoint. Used by `chainfeat run`; the wiring is local_run.py."""
+on request and stop-with-savepoint. Used by `chainfeat run` and `chainfeat backfill` (run.py, backfill.py)."""
 
 from __future__ import annotations
 

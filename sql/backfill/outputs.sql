@@ -1,5 +1,5 @@
 -- What a backfill reports (job/local/backfill.py reads both after the job): every window it computed, per feature
--- group, and whether it was complete (written) or partial (skipped; job/local/backfill.py adds one INSERT per group);
+-- group, and whether it was complete (written) or partial (skipped; job/flow/backfill.py adds one INSERT per group);
 -- and its counts and the archive's coverage.
 CREATE TEMPORARY TABLE backfill_windows (
     feature_group STRING,

@@ -52,7 +52,7 @@ def chainfeat(env: dict, *args: str) -> subprocess.CompletedProcess:
 
 
 def error_lines(stderr: str) -> list[str]:
-    """The lines a command printed as its error (job/cli/commands.py `fail`: "error: ..."), for one-message checks."""
+    """The lines a command printed as its error (job/cli/common.py `fail`: "error: ..."), for one-message checks."""
     return [line for line in stderr.splitlines() if line.startswith("error:")]
 
 
