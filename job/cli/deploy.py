@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import boto3
 import typer
+from botocore.exceptions import BotoCoreError, ClientError
 
 from connectors import DEFAULT_REGION
 from connectors.flink_rest import DEFAULT_REST_PORT, FlinkRestError
 from job.cli.common import EXIT_USAGE, DataDirOption, Format, fail
 from job.cli.output import OutputFormat, render_record, render_rows
-from job.deploy.package import DEFAULT_ZIP
+from job.deploy.managed_flink import DeployError, ManagedFlinkTarget, deploy
+from job.deploy.package import DEFAULT_ZIP, KINESIS_CONNECTOR, PackageError, build_zip, fetch_jar, zip_run_options
+from job.deploy.submit import SubmitError, job_status, submit_to_cluster
 from job.flow.config import RUN_OPTIONS_GROUP, load_property_groups
 from job.paths import CACHE
 
@@ -25,7 +29,6 @@ def package(
 
     Example: chainfeat package --jar ~/Downloads/flink-sql-connector-aws-kinesis-streams-6.0.0-2.0.jar
     """
-    from job.deploy.package import KINESIS_CONNECTOR, PackageError, build_zip, fetch_jar
 
     try:
         jars = list(jar) or [fetch_jar(KINESIS_CONNECTOR, cache)]
@@ -53,7 +56,6 @@ def submit(
 
     Example: chainfeat submit --application chainfeat --bucket my-artifacts --role-arn arn:aws:iam::123456789012:role/flink
     """
-    from job.deploy.submit import SubmitError, submit_to_cluster
 
     if bool(flink_url) == bool(application):
         raise fail("give either --flink-url (a Flink cluster) or --application (Managed Flink)", EXIT_USAGE)
@@ -70,11 +72,7 @@ def submit(
         raise fail("--application needs --bucket and --role-arn", EXIT_USAGE)
     if not zip_path.is_file():
         raise fail(f"{zip_path} not found; build it with `chainfeat package`")
-    import boto3
-    from botocore.exceptions import BotoCoreError, ClientError
 
-    from job.deploy.managed_flink import DeployError, ManagedFlinkTarget, deploy
-    from job.deploy.package import zip_run_options
 
     target = ManagedFlinkTarget(application, bucket, key, role_arn, parallelism)
     try:
@@ -97,7 +95,6 @@ def status(
 
     Example: chainfeat status --flink-url http://127.0.0.1:8081 --format json
     """
-    from job.deploy.submit import SubmitError, job_status
 
     try:
         report = job_status(flink_url, job)

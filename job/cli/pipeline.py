@@ -30,11 +30,14 @@ from job.cli.common import (
     fail,
     stop_on_signals,
 )
-from job.cli.live_view import RunView
+from job.cli.live_view import BackfillView, RunView
 from job.cli.output import OutputFormat, render_record, render_rows
 from job.deploy.package import DEFAULT_ZIP
+from job.flow.backfill import BackfillError, TimeRange, UnknownGroup, parse_moment
 from job.flow.config import ConfigError
+from job.local.backfill import Backfill, BackfillInterrupted, BackfillOptions
 from job.local.data_dir import DataDir
+from job.local.jvm import ClassArchiveError, archive_path, build_class_archive, use_planner_lib
 from job.local.run import (
     DEFAULT_DASHBOARD_PORT,
     Interrupted,
@@ -168,9 +171,6 @@ def backfill(
 
     Example: chainfeat backfill --from 2024-05-01T00:00:00Z --to 2024-05-01T06:00:00Z --group tx_minute_features
     """
-    from job.cli.live_view import BackfillView
-    from job.flow.backfill import BackfillError, TimeRange, UnknownGroup, parse_moment
-    from job.local.backfill import Backfill, BackfillInterrupted, BackfillOptions
 
     try:
         time_range = TimeRange(parse_moment(start) if start else None, parse_moment(end) if end else None)
@@ -220,7 +220,6 @@ def prepare(force: bool = typer.Option(False, "--force", help="Build the archive
 
     Example: chainfeat prepare
     """
-    from job.local.jvm import ClassArchiveError, archive_path, build_class_archive, use_planner_lib
 
     use_planner_lib()  # the classpath the archive is of
     path = archive_path()

@@ -11,7 +11,8 @@ import typer
 
 from connectors import DEFAULT_REGION
 from connectors.featurestore.client import FeatureStoreClient, FeatureStoreConfig, FeatureStoreError
-from connectors.featurestore.local.offline import OfflineQueryError, run_query
+from connectors.featurestore.compaction import compact as compact_offline_store
+from connectors.featurestore.local.offline import OfflineQueryError, group_descriptions, run_query
 from connectors.featurestore.local.server import (
     DEFAULT_PORT,
     FeatureStoreLocked,
@@ -32,6 +33,7 @@ from job.cli.common import (
 from job.cli.output import OutputFormat, render_record, render_rows
 from job.local.data_dir import DataDir
 from job.local.feature_store import feature_store_client
+from job.offline.training_set import LabelsError, TrainingSetError, UnknownGroup, build, resolve_groups, statement
 
 
 def featurestore_serve(
@@ -108,7 +110,6 @@ def training_set(
 
     For Athena: chainfeat training-set --print-sql --group tx_minute_features --labels-table my_db.my_labels --region eu-west-1
     """
-    from job.offline.training_set import LabelsError, TrainingSetError, UnknownGroup, build, resolve_groups, statement
 
     try:
         if print_sql:
@@ -134,7 +135,6 @@ def _group_descriptions(groups: list[str], data_dir: Path, region: str | None,
                         endpoint_url: str | None) -> dict[str, dict | None]:
     """DescribeFeatureGroup's answer per group: from AWS (--region) or an endpoint, else the local store's."""
     if not (region or endpoint_url):
-        from connectors.featurestore.local.offline import group_descriptions
 
         return dict(group_descriptions(DataDir(data_dir).featurestore))
     client = FeatureStoreClient(FeatureStoreConfig(endpoint_url=endpoint_url, region=region or DEFAULT_REGION,
@@ -180,7 +180,6 @@ def compact(
 
     Example: chainfeat compact --dry-run --format json
     """
-    from connectors.featurestore.compaction import compact as compact_offline_store  # pyarrow: only when used
 
     store = DataDir(data_dir).featurestore
     offline = store / OFFLINE_DIR

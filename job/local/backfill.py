@@ -21,6 +21,7 @@ from connectors.featurestore.client import FeatureStoreClient
 from connectors.flink_rest import FlinkRest
 from connectors.flink_sink_files import committed_files, sink_rows
 from job.deploy.package import DEFAULT_ZIP
+from job.deploy.submit import SubmitError, require_zip, submit_to_cluster
 from job.flow.backfill import (
     BACKFILL_JOB_NAME,
     BackfillError,
@@ -165,8 +166,6 @@ class Backfill:
         return JobMonitor(FlinkRest(self.dashboard_url), str(job_client.get_job_id()), job_client)
 
     def _check_zip(self) -> None:
-        from job.deploy.submit import SubmitError, require_zip
-
         try:
             require_zip(self.options.zip_path)
         except SubmitError as error:
@@ -175,8 +174,6 @@ class Backfill:
     def _submit(self, endpoint: str) -> str:
         """`flink run` of the application zip with the properties and their Backfill group (the zip's entry point
         creates the feature groups and submits the same batch job); returns the job id."""
-        from job.deploy.submit import SubmitError, submit_to_cluster
-
         groups = {name: dict(values) for name, values in load_property_groups(self.options.properties).items()}
         groups["Backfill"] = self.settings.properties()
         groups.setdefault("FeatureStore", {})["endpoint.url"] = endpoint

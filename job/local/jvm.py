@@ -45,6 +45,8 @@ import zipfile
 from pathlib import Path
 
 import pyflink
+import pyflink.pyflink_gateway_server as launcher
+from pyflink.java_gateway import get_gateway
 
 log = logging.getLogger(__name__)
 
@@ -163,8 +165,6 @@ def _gateway_stdout_to_stderr() -> None:
     """The JVM PyFlink launches shares this process's stdout, so whatever it prints (a JVM option's log, a Flink
     component writing to System.out) lands in the output scripts parse (`--format json`). Its launcher offers no
     choice, so its Popen gets stderr for stdout."""
-    import pyflink.pyflink_gateway_server as launcher
-
     if getattr(launcher.Popen, "gives_stderr_for_stdout", False):
         return
     popen = launcher.Popen
@@ -201,7 +201,6 @@ def start_local_flink() -> threading.Thread:
     initialised), and before the process exits (a JVM still waiting for its Python side prints that it gave up).
     If the launch failed, the next get_gateway() launches again and raises the error itself."""
     configure_local_jvm()
-    from pyflink.java_gateway import get_gateway
 
     def launch() -> None:
         try:

@@ -19,12 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from connectors.atomic_files import atomic_write
 from connectors.featurestore.glue import data_catalog
+from connectors.featurestore.local.offline import connect, group_descriptions
 from connectors.featurestore.model import FeatureGroupDefinition, FeatureType
 from job.flow.sql_files import SQL_DIR, fragment, identifier, statements
 
@@ -182,10 +184,6 @@ def build(store_root: Path, labels_path: Path, group_names: Sequence[str], outpu
           entity_column: str | None = None, time_column: str = DEFAULT_TIME_COLUMN,
           labels_table: str = DEFAULT_LABELS_TABLE) -> dict[str, Any]:
     """Join the labels file to the local offline store in ``store_root``; write ``output``; a summary."""
-    import duckdb
-
-    from connectors.featurestore.local.offline import connect, group_descriptions  # duckdb: only when used
-
     if output.suffix.lower() not in FORMATS:
         raise LabelsError(f"--output {output} must end in .parquet or .csv")
     groups = resolve_groups(group_names, group_descriptions(store_root))
