@@ -47,6 +47,10 @@ def main_options(
         level=logging.DEBUG if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # Ours at the level asked for even when a library lowers the root logger's (PyFlink's Python worker pool sets it
+    # from the job's options when it starts): what a recording's replay notices (its gaps) is counted in the summary.
+    for ours in ("job", "connectors", "udfs"):
+        logging.getLogger(ours).setLevel(logging.DEBUG if verbose else logging.WARNING)
     # urllib3 logs every retry; the poller reports the outcome once, with what to do next.
     logging.getLogger("urllib3").setLevel(logging.DEBUG if verbose else logging.ERROR)
     # A failing Python function's traceback is logged by the Python workers running in this process; the

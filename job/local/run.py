@@ -347,9 +347,19 @@ class LocalRun:
             return
         source = self.poller.source
         if isinstance(source, ReplaySource) and source.done and not self.publisher.backlog():
-            self.feature_groups = [path.stem for path in feature_files(self.config.features_dir)]
+            assert self.client is not None
+            names = [path.stem for path in feature_files(self.config.features_dir)]
+            self.feature_groups = [name for name in names if self.client.exists(name)]
+            added = [name for name in names if name not in self.feature_groups]
+            # A feature file added since the replay ended: the drained job will not compute it; the archive can.
+            command = ["chainfeat", "backfill", "--data-dir", str(self.options.data_dir),
+                       *(["--features", str(self.options.features)] if self.options.features else []),
+                       *(part for name in added for part in ("--group", name))]
+            fill = (f"; {', '.join(added)} {'is' if len(added) == 1 else 'are'} new: fill "
+                    f"{'it' if len(added) == 1 else 'them'} from what was replayed with `{' '.join(command)}`"
+                    if added else "")
             raise NothingNew(f"nothing new to replay: {self.options.recording.name} was replayed to the end and "
-                             f"every window written (savepoint {drained})")
+                             f"every window written (savepoint {drained}){fill}")
         raise RunError(f"the job of {self.data.root} was finished by --exit-when-done (savepoint {drained}): its "
                        "windows are written and it takes no more input; use --reset, or another --data-dir")
 

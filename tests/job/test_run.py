@@ -86,7 +86,7 @@ def relayed_recording(tmp_path_factory) -> Path:
                                    SyntheticProfile(duration_s=600, seed=5))
 
 
-def test_bundled_replay_matches_reference_and_query_latest_show_it(data_dir, cli_env) -> None:
+def test_bundled_replay_matches_reference_and_query_latest_show_it(data_dir, cli_env, tmp_path) -> None:
     result = subprocess.run(run_args(data_dir, "--speed", "0", "--exit-when-done", "--format", "json"),
                             env=cli_env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -103,6 +103,7 @@ def test_bundled_replay_matches_reference_and_query_latest_show_it(data_dir, cli
     assert summary["windows_written"] == summary["windows_computed"] == {GROUP: len(expected)}
     assert (summary["dead_letter"], summary["late"], summary["job_restarts"]) == (0, 0, 0)
     assert summary["gaps"] == 10
+    assert "gap in the recording" not in result.stderr and " INFO " not in result.stderr  # counted, not logged
     newest = max(expected)
     assert summary["newest_rows"] == {GROUP: expected[newest]}
 
@@ -119,6 +120,29 @@ def test_bundled_replay_matches_reference_and_query_latest_show_it(data_dir, cli
                            env=cli_env, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr[-3000:]  # a finished replay: nothing new, no hang
     assert json.loads(again.stdout)["polls"] == 0 and offline_features(data_dir) == expected
+
+    # A feature file added to this finished data dir: no traceback, one line saying how to fill it, and that works.
+    features = tmp_path / "features"
+    features.mkdir()
+    for source in (FEATURES_DIR / f"{GROUP}.sql", FEATURES_DIR / "examples" / "size_5min.sql"):
+        (features / source.name).write_text(source.read_text())
+    added = subprocess.run(run_args(data_dir, "--speed", "0", "--exit-when-done", "--format", "json",
+                                    "--features", str(features)), env=cli_env, capture_output=True, text=True,
+                           timeout=300)
+    assert added.returncode == 0 and "Traceback" not in added.stderr, added.stderr[-3000:]
+    assert json.loads(added.stdout)["windows_written"] == {GROUP: len(expected)}
+    (hint,) = [line for line in added.stderr.splitlines() if "size_5min is new" in line]
+    command = hint.split("`")[1].split()
+    assert command[:2] == ["chainfeat", "backfill"] and command[-2:] == ["--group", "size_5min"]
+    filled = subprocess.run([*CHAINFEAT, *command[1:], "--format", "json"], env=cli_env, capture_output=True,
+                            text=True, timeout=300)
+    assert filled.returncode == 0, filled.stderr[-3000:]
+    assert json.loads(filled.stdout)["windows_written"]["size_5min"] > 0
+    settled = subprocess.run(run_args(data_dir, "--speed", "0", "--exit-when-done", "--format", "json",
+                                      "--features", str(features)), env=cli_env, capture_output=True, text=True,
+                             timeout=300)
+    assert settled.returncode == 0 and "is new" not in settled.stderr, settled.stderr[-3000:]
+    assert set(json.loads(settled.stdout)["windows_written"]) == {GROUP, "size_5min"}
 
 
 def test_added_hop_cumulate_and_entity_feature_files_match_the_reference(data_dir, cli_env, tmp_path, relayed_recording) -> None:
