@@ -148,6 +148,29 @@ class FeatureStoreClient:
             raise
         return True
 
+    def group_names(self) -> list[str]:
+        """Every feature group's name (ListFeatureGroups, every page), sorted."""
+        names: list[str] = []
+        token: str | None = None
+        while True:
+            kwargs: dict[str, Any] = {"MaxResults": 100, **({"NextToken": token} if token else {})}
+            response = self.call("ListFeatureGroups", lambda: self.control.list_feature_groups(**kwargs))
+            names += [summary["FeatureGroupName"] for summary in response.get("FeatureGroupSummaries") or []]
+            token = response.get("NextToken")
+            if not token:
+                return sorted(names)
+
+    def delete_group(self, group: str) -> None:
+        """DeleteFeatureGroup: the group and its online records go; its offline data stays (as on AWS)."""
+        self.call(f"DeleteFeatureGroup {group}", lambda: self.control.delete_feature_group(FeatureGroupName=group))
+        # On AWS the group is Deleting for a while: a group of the same name can be created once it is gone.
+        deadline = time.monotonic() + self.config.group_wait_timeout_s
+        while self.description(group) is not None:
+            if time.monotonic() > deadline:
+                raise FeatureStoreError(f"{group} is still being deleted at {self.where}; try again later")
+            self._sleep(2.0)
+        self._definitions.pop(group, None)
+
     def ensure_feature_group(self, definition: FeatureGroupDefinition, **create_kwargs: Any) -> bool:
         """Make the group ``definition`` describes exist; True when it was created. An existing group gains
         the features the definition adds (UpdateFeatureGroup FeatureAdditions, then a wait until its

@@ -291,7 +291,8 @@ class SchemaChange:
                 "SageMaker Feature Store can only add features to a group (UpdateFeatureGroup FeatureAdditions); it "
                 "cannot remove or retype a feature or change the record identifier or event time. Keep the column "
                 f"as it was (add new ones instead), or write to a new feature group: rename the feature file "
-                f"(a new name is a new group), or delete the group {existing.name} first if its data may go.")
+                f"(a new name is a new group), or delete the group first if its data may go (locally: `chainfeat "
+                f"featurestore delete-group {existing.name}`).")
 
 
 def _raw(record: list[Mapping[str, Any]], feature: str) -> str:

@@ -145,26 +145,73 @@ def _group_descriptions(groups: list[str], data_dir: Path, region: str | None,
 def latest(
     data_dir: Path = DataDirOption,
     fmt: OutputFormat = Format,
-    group: str = typer.Option(DEFAULT_FEATURE_GROUP, help="Feature group to read."),
+    group: str | None = typer.Option(
+        None, help=f"Feature group to read (default: {DEFAULT_FEATURE_GROUP}, if the store has it)."),
+    record_id: list[str] = typer.Option(
+        [], "--id", help="Record identifier to read (repeatable; GetRecord, or BatchGetRecord for several)."),
     endpoint_url: str | None = EndpointUrl,
 ) -> None:
-    """Show the online feature row with the newest event time (any feature group, whatever its key).
+    """Show online feature rows: the one with the newest event time, or those of the record identifiers asked for.
 
-    Example: chainfeat latest --format json
+    Example: chainfeat latest --group relay_minute --id 127.0.0.1 --id 0.0.0.0 --format json
+    """
+    try:
+        with feature_store_client(DataDir(data_dir).featurestore, endpoint_url) as client:
+            name = group or DEFAULT_FEATURE_GROUP
+            if not client.exists(name):
+                groups = client.group_names()
+                if not groups:
+                    raise fail(f"no feature group at {client.where} yet; run `chainfeat run` first", EXIT_NOTHING_YET)
+                raise fail(f"no feature group {name} at {client.where}; its groups: {', '.join(groups)} "
+                           "(pick one with --group)", EXIT_NOTHING_YET)
+            if record_id:
+                records = client.get_records(name, list(dict.fromkeys(record_id)))
+            else:
+                newest = client.newest_record(name)
+                records = [newest] if newest is not None else []
+            identifier = client.describe(name).record_identifier
+    except FeatureStoreError as error:
+        raise fail(str(error)) from None
+    if not records:
+        if fmt is OutputFormat.json:
+            typer.echo("null" if not record_id else "[]")
+        missing = f"no online record {', '.join(record_id)}" if record_id else "no online record"
+        raise fail(f"{missing} in {name} yet", EXIT_NOTHING_YET)
+    missing = sorted(set(record_id) - {str(record[identifier]) for record in records})
+    if len(record_id) > 1 or missing:
+        columns = list(records[0])
+        typer.echo(render_rows(columns, [[record[column] for column in columns] for record in records], fmt,
+                               f"{name}: online records"))
+        if missing:
+            raise fail(f"not in {name} (online): {', '.join(missing)}", EXIT_NOTHING_YET)
+        return
+    typer.echo(render_record(records[0], fmt, title=f"{name}: {'newest record' if not record_id else record_id[0]}"))
+
+
+def delete_group(
+    group: str = typer.Argument(..., help="Feature group to delete."),
+    yes: bool = typer.Option(False, "--yes", help="Delete without asking (scripts)."),
+    data_dir: Path = DataDirOption,
+    endpoint_url: str | None = EndpointUrl,
+) -> None:
+    """Delete a feature group (DeleteFeatureGroup): its online records go, its offline data stays, as on AWS. The
+    next `chainfeat run` creates it again from its feature file, e.g. after the file changed its record identifier.
+
+    Example: chainfeat featurestore delete-group fee_buckets --yes
     """
     try:
         with feature_store_client(DataDir(data_dir).featurestore, endpoint_url) as client:
             if not client.exists(group):
-                raise fail(f"feature group {group} does not exist at {client.where}; run `chainfeat run` first",
-                           EXIT_NOTHING_YET)
-            record = client.newest_record(group)
+                raise fail(f"no feature group {group} at {client.where}; its groups: "
+                           f"{', '.join(client.group_names()) or 'none'}", EXIT_NOTHING_YET)
+            if not yes and not typer.confirm(f"delete feature group {group} at {client.where}?", err=True):
+                raise fail("nothing deleted", EXIT_USAGE)
+            client.delete_group(group)
+    except FeatureStoreLocked as error:
+        raise fail(f"{error}; delete it through the running server: --endpoint-url URL") from None
     except FeatureStoreError as error:
         raise fail(str(error)) from None
-    if record is None:
-        if fmt is OutputFormat.json:
-            typer.echo("null")
-        raise fail(f"no online record in {group} yet", EXIT_NOTHING_YET)
-    typer.echo(render_record(record, fmt, title=f"{group}: newest record"))
+    typer.echo(f"deleted feature group {group}; its offline data stays", err=True)
 
 
 def compact(

@@ -5,12 +5,14 @@ from __future__ import annotations
 import csv
 import io
 import json
+import subprocess
 
 import pytest
 
 from connectors.featurestore.client import FeatureStoreClient, FeatureStoreConfig
 from connectors.featurestore.local.server import LocalFeatureStoreServer
 from job.local.data_dir import DataDir
+from tests.conftest import CHAINFEAT
 from tests.support import chainfeat, error_lines
 from tests.support.feature_rows import DEFINITION, GROUP, feature_rows
 
@@ -122,3 +124,35 @@ def test_exit_when_done_on_a_live_source_is_wrong_usage(cli_env, tmp_path) -> No
     result = chainfeat(cli_env, "run", "--data-dir", str(tmp_path), "--source", "live", "--exit-when-done")
     assert result.returncode == 2 and error_lines(result.stderr) == [
         "error: --exit-when-done needs a replay: a live source never ends"], result.stderr
+
+
+def test_latest_reads_the_records_asked_for_and_names_the_missing(cli_env, written_rows) -> None:
+    wanted = [written_rows[2]["tx_minute"], written_rows[5]["tx_minute"]]
+    both = chainfeat(cli_env, "latest", "--group", GROUP, "--id", wanted[0], "--id", wanted[1], "--format", "json")
+    assert both.returncode == 0, both.stderr
+    assert sorted(json.loads(both.stdout), key=lambda row: row["tx_minute"]) == [written_rows[2], written_rows[5]]
+    one = chainfeat(cli_env, "latest", "--id", wanted[0], "--format", "json")  # the default group
+    assert one.returncode == 0 and json.loads(one.stdout) == written_rows[2], one.stderr
+    partly = chainfeat(cli_env, "latest", "--id", wanted[0], "--id", "1999-01-01 00:00:00", "--format", "csv")
+    assert partly.returncode == 3 and error_lines(partly.stderr) == [
+        f"error: not in {GROUP} (online): 1999-01-01 00:00:00"], partly.stderr
+    assert [row["tx_minute"] for row in csv.DictReader(io.StringIO(partly.stdout))] == [wanted[0]]
+
+
+def test_latest_of_a_group_the_store_lacks_lists_the_groups_it_has(cli_env, written_rows) -> None:
+    result = chainfeat(cli_env, "latest", "--group", "no_such_group")
+    assert result.returncode == 3
+    (error,) = error_lines(result.stderr)
+    assert "no feature group no_such_group" in error and f"its groups: {GROUP} " in error and "--group" in error
+
+
+def test_delete_group_asks_first_then_the_group_is_gone_and_can_be_made_again(cli_env, written_rows) -> None:
+    kept = subprocess.run([*CHAINFEAT, "featurestore", "delete-group", GROUP], input="n\n", env=cli_env,
+                          capture_output=True, text=True, timeout=120)
+    assert kept.returncode == 2 and chainfeat(cli_env, "latest").returncode == 0, kept.stderr
+    deleted = chainfeat(cli_env, "featurestore", "delete-group", GROUP, "--yes")
+    assert deleted.returncode == 0, deleted.stderr
+    gone = chainfeat(cli_env, "latest")
+    assert gone.returncode == 3 and "no feature group at" in gone.stderr and "chainfeat run" in gone.stderr
+    again = chainfeat(cli_env, "featurestore", "delete-group", GROUP, "--yes")
+    assert again.returncode == 3 and f"no feature group {GROUP}" in again.stderr
