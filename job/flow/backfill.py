@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from connectors.featurestore.model import FeatureGroupDefinition
 from job.flow import sql_files, sql_pipeline
 from job.flow.config import Deployment, JobConfig, duration_ms, flink_uri, with_defaults
-from job.flow.feature_groups import FeatureFileError, file_position
+from job.flow.feature_groups import FeatureFileError, file_position, view_error
 
 if TYPE_CHECKING:  # the plan cache imports pyflink, which this module leaves to the functions that run Flink
     from job.flow.plan_cache import PlanCache
@@ -167,7 +167,10 @@ def feature_window(table_env: Any, view: str, path: Path, shared_windows: list[t
     """The window of the feature view ``view``: the one its plan has beyond ``shared_windows``, those of
     unique_transactions (the dedup's one-second tumble). A view without exactly one window cannot say which of
     its rows are complete."""
-    own = window_shapes(table_env.from_path(view).explain())
+    try:
+        own = window_shapes(table_env.from_path(view).explain())
+    except Exception as error:  # noqa: BLE001 - Flink's refusal of the view (e.g. a HOP it cannot slice), by file
+        raise view_error(path, error) from None
     for shared in shared_windows:
         if shared in own:
             own.remove(shared)

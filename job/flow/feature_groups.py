@@ -14,7 +14,12 @@ from typing import TYPE_CHECKING
 from botocore.exceptions import BotoCoreError
 
 from connectors.featurestore.client import FeatureStoreClient, FeatureStoreError, SchemaChangeRefused
-from connectors.featurestore.model import FeatureGroupDefinition, FeatureType
+from connectors.featurestore.model import (
+    RESERVED_FEATURE_NAMES,
+    FeatureGroupDefinition,
+    FeatureType,
+    FeatureValueError,
+)
 from job.flow import sql_files
 
 if TYPE_CHECKING:  # PyFlink is imported where the job is built, not by the runners that only need the groups
@@ -56,13 +61,34 @@ def feature_group_definition(table_env: TableEnvironment, path: Path) -> Feature
     if names[0] == EVENT_TIME_COLUMN:
         raise FeatureFileError(f"{file_position(path)}: the first column is the record identifier; it cannot be "
                                f"{EVENT_TIME_COLUMN}")
-    return FeatureGroupDefinition(
-        name=view,
-        record_identifier=names[0],
-        event_time_feature=EVENT_TIME_COLUMN,
-        features=features,
-        description=f"Features computed by chainfeat from sql/features/{path.name}",
-    )
+    for name in names:
+        if name in RESERVED_FEATURE_NAMES:
+            raise FeatureFileError(f"{file_position(path, _line_naming(path, name))}: column {name} has a name the "
+                                   f"offline store keeps for its own column ({', '.join(RESERVED_FEATURE_NAMES)}); "
+                                   "give it another alias")
+    try:
+        return FeatureGroupDefinition(
+            name=view,
+            record_identifier=names[0],
+            event_time_feature=EVENT_TIME_COLUMN,
+            features=features,
+            description=f"Features computed by chainfeat from sql/features/{path.name}",
+        )
+    except FeatureValueError as error:  # a name SageMaker refuses: say which file holds it
+        raise FeatureFileError(f"{file_position(path)}: {error}") from None
+
+
+_VIEW_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def refuse_unusable_file_name(path: Path) -> None:
+    """A feature file's name is its view's and its group's: one Flink SQL takes without quotes."""
+    if not _VIEW_NAME.fullmatch(path.stem):
+        fixed = re.sub(r"\W", "_", path.stem)
+        fixed = fixed if _VIEW_NAME.fullmatch(fixed) else f"_{fixed}"
+        raise FeatureFileError(f"{file_position(path)}: a feature file's name is its view's and its feature group's "
+                               f"(letters, digits and _, not starting with a digit): rename it to {fixed}.sql and its "
+                               f"view to {fixed}")
 
 
 def file_position(path: Path, line: int | None = None, column: int | None = None) -> str:
@@ -84,11 +110,45 @@ def _line_naming(path: Path, name: str) -> int | None:
 _POSITION = re.compile(r"(?:From line|at line) (\d+), column (\d+)")
 
 
+_JAVA_EXCEPTION = re.compile(r"^: ([\w.$]+(?:Exception|Error)): (.*)$", re.MULTILINE)
+_WINDOW_FUNCTION = re.compile(r"\b(TUMBLE|HOP|CUMULATE)\b")
+_GROUP_BY = r"\bGROUP\s+BY\b"
+
+
+def view_error(path: Path, error: Exception) -> FeatureFileError:
+    """Flink's refusal to plan or run a feature view, as ``file:line: message``: the line of the window function the
+    message names, else of the view's GROUP BY, else its first."""
+    match = _JAVA_EXCEPTION.search(str(error))
+    message = match.group(2) if match else str(error).strip().splitlines()[0]
+    message = re.sub(r"^[\w.$]+(?:Exception|Error): ", "", message)
+    named = _WINDOW_FUNCTION.search(message)
+    line = (_line_matching(path, rf"\b{named.group(1)}\s*\(") if named else None) or _line_matching(path, _GROUP_BY)
+    return FeatureFileError(f"{file_position(path, line)}: {message}")
+
+
+def updating_view_error(path: Path) -> FeatureFileError:
+    """A feature view whose rows change as transactions arrive (an aggregate without a window)."""
+    return FeatureFileError(
+        f"{file_position(path, _line_matching(path, _GROUP_BY))}: the view's rows change as transactions "
+        "arrive (it aggregates without a window), and a feature group takes rows that are final: aggregate over a "
+        "TUMBLE, HOP or CUMULATE window of unique_transactions and GROUP BY window_start, window_end (and any keys), "
+        "as sql/features/tx_minute_features.sql does")
+
+
+def _line_matching(path: Path, pattern: str) -> int | None:
+    """The first line of a feature file (comments aside) that matches ``pattern`` (case-insensitive)."""
+    regex = re.compile(pattern, re.IGNORECASE)
+    for number, text in enumerate(path.read_text().splitlines(), start=1):
+        if regex.search(text.split("--")[0]):
+            return number
+    return None
+
+
 def sql_error(statement: sql_files.Statement, error: Exception) -> FeatureFileError:
     """Flink's error for one statement as ``file:line:column: message`` (the Java exception's first line,
     positions moved from the statement to the file), without the stack trace."""
     text = str(error)
-    match = re.search(r"^: ([\w.$]+(?:Exception|Error)): (.*)$", text, re.MULTILINE)
+    match = _JAVA_EXCEPTION.search(text)
     message = match.group(2) if match else text.strip().splitlines()[0]
     if match and "SqlParserException" in match.group(1):
         following = text[match.end():].split("\n\tat ")[0].strip().splitlines()

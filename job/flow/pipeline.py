@@ -15,14 +15,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pyflink.datastream import StreamExecutionEnvironment
-from pyflink.table import DataTypes, StatementSet, StreamTableEnvironment, Table, TableEnvironment
+from pyflink.table import DataTypes, ExplainDetail, StatementSet, StreamTableEnvironment, Table, TableEnvironment
 from pyflink.table.expressions import call, col, lit
 
 from connectors.featurestore.client import UNLIMITED_ATTEMPTS, FeatureStoreConfig
 from connectors.featurestore.model import FeatureGroupDefinition
 from job.flow import sql_files, sql_pipeline
 from job.flow.config import Deployment, JobConfig
-from job.flow.feature_groups import FeatureFileError, feature_group_definition, file_position, sql_error
+from job.flow.feature_groups import (
+    FeatureFileError,
+    feature_group_definition,
+    file_position,
+    refuse_unusable_file_name,
+    sql_error,
+    updating_view_error,
+    view_error,
+)
 from job.flow.flink_settings import configuration, flink_configuration, flink_settings
 from job.flow.managed_keys import refuse_unlisted
 from job.flow.plan_cache import PlanCache, execute_from_plan, plan_key
@@ -122,6 +130,7 @@ def register_views(table_env: TableEnvironment, config: JobConfig, view_files: S
                                "shipped sql/features/tx_minute_features.sql")
     groups = []
     for path in features:
+        refuse_unusable_file_name(path)
         for statement in sql_files.located_statements(path, params):
             try:
                 table_env.execute_sql(statement.text)
@@ -214,8 +223,35 @@ def build_pipeline(config: JobConfig, rest_port: int | None = None,
     if executed != statements:  # a key that does not say what the plan is made of must not name it
         log.warning("the job ran other statements than its plan's key holds; not caching its plan")
         plan_cache = None
-    return Pipeline(table_env, _statement_set(table_env, statements, groups, config), groups, deployment, settings,
-                    plan_key=key, locations=locations, plan_cache=plan_cache)
+    statement_set = _statement_set(table_env, statements, groups, config)
+    refuse_what_flink_cannot_run(table_env, statement_set, groups, sql_files.feature_files(config.features_dir))
+    return Pipeline(table_env, statement_set, groups, deployment, settings, plan_key=key, locations=locations,
+                    plan_cache=plan_cache)
+
+
+_UPDATING = re.compile(r"changelogMode=\[[^\]]*\b(UB|UA|D)\b")
+
+
+def refuse_what_flink_cannot_run(table_env: TableEnvironment, statement_set: StatementSet,
+                                 groups: Sequence[FeatureGroupDefinition], paths: Sequence[Path]) -> None:
+    """Translate the whole job now, before anything starts (no replay, no feature group created), so that a feature
+    view Flink accepts as SQL but cannot run as a job is one FeatureFileError naming its file: one whose rows change as
+    transactions arrive (a GROUP BY without a window), or whose window Flink refuses when it translates it (a HOP
+    whose slide does not divide its size). Only a job planned anew pays for it: a cached plan was checked."""
+    try:
+        statement_set.explain()
+        return
+    except Exception as error:  # py4j carries Flink's exception; find the view it comes from
+        whole = error
+    for definition, path in zip(groups, paths, strict=True):
+        try:
+            plan = table_env.from_path(definition.name).explain(ExplainDetail.CHANGELOG_MODE)
+        except Exception as error:  # noqa: BLE001 - Flink's refusal of this view, named by its file below
+            raise view_error(path, error) from None
+        optimized = plan.split("== Optimized Physical Plan ==")[-1].strip().splitlines()
+        if optimized and _UPDATING.search(optimized[0]):
+            raise updating_view_error(path) from None
+    raise whole
 
 
 def _statement_set(table_env: StreamTableEnvironment, statements: Sequence[str],
