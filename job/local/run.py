@@ -238,6 +238,7 @@ class LocalRun:
         self.plan_loaded = False  # the job ran the compiled plan a run before cached (job/flow/plan_cache.py)
         self.savepoint: str | None = None
         self.feature_groups: list[str] = []
+        self.added_groups: list[str] = []  # created by this run: their feature files are new
         self.timeline = Timeline()
         self._threads: list[threading.Thread] = []
         self._store_retrying = RecentGrowth(STORE_RETRYING_SHOWN_S)
@@ -295,7 +296,8 @@ class LocalRun:
             self.feature_groups = [definition.name for definition in pipeline.feature_groups]
             if self.restored_from:
                 self._refuse_grown_features(pipeline.feature_groups)
-            ensure_feature_groups(self.client, pipeline.feature_groups)  # adds new columns; refuses removed or retyped ones
+            # Adds new columns, refuses removed or retyped ones; a group created now is one a feature file added.
+            self.added_groups = ensure_feature_groups(self.client, pipeline.feature_groups)
 
             self._spawn(self.poller.run, self.stop_event, name="poller")  # a replay fills the spool while the job starts
             self._submit(pipeline)
@@ -310,6 +312,14 @@ class LocalRun:
         try:
             self.job_client = pipeline.execute_async("chainfeat")
         except Exception as error:  # py4j hands over the JobMaster's error as text
+            if self.restored_from and UNMAPPABLE_STATE in str(error) and self.added_groups:
+                added = ", ".join(self.added_groups)
+                raise RunError(
+                    f"{added}: feature file(s) added since the job state this run would resume from was taken "
+                    f"({self.restored_from}), and Flink cannot add a group to a job's state. Run again with --reset-job "
+                    "to compute every group from the start (the feature store keeps its data), or take the file(s) "
+                    "out until this replay is done and fill the group(s) then with `chainfeat backfill --group NAME`"
+                ) from None
             if self.restored_from and UNMAPPABLE_STATE in str(error):
                 raise RunError(
                     f"the job state this run would resume from ({self.restored_from}) was taken by a different job: "

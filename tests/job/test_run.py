@@ -391,6 +391,15 @@ def test_a_feature_file_that_gains_a_column_evolves_its_group_on_the_next_run(se
     before = [dict(zip(before_columns, row)) for row in before_rows]
     held_online = online_rows(server.url, GROUP)
 
+    shutil.copy(FEATURES_DIR / "examples" / "size_5min.sql", features)  # a feature file added: a group the state lacks
+    added = subprocess.run(run_args(run_dir, *run, "--speed", "0", "--exit-when-done"), env=cli_env,
+                           capture_output=True, text=True, timeout=300)
+    assert added.returncode == 1 and "Traceback" not in added.stderr
+    (error,) = error_lines(added.stderr)
+    assert error.startswith("error: size_5min: feature file(s) added since the job state") and "--reset-job" in error \
+        and "chainfeat backfill --group" in error, added.stderr[-3000:]
+    (features / "size_5min.sql").unlink()
+
     (features / "relay_minute.sql").unlink()
     removed = subprocess.run(run_args(run_dir, *run, "--speed", "0", "--exit-when-done"), env=cli_env,
                              capture_output=True, text=True, timeout=300)
