@@ -27,7 +27,7 @@ _COUNTERS = (
     ("duplicates", "duplicates dropped"),
     ("dead_letter", "dead-letter lines"),
     ("late", "late transactions"),
-    ("windows_written", "feature rows (online)"),
+    ("records_online", "feature records (online)"),
     ("feature_store", "feature store"),
     ("store_retries", "feature-store retries"),
     ("job_restarts", "job restarts"),

@@ -26,6 +26,7 @@ from connectors.atomic_files import atomic_write
 from connectors.blockchain.poller import FanOut, Poller
 from connectors.blockchain.source import BUNDLED_RECORDING, ArchiveWriter, LiveSource, Poll, ReplaySource
 from connectors.featurestore.client import FeatureStoreClient
+from connectors.featurestore.local.offline import offline_windows
 from connectors.featurestore.local.server import LocalFeatureStoreServer
 from connectors.flink_rest import DEFAULT_REST_PORT, FlinkRest, FlinkRestError
 from connectors.flink_sink_files import committed_files, sink_rows
@@ -132,16 +133,17 @@ def committed_lines(directory: Path) -> int:
     return total
 
 
-def computed_windows(directory: Path) -> dict[str, dict[str, float]]:
-    """The windows the job computed (its committed computed_windows rows, sql/sinks/computed.sql): per feature
-    group, each record identifier's newest event time."""
-    newest: dict[str, dict[str, float]] = {}
+Window = tuple[str, float]  # a feature row as the job computed it: (record identifier, event time)
+
+
+def computed_windows(directory: Path) -> dict[str, set[Window]]:
+    """The windows the job computed (its committed computed_windows rows, sql/sinks/computed.sql), per feature
+    group: every (record identifier, event time), so an entity's every window, not only its newest."""
+    computed: dict[str, set[Window]] = {}
     for path in committed_files(directory):
         for row in sink_rows(path):
-            group = newest.setdefault(row["feature_group"], {})
-            key, event_time = row["record_identifier"], float(row["event_time"])
-            group[key] = max(event_time, group.get(key, event_time))
-    return newest
+            computed.setdefault(row["feature_group"], set()).add((row["record_identifier"], float(row["event_time"])))
+    return computed
 
 
 class ReplayState:
@@ -239,6 +241,7 @@ class LocalRun:
         self.savepoint: str | None = None
         self.feature_groups: list[str] = []
         self.added_groups: list[str] = []  # created by this run: their feature files are new
+        self._held_windows: dict[str, tuple[list[Window], list[Window]]] | None = None  # the drained run's check
         self.timeline = Timeline()
         self._threads: list[threading.Thread] = []
         self._store_retrying = RecentGrowth(STORE_RETRYING_SHOWN_S)
@@ -408,7 +411,7 @@ class LocalRun:
             "duplicates": self.monitor.duplicates() if self.monitor else 0,
             "dead_letter": committed_lines(local_path(self.config.dead_letter_uri)),
             "late": committed_lines(local_path(self.config.late_uri)),
-            "windows_written": self.windows_written(),
+            "records_online": self.records_online(),
             "feature_store": "unavailable, retrying" if retrying else "ok",
             "store_retries": store_retries,
             "job_restarts": self.monitor.restarts() if self.monitor else 0,
@@ -416,8 +419,8 @@ class LocalRun:
             "restored_from": self.restored_from,
         }
 
-    def windows_written(self) -> dict[str, int]:
-        """Online records per feature group."""
+    def records_online(self) -> dict[str, int]:
+        """Online records per feature group (one per record identifier: a per-entity group has one per entity)."""
         if self.server is not None:
             return {group: self.server.store.online_count(group) for group in self.feature_groups}
         assert self.client is not None
@@ -459,26 +462,47 @@ class LocalRun:
         self._check_every_window_written()
 
     def _check_every_window_written(self) -> None:
-        """A drained job has committed every window it computed: each must be in the feature store (online,
-        the identifier's record at that event time or newer), or the run fails instead of exiting 0."""
-        assert self.client is not None
-        missing: dict[str, list[str]] = {}
-        for group, windows in computed_windows(self.data.computed).items():
-            definition = self.client.describe(group)
-            online = {str(record[definition.record_identifier]): float(record[definition.event_time_feature])
-                      for record in self.client.get_records(group, list(windows))}
-            lost = [key for key, moment in windows.items() if online.get(key, float("-inf")) < moment]
-            if lost:
-                missing[group] = sorted(lost)
+        """A drained job has committed every window it computed: each must be in the feature store, or the run fails
+        instead of exiting 0."""
+        self._held_windows = self._windows_in_store()
+        missing = {group: lost for group, (_found, lost) in self._held_windows.items() if lost}
         if missing:
-            detail = "; ".join(f"{group}: {len(keys)} (first {keys[0]})" for group, keys in missing.items())
+            detail = "; ".join(f"{group}: {len(lost)} (first {lost[0][0]} at {lost[0][1]:g})"
+                               for group, lost in missing.items())
             raise WindowsMissing(f"windows the job computed are not in the feature store: {detail}. The store lost "
                                  "writes it had acknowledged; check it (chainfeat latest), then replay with --reset")
 
+    def _windows_in_store(self) -> dict[str, tuple[list[Window], list[Window]]]:
+        """Per feature group, the windows the job computed that the store has and those it lacks. The local store
+        answers for every window (its offline store holds each one); another store for each record identifier's
+        newest (its online record at that event time or newer), since its offline store is not at hand."""
+        assert self.client is not None
+        found: dict[str, tuple[list[Window], list[Window]]] = {}
+        if self.server is not None:
+            self.server.store.flush_offline()
+        for group, windows in computed_windows(self.data.computed).items():
+            definition = self.client.describe(group)
+            if self.server is not None:
+                held = set(offline_windows(self.data.featurestore, definition))
+            else:
+                newest: dict[str, float] = {}
+                for key, moment in windows:
+                    newest[key] = max(moment, newest.get(key, moment))
+                online = {str(record[definition.record_identifier]): float(record[definition.event_time_feature])
+                          for record in self.client.get_records(group, sorted(newest))}
+                held = {(key, moment) for key, moment in windows if online.get(key, float("-inf")) >= newest[key]}
+            found[group] = (sorted(windows & held), sorted(windows - held))
+        return found
+
     def windows_computed(self) -> dict[str, int]:
-        """Windows the job computed and committed, per feature group (record identifiers)."""
+        """Windows the job computed and committed, per feature group: every (record identifier, event time)."""
         computed = computed_windows(self.data.computed)
-        return {group: len(computed.get(group, {})) for group in self.feature_groups}
+        return {group: len(computed.get(group, set())) for group in self.feature_groups}
+
+    def windows_written(self) -> dict[str, int]:
+        """Of the windows the job computed, those the feature store holds, per feature group."""
+        held = self._held_windows if self._held_windows is not None else self._windows_in_store()
+        return {group: len(held.get(group, ([], []))[0]) for group in self.feature_groups}
 
     def _wait_for_the_job_to_read(self, deadline: float, interrupted: threading.Event) -> None:
         while not self.publisher.read_by_job():

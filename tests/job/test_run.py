@@ -100,7 +100,7 @@ def test_bundled_replay_matches_reference_and_query_latest_show_it(data_dir, cli
     assert summary["transactions"] == sum(len(p.txs) for p in polls)
     unique = len({tx["hash"] for p in polls for tx in p.txs})
     assert summary["duplicates"] == reference.duplicates == summary["transactions"] - unique
-    assert summary["windows_written"] == summary["windows_computed"] == {GROUP: len(expected)}
+    assert summary["windows_written"] == summary["windows_computed"] == summary["records_online"] == {GROUP: len(expected)}
     assert (summary["dead_letter"], summary["late"], summary["job_restarts"]) == (0, 0, 0)
     assert summary["gaps"] == 10
     assert "gap in the recording" not in result.stderr and " INFO " not in result.stderr  # counted, not logged
@@ -181,8 +181,12 @@ def test_added_hop_cumulate_and_entity_feature_files_match_the_reference(data_di
     assert with_store.returncode == 0, with_store.stderr
     newest = max(newest_per_relay.values(), key=lambda row: (row["event_time"], row["relayed_by"]))
     assert json.loads(with_store.stdout) == newest
-    assert summary["windows_written"] == {GROUP: len(reference_for(relayed_recording).features),
-                                          "relay_minute": 3, "size_5min": len(hop), "fee_10min_so_far": len(cumulative)}
+    # Windows and records apart: a per-entity group computes and writes every (node, minute), and holds one online
+    # record per node; every window is checked against the store, not only each node's newest.
+    windows_per_group = {GROUP: len(reference_for(relayed_recording).features), "relay_minute": len(relay),
+                         "size_5min": len(hop), "fee_10min_so_far": len(cumulative)}
+    assert summary["windows_written"] == summary["windows_computed"] == windows_per_group
+    assert summary["records_online"] == {**windows_per_group, "relay_minute": len(RELAYS)}
     assert summary["newest_rows"]["relay_minute"] == newest
 
 

@@ -105,6 +105,18 @@ def _select(definition: FeatureGroupDefinition, files: Path) -> str:
             "union_by_name = true, hive_types = {'year': VARCHAR, 'month': VARCHAR, 'day': VARCHAR, 'hour': VARCHAR})")
 
 
+def offline_windows(root: Path, definition: FeatureGroupDefinition) -> list[tuple[str, float]]:
+    """Every (record identifier as text, event time) the offline store of ``root`` holds for a group, once each."""
+    identifier, event_time = quote_identifier(definition.record_identifier), quote_identifier(definition.event_time_feature)
+    connection = connect(root)
+    try:
+        rows = connection.execute(f"SELECT DISTINCT CAST({identifier} AS VARCHAR), CAST({event_time} AS DOUBLE) "
+                                  f"FROM main.{quote_identifier(definition.name)} WHERE NOT is_deleted").fetchall()
+    finally:
+        connection.close()
+    return [(key, moment) for key, moment in rows]
+
+
 def run_query(root: Path, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
     """(column names, rows) of ``sql`` over the offline store of the store in ``root``."""
     connection = connect(root)
