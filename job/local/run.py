@@ -229,7 +229,6 @@ class LocalRun:
         self.data = DataDir(options.data_dir.resolve())
         self.stop_event = threading.Event()
         self.store: StoreEndpoint | None = None
-        self.server: LocalFeatureStoreServer | None = None  # the data dir's store, started by this run
         self.client: FeatureStoreClient | None = None
         self.job_client: Any = None
         self.job_id = ""
@@ -279,7 +278,6 @@ class LocalRun:
         # A run owns the data dir's store (a server already serving it makes this start fail, by name).
         self.store = open_store(self.data.featurestore, self.config.featurestore_endpoint_url,
                                 port=self.options.featurestore_port, join_running=False)
-        self.server = self.store.server
         endpoint = self.store.url
         self.client = self.store.client(self.config.featurestore_region)
         self._refuse_a_finished_job()
@@ -385,6 +383,11 @@ class LocalRun:
         """Ask for a checkpoint when the job has read a feed file and its progress waits for one."""
         if self.monitor is not None and self.progress.awaiting_checkpoint():
             self.monitor.request_checkpoint()
+
+    @property
+    def server(self) -> LocalFeatureStoreServer | None:
+        """The data dir's local store, when this run started it (not when it writes to another endpoint)."""
+        return self.store.server if self.store is not None else None
 
     def resume_point(self) -> str | None:
         """What running the same command again would resume from."""
@@ -547,5 +550,4 @@ class LocalRun:
                 self.job_client.cancel().result()
         if self.store is not None:
             self.store.stop()
-            self.server = None
         return savepoint
