@@ -10,7 +10,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from connectors import DEFAULT_REGION
 from connectors.flink_rest import DEFAULT_REST_PORT, FlinkRestError
-from job.cli.common import EXIT_USAGE, DataDirOption, Format, fail
+from job.cli.common import EXIT_USAGE, DataDirOption, Format, Properties, fail
 from job.cli.output import OutputFormat, render_record, render_rows
 from job.deploy.managed_flink import DeployError, ManagedFlinkTarget, deploy
 from job.deploy.package import DEFAULT_ZIP, KINESIS_CONNECTOR, PackageError, build_zip, fetch_jar, zip_run_options
@@ -48,7 +48,7 @@ def submit(
     region: str = typer.Option(DEFAULT_REGION, envvar="AWS_REGION", help="Managed Flink: AWS region."),
     parallelism: int = typer.Option(1, min=1, help="Managed Flink: parallelism (KPUs)."),
     zip_path: Path = typer.Option(DEFAULT_ZIP, "--zip", help="Zip from `chainfeat package`."),
-    properties: Path | None = typer.Option(None, help="Properties file (default: job/flow/application_properties.json)."),
+    properties: Path | None = Properties,
     data_dir: Path = DataDirOption,
     fmt: OutputFormat = Format,
 ) -> None:
