@@ -66,6 +66,7 @@ class FeatureStoreConfig:
     read_timeout_s: float = 30.0
     group_wait_timeout_s: float = 900.0  # creating a group or adding features takes minutes on the service
     extra_client_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    shown_as: str | None = None  # how messages name the store (default: its endpoint, or SageMaker and the region)
 
     def boto3_clients(self) -> tuple[Any, Any]:
         """(runtime client, control-plane client), with botocore's retries off."""
@@ -97,7 +98,8 @@ class FeatureStoreClient:
 
     @property
     def where(self) -> str:
-        return self.config.endpoint_url or f"Amazon SageMaker Feature Store ({self.config.region})"
+        return (self.config.shown_as or self.config.endpoint_url
+                or f"Amazon SageMaker Feature Store ({self.config.region})")
 
     # ---- retry policy ------------------------------------------------------------------------------
 

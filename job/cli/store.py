@@ -161,8 +161,8 @@ def latest(
             if not client.exists(name):
                 groups = client.group_names()
                 if not groups:
-                    raise fail(f"no feature group at {client.where} yet; run `chainfeat run` first", EXIT_NOTHING_YET)
-                raise fail(f"no feature group {name} at {client.where}; its groups: {', '.join(groups)} "
+                    raise fail(f"no feature group in {client.where} yet; run `chainfeat run` first", EXIT_NOTHING_YET)
+                raise fail(f"no feature group {name} in {client.where}; its groups: {', '.join(groups)} "
                            "(pick one with --group)", EXIT_NOTHING_YET)
             if record_id:
                 records = client.get_records(name, list(dict.fromkeys(record_id)))
@@ -202,9 +202,9 @@ def delete_group(
     try:
         with feature_store_client(DataDir(data_dir).featurestore, endpoint_url) as client:
             if not client.exists(group):
-                raise fail(f"no feature group {group} at {client.where}; its groups: "
+                raise fail(f"no feature group {group} in {client.where}; its groups: "
                            f"{', '.join(client.group_names()) or 'none'}", EXIT_NOTHING_YET)
-            if not yes and not typer.confirm(f"delete feature group {group} at {client.where}?", err=True):
+            if not yes and not typer.confirm(f"delete feature group {group} in {client.where}?", err=True):
                 raise fail("nothing deleted", EXIT_USAGE)
             client.delete_group(group)
     except FeatureStoreLocked as error:

@@ -20,7 +20,9 @@ class StoreEndpoint:
     server: LocalFeatureStoreServer | None = None  # started for this command (stop() flushes its offline rows)
 
     def client(self, region: str = DEFAULT_REGION, **settings: float) -> FeatureStoreClient:
-        return FeatureStoreClient(FeatureStoreConfig(endpoint_url=self.url, region=region, **settings))
+        # A server started for one command has a port nobody knows: messages name its directory instead.
+        shown_as = f"the local store in {self.server.root}" if self.server is not None else None
+        return FeatureStoreClient(FeatureStoreConfig(endpoint_url=self.url, region=region, shown_as=shown_as, **settings))
 
     def stop(self) -> None:
         """Stop the server this command started, if any. Idempotent."""

@@ -153,6 +153,6 @@ def test_delete_group_asks_first_then_the_group_is_gone_and_can_be_made_again(cl
     deleted = chainfeat(cli_env, "featurestore", "delete-group", GROUP, "--yes")
     assert deleted.returncode == 0, deleted.stderr
     gone = chainfeat(cli_env, "latest")
-    assert gone.returncode == 3 and "no feature group at" in gone.stderr and "chainfeat run" in gone.stderr
+    assert gone.returncode == 3 and "no feature group in the local store in" in gone.stderr and "chainfeat run" in gone.stderr
     again = chainfeat(cli_env, "featurestore", "delete-group", GROUP, "--yes")
     assert again.returncode == 3 and f"no feature group {GROUP}" in again.stderr

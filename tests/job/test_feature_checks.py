@@ -78,4 +78,4 @@ def test_the_run_refuses_it_before_replaying_or_creating_anything(data_dir, cli_
     assert not (data_dir / "spool").exists()  # nothing replayed
     listed = subprocess.run([*CHAINFEAT, "latest", "--data-dir", str(data_dir)], env=cli_env, capture_output=True,
                             text=True, timeout=120)
-    assert listed.returncode == 3 and "no feature group at" in listed.stderr  # no group created, not even the good one
+    assert listed.returncode == 3 and "no feature group in the local store in" in listed.stderr  # no group created, not even the good one
