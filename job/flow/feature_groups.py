@@ -99,11 +99,16 @@ def file_position(path: Path, line: int | None = None, column: int | None = None
     return shown + (f":{line}" if line else "") + (f":{column}" if line and column else "")
 
 
+def _lines_matching(path: Path, pattern: str, flags: int = 0) -> list[int]:
+    """The lines of a feature file (comments aside) that match ``pattern``."""
+    regex = re.compile(pattern, flags)
+    return [number for number, text in enumerate(path.read_text().splitlines(), start=1)
+            if regex.search(text.split("--")[0])]
+
+
 def _line_naming(path: Path, name: str) -> int | None:
     """The last line of a feature file that names ``name`` (its alias in the SELECT, as a rule)."""
-    lines = path.read_text().splitlines()
-    pattern = re.compile(rf"\b{re.escape(name)}\b")
-    found = [number for number, text in enumerate(lines, start=1) if pattern.search(text.split("--")[0])]
+    found = _lines_matching(path, rf"\b{re.escape(name)}\b")
     return found[-1] if found else None
 
 
@@ -137,11 +142,8 @@ def updating_view_error(path: Path) -> FeatureFileError:
 
 def _line_matching(path: Path, pattern: str) -> int | None:
     """The first line of a feature file (comments aside) that matches ``pattern`` (case-insensitive)."""
-    regex = re.compile(pattern, re.IGNORECASE)
-    for number, text in enumerate(path.read_text().splitlines(), start=1):
-        if regex.search(text.split("--")[0]):
-            return number
-    return None
+    found = _lines_matching(path, pattern, re.IGNORECASE)
+    return found[0] if found else None
 
 
 def sql_error(statement: sql_files.Statement, error: Exception) -> FeatureFileError:
