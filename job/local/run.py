@@ -483,7 +483,9 @@ class LocalRun:
         found: dict[str, tuple[list[Window], list[Window]]] = {}
         if self.server is not None:
             self.server.store.flush_offline()
-        for group, windows in computed_windows(self.data.computed).items():
+        computed = computed_windows(self.data.computed)
+        for group in self.feature_groups:  # the run's groups (a group deleted since has no description to read)
+            windows = computed.get(group, set())
             definition = self.client.describe(group)
             if self.server is not None:
                 held = set(offline_windows(self.data.featurestore, definition))
@@ -497,15 +499,19 @@ class LocalRun:
             found[group] = (sorted(windows & held), sorted(windows - held))
         return found
 
+    def _held(self) -> dict[str, tuple[list[Window], list[Window]]]:
+        """_windows_in_store, read once for the summary (a drained run's check has read it already)."""
+        if self._held_windows is None:
+            self._held_windows = self._windows_in_store()
+        return self._held_windows
+
     def windows_computed(self) -> dict[str, int]:
         """Windows the job computed and committed, per feature group: every (record identifier, event time)."""
-        computed = computed_windows(self.data.computed)
-        return {group: len(computed.get(group, set())) for group in self.feature_groups}
+        return {group: len(found) + len(lost) for group, (found, lost) in self._held().items()}
 
     def windows_written(self) -> dict[str, int]:
         """Of the windows the job computed, those the feature store holds, per feature group."""
-        held = self._held_windows if self._held_windows is not None else self._windows_in_store()
-        return {group: len(held.get(group, ([], []))[0]) for group in self.feature_groups}
+        return {group: len(found) for group, (found, _lost) in self._held().items()}
 
     def _wait_for_the_job_to_read(self, deadline: float, interrupted: threading.Event) -> None:
         while not self.publisher.read_by_job():
