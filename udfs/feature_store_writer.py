@@ -9,7 +9,9 @@ the source and the dedup state are shared by the feature windows and the side ou
 
 A window re-emitted after a restore from a checkpoint is written once: the writer skips rows the online
 store already holds with the same values (one BatchGetRecord per 100 rows), so the offline store gets no
-second copy (see FeatureStoreClient.put_new_records for the one case it cannot see).
+second copy (see FeatureStoreClient.put_new_records for the one case it cannot see). A group the store did not
+have when the job was built (``new_group``) has no row written before, so its writer skips that read while its
+task runs its first attempt (a task restarted by Flink may re-emit what it wrote, and reads first again).
 """
 
 from __future__ import annotations
@@ -43,8 +45,11 @@ class FeatureStoreWriter(ScalarFunction):
     ``freshness_s`` = now − the newest event time written (seconds; -1 before the first write).
     """
 
-    def __init__(self, group: str, columns: list[str], config: FeatureStoreConfig, event_time_column: str) -> None:
+    def __init__(self, group: str, columns: list[str], config: FeatureStoreConfig, event_time_column: str,
+                 new_group: bool = False) -> None:
         self.group = group
+        self.new_group = new_group
+        self.read_first = True
         self.columns = columns
         self.config = config
         self.event_time_column = event_time_column
@@ -55,6 +60,9 @@ class FeatureStoreWriter(ScalarFunction):
 
     def open(self, function_context: FunctionContext) -> None:
         self.client = FeatureStoreClient(self.config)
+        # PyFlink before 2.3 cannot say which attempt this is: read first.
+        attempt = getattr(function_context, "get_attempt_number", lambda: 1)()
+        self.read_first = not (self.new_group and attempt == 0)
         metrics = cloudwatch_metric_group(function_context)
         self.written = metrics.counter(metric_names.FEATURES_WRITTEN)
         metrics.gauge(metric_names.PUT_RETRIES, lambda: self.client.retries if self.client else 0)
@@ -68,7 +76,10 @@ class FeatureStoreWriter(ScalarFunction):
         assert self.client is not None
         rows = [dict(zip(self.columns, map(plain, values))) for values in zip(*columns)]
         started = time.perf_counter()
-        written = self.client.put_new_records(self.group, rows)  # a window re-emitted after a restore: not twice
+        if self.read_first:  # a window re-emitted after a restore: not twice
+            written = self.client.put_new_records(self.group, rows)
+        else:
+            written = self.client.put_records(self.group, rows)
         self.last_put_ms = round((time.perf_counter() - started) * 1000)
         self.written.inc(written)
         newest = max((row[self.event_time_column] for row in rows), default=None)
@@ -80,6 +91,7 @@ class FeatureStoreWriter(ScalarFunction):
         return False  # a side effect: the planner must neither fold nor repeat the call
 
 
-def feature_store_writer(group: str, columns: list[str], config: FeatureStoreConfig, event_time_column: str):
-    return udf(FeatureStoreWriter(group, columns, config, event_time_column), result_type=DataTypes.BIGINT(),
+def feature_store_writer(group: str, columns: list[str], config: FeatureStoreConfig, event_time_column: str,
+                         new_group: bool = False):
+    return udf(FeatureStoreWriter(group, columns, config, event_time_column, new_group), result_type=DataTypes.BIGINT(),
                func_type="pandas")

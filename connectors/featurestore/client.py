@@ -10,8 +10,10 @@ only one (botocore's modes cannot bound the total wait nor re-send a batch's unp
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
@@ -58,6 +60,9 @@ class FeatureStoreConfig:
     endpoint_url: str | None = None
     region: str = DEFAULT_REGION
     batch_size: int = 25  # BatchWriteRecord takes at most 25 entries
+    # Batches in flight at once (BatchWriteRecord, BatchGetRecord): a call waits on the network, so several
+    # overlap this process's work with the store's.
+    concurrency: int = 4
     max_attempts: int = 10
     base_delay_s: float = 0.05
     max_delay_s: float = 5.0
@@ -69,22 +74,26 @@ class FeatureStoreConfig:
     shown_as: str | None = None  # how messages name the store (default: its endpoint, or SageMaker and the region)
 
     def boto3_clients(self) -> tuple[Any, Any]:
-        """(runtime client, control-plane client), with botocore's retries off."""
+        """(runtime client, control-plane client), with botocore's retries off. The runtime client skips
+        botocore's parameter validation: this client builds every runtime request itself from typed values, the
+        store validates each one anyway, and botocore's walk of a 25-record batch cost more CPU than the rest of
+        the call (bench/writes.py)."""
         config = Config(
             retries={"total_max_attempts": 1, "mode": "standard"},
             connect_timeout=self.connect_timeout_s,
             read_timeout=self.read_timeout_s,
             max_pool_connections=32,
         )
-        kwargs: dict[str, Any] = {"region_name": self.region, "config": config, **self.extra_client_kwargs}
+        kwargs: dict[str, Any] = {"region_name": self.region, **self.extra_client_kwargs}
         if self.endpoint_url:
             kwargs["endpoint_url"] = self.endpoint_url
             session = boto3.Session()
             if session.get_credentials() is None:
                 kwargs.update(_LOCAL_CREDENTIALS)
         return (
-            boto3.client("sagemaker-featurestore-runtime", **kwargs),
-            boto3.client("sagemaker", **kwargs),
+            boto3.client("sagemaker-featurestore-runtime",
+                         config=config.merge(Config(parameter_validation=False)), **kwargs),
+            boto3.client("sagemaker", config=config, **kwargs),
         )
 
 
@@ -95,6 +104,23 @@ class FeatureStoreClient:
         self._sleep = sleep
         self._definitions: dict[str, FeatureGroupDefinition] = {}
         self.retries = 0  # how many calls were retried, for progress displays and tests
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
+
+    def _in_parallel(self, work: Callable[[T], Any], items: Sequence[T]) -> list[Any]:
+        """``work`` over ``items``, up to config.concurrency at once; results in order. The first failure is
+        raised once every item has ended (none is left running behind the caller's back)."""
+        if len(items) <= 1 or self.config.concurrency <= 1:
+            return [work(item) for item in items]
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.config.concurrency, thread_name_prefix="featurestore")
+        futures = [self._pool.submit(work, item) for item in items]
+        errors = [future.exception() for future in futures]
+        for error in errors:
+            if error is not None:
+                raise error
+        return [future.result() for future in futures]
 
     @property
     def where(self) -> str:
@@ -233,17 +259,12 @@ class FeatureStoreClient:
         self.call(f"PutRecord {group}", lambda: self.runtime.put_record(FeatureGroupName=group, Record=record))
 
     def put_records(self, group: str, rows: Iterable[Mapping[str, Any]]) -> int:
-        """Write rows in BatchWriteRecord batches; re-sends unprocessed or retryable entries. Returns count."""
-        written = 0
-        batch: list[dict[str, Any]] = []
-        for row in rows:
-            batch.append({"FeatureGroupName": group, "Record": to_api_record(row)})
-            if len(batch) >= self.config.batch_size:
-                written += self._write_batch(group, batch)
-                batch = []
-        if batch:
-            written += self._write_batch(group, batch)
-        return written
+        """Write rows in BatchWriteRecord batches, several in flight; re-sends unprocessed or retryable entries.
+        Returns count. Batches may land in any order: online keeps the newest event time whatever the order."""
+        entries = [{"FeatureGroupName": group, "Record": to_api_record(row)} for row in rows]
+        size = self.config.batch_size
+        batches = [entries[start:start + size] for start in range(0, len(entries), size)]
+        return sum(self._in_parallel(lambda batch: self._write_batch(group, batch), batches))
 
     def put_new_records(self, group: str, rows: Sequence[Mapping[str, Any]]) -> int:
         """Write the rows the online store does not already hold as they are (same identifier, same values,
@@ -319,11 +340,12 @@ class FeatureStoreClient:
         return from_api_record(response["Record"], self.describe(group))
 
     def get_records(self, group: str, record_ids: Sequence[str]) -> list[dict[str, Any]]:
-        """BatchGetRecord in chunks of 100; missing records are left out."""
+        """BatchGetRecord in chunks of 100, several in flight; missing records are left out."""
         definition = self.describe(group)
-        found: list[dict[str, Any]] = []
-        for start in range(0, len(record_ids), 100):
-            chunk = list(record_ids[start : start + 100])
+        chunks = [list(record_ids[start : start + 100]) for start in range(0, len(record_ids), 100)]
+
+        def read(chunk: list[str]) -> list[dict[str, Any]]:
+            found: list[dict[str, Any]] = []
             pending = [{"FeatureGroupName": group, "RecordIdentifiersValueAsString": chunk}]
             while pending:
                 response = self.call(
@@ -338,7 +360,9 @@ class FeatureStoreClient:
                     )
                 found += [from_api_record(item["Record"], definition) for item in response.get("Records") or []]
                 pending = response.get("UnprocessedIdentifiers") or []
-        return found
+            return found
+
+        return [record for found in self._in_parallel(read, chunks) for record in found]
 
     def list_record_identifiers(self, group: str) -> list[str]:
         identifiers: list[str] = []

@@ -146,6 +146,10 @@ class JobConfig:
     featurestore_retry_timeout_s: float  # how long the writer retries a write before the job fails
     restore_from: str | None = None
     extra_flink_config: Mapping[str, str] = field(default_factory=dict)
+    # Feature groups the store did not have when this job was built (a local run creates them): no writer wrote a
+    # row of theirs before, so their writers skip the read that keeps a re-emitted window from a second offline
+    # copy until a task restarts (udfs/feature_store_writer.py). Empty (the cluster's case): always read first.
+    new_feature_groups: tuple[str, ...] = ()
 
     @classmethod
     def from_properties(cls, groups: Mapping[str, Mapping[str, str]], data_dir: Path, **overrides: Any) -> JobConfig:

@@ -283,7 +283,8 @@ def register_feature_store_writers(table_env: TableEnvironment, groups: Sequence
     for definition in groups:
         table_env.create_temporary_system_function(
             WRITER_FUNCTION.format(group=definition.name),
-            feature_store_writer(definition.name, list(definition.features), store, definition.event_time_feature))
+            feature_store_writer(definition.name, list(definition.features), store, definition.event_time_feature,
+                                 new_group=definition.name in config.new_feature_groups))
 
 
 def add_feature_store_inserts(statement_set: StatementSet,

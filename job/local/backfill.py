@@ -216,7 +216,7 @@ class Backfill:
         except Exception:  # noqa: BLE001 - progress must never stop the backfill
             log.debug("progress refresh failed", exc_info=True)
         if self.store is not None and self.store.server is not None:
-            self.status.windows_written = {path.stem: self.store.server.store.online_count(path.stem)
+            self.status.windows_written = {path.stem: self.store.server.online_count(path.stem)
                                            for path in self.features}
 
     def summary(self) -> dict[str, Any]:

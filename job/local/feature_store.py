@@ -11,13 +11,15 @@ from pathlib import Path
 
 from connectors import DEFAULT_REGION
 from connectors.featurestore.client import FeatureStoreClient, FeatureStoreConfig
+from connectors.featurestore.local.process import StoreProcess
 from connectors.featurestore.local.server import LocalFeatureStoreServer, read_server_info
 
 
 @dataclass
 class StoreEndpoint:
     url: str | None  # None: Amazon SageMaker (the region's endpoint)
-    server: LocalFeatureStoreServer | None = None  # started for this command (stop() flushes its offline rows)
+    # Started for this command (stop() flushes its offline rows), in this process or in its own.
+    server: LocalFeatureStoreServer | StoreProcess | None = None
 
     def client(self, region: str = DEFAULT_REGION, **settings: float) -> FeatureStoreClient:
         # A server started for one command has a port nobody knows: messages name its directory instead.
@@ -31,15 +33,17 @@ class StoreEndpoint:
             self.server = None
 
 
-def open_store(store_dir: Path, endpoint_url: str | None, port: int = 0, join_running: bool = True) -> StoreEndpoint:
+def open_store(store_dir: Path, endpoint_url: str | None, port: int = 0, join_running: bool = True,
+               own_process: bool = False) -> StoreEndpoint:
     """``endpoint_url`` if given; else the server running on ``store_dir`` (unless ``join_running`` is False: a run
-    owns its store); else a server started on ``store_dir`` at ``port`` (0: any free one)."""
+    owns its store); else a server started on ``store_dir`` at ``port`` (0: any free one), in a process of its own
+    if ``own_process`` (a command whose job writes to it: see connectors/featurestore/local/process.py)."""
     if endpoint_url:
         return StoreEndpoint(endpoint_url)
     running = read_server_info(store_dir) if join_running else None
     if running:
         return StoreEndpoint(running["url"])
-    server = LocalFeatureStoreServer(store_dir, port=port).start()
+    server = StoreProcess(store_dir, port) if own_process else LocalFeatureStoreServer(store_dir, port=port).start()
     return StoreEndpoint(server.url, server)
 
 

@@ -27,6 +27,7 @@ from connectors.blockchain.poller import FanOut, Poller
 from connectors.blockchain.source import BUNDLED_RECORDING, ArchiveWriter, LiveSource, Poll, ReplaySource
 from connectors.featurestore.client import FeatureStoreClient
 from connectors.featurestore.local.offline import offline_windows
+from connectors.featurestore.local.process import StoreProcess
 from connectors.featurestore.local.server import LocalFeatureStoreServer
 from connectors.flink_rest import DEFAULT_REST_PORT, FlinkRest, FlinkRestError
 from connectors.flink_sink_files import committed_files, sink_rows
@@ -277,7 +278,7 @@ class LocalRun:
 
         # A run owns the data dir's store (a server already serving it makes this start fail, by name).
         self.store = open_store(self.data.featurestore, self.config.featurestore_endpoint_url,
-                                port=self.options.featurestore_port, join_running=False)
+                                port=self.options.featurestore_port, join_running=False, own_process=True)
         endpoint = self.store.url
         self.client = self.store.client(self.config.featurestore_region)
         self._refuse_a_finished_job()
@@ -287,8 +288,10 @@ class LocalRun:
 
         extra = {"execution.checkpointing.savepoint-dir": self.data.savepoints.resolve().as_uri(),
                  **minicluster_settings(), **self.config.extra_flink_config}
+        stored = set(self.client.group_names())
         config = replace(self.config, featurestore_endpoint_url=endpoint, restore_from=self.restored_from,
-                         extra_flink_config=extra)
+                         extra_flink_config=extra, new_feature_groups=tuple(
+                             path.stem for path in feature_files(self.config.features_dir) if path.stem not in stored))
         with planning_from_this_thread():  # the job is planned from this thread only (FLINK-23020)
             pipeline = build_pipeline(config, rest_port=self.dashboard_port)
             self.timeline.mark("job_built")
@@ -385,7 +388,7 @@ class LocalRun:
             self.monitor.request_checkpoint()
 
     @property
-    def server(self) -> LocalFeatureStoreServer | None:
+    def server(self) -> LocalFeatureStoreServer | StoreProcess | None:
         """The data dir's local store, when this run started it (not when it writes to another endpoint)."""
         return self.store.server if self.store is not None else None
 
@@ -425,7 +428,7 @@ class LocalRun:
     def records_online(self) -> dict[str, int]:
         """Online records per feature group (one per record identifier: a per-entity group has one per entity)."""
         if self.server is not None:
-            return {group: self.server.store.online_count(group) for group in self.feature_groups}
+            return {group: self.server.online_count(group) for group in self.feature_groups}
         assert self.client is not None
         return {group: len(self.client.list_record_identifiers(group)) for group in self.feature_groups}
 
@@ -436,7 +439,7 @@ class LocalRun:
             return {group: self.client.newest_record(group) for group in self.feature_groups}
         newest = {}
         for group in self.feature_groups:
-            record_id = self.server.store.newest_record_id(group)
+            record_id = self.server.newest_record_id(group)
             newest[group] = self.client.get_record(group, record_id) if record_id else None
         return newest
 
@@ -482,7 +485,7 @@ class LocalRun:
         assert self.client is not None
         found: dict[str, tuple[list[Window], list[Window]]] = {}
         if self.server is not None:
-            self.server.store.flush_offline()
+            self.server.flush_offline()
         computed = computed_windows(self.data.computed)
         for group in self.feature_groups:  # the run's groups (a group deleted since has no description to read)
             windows = computed.get(group, set())

@@ -22,6 +22,7 @@ import logging
 import os
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -261,6 +262,8 @@ class FeatureStoreApp:
     def __init__(self, store: LocalFeatureStore) -> None:
         self.store = store
         self.faults = FaultInjector()
+        self.calls: Counter[str] = Counter()  # runtime operations served, by name (the health answer shows them)
+        self._calls_lock = threading.Lock()
 
     def control_plane(self, operation: str, body: dict[str, Any]) -> dict[str, Any]:
         store = self.store
@@ -321,20 +324,21 @@ class FeatureStoreApp:
     ) -> dict[str, Any] | None:
         parts = [part for part in path.split("/") if part]
         handler: Callable[[], dict[str, Any] | None] | None = None
+        operation = ""
         if parts == ["BatchGetRecord"] and method == "POST":
-            handler = lambda: self._batch_get(body)  # noqa: E731
+            operation, handler = "BatchGetRecord", lambda: self._batch_get(body)
         elif parts == ["BatchWriteRecord"] and method == "POST":
-            handler = lambda: self._batch_write(body, unprocessed=fault is not None)  # noqa: E731
+            operation, handler = "BatchWriteRecord", lambda: self._batch_write(body, unprocessed=fault is not None)
         elif len(parts) == 2 and parts[0] == "FeatureGroup":
             group = parts[1]
             if method == "PUT":
-                handler = lambda: self.store.put_record(  # noqa: E731
+                operation, handler = "PutRecord", lambda: self.store.put_record(
                     group, _required(body, "Record"), body.get("TargetStores"), ttl_duration=body.get("TtlDuration")
                 )
             elif method == "GET":
-                handler = lambda: self._get(group, query)  # noqa: E731
+                operation, handler = "GetRecord", lambda: self._get(group, query)
             elif method == "DELETE":
-                handler = lambda: self.store.delete_record(  # noqa: E731
+                operation, handler = "DeleteRecord", lambda: self.store.delete_record(
                     group,
                     _one(query, "RecordIdentifierValueAsString"),
                     _one(query, "EventTime"),
@@ -342,19 +346,23 @@ class FeatureStoreApp:
                     query.get("TargetStores"),
                 )
         elif len(parts) == 3 and parts[0] == "FeatureGroup" and parts[2] == "ListRecords" and method == "POST":
-            handler = lambda: self._list_records(parts[1], body)  # noqa: E731
+            operation, handler = "ListRecords", lambda: self._list_records(parts[1], body)
         elif len(parts) == 3 and parts[0] == "FeatureGroup" and parts[2] == "Record" and method == "POST":
-            handler = lambda: self.store.update_record(  # noqa: E731
+            operation, handler = "UpdateRecord", lambda: self.store.update_record(
                 parts[1], _required(body, "RecordIdentifierValueAsString"), _required(body, "Features"),
                 body.get("TargetStores"), body.get("TtlDuration"),
             )
         if handler is None:
             raise ValidationError(f"No such operation: {method} {path}")
+        with self._calls_lock:
+            self.calls[operation] += 1
         return handler() or {}
 
     def admin(self, method: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
         if path == "/_chainfeat/health":
-            return {"status": "ok", "pending_offline_rows": self.store.pending_offline_rows()}
+            with self._calls_lock:
+                calls = dict(self.calls)
+            return {"status": "ok", "pending_offline_rows": self.store.pending_offline_rows(), "calls": calls}
         if path == "/_chainfeat/faults":
             if method == "POST":
                 self.faults.arm(
@@ -368,6 +376,10 @@ class FeatureStoreApp:
             return self.faults.state()
         if path == "/_chainfeat/flush" and method == "POST":
             return {"rows_written": self.store.flush_offline()}
+        if path == "/_chainfeat/online" and method == "POST":  # what a run's summary reads (process.py)
+            group = _required(body, "FeatureGroupName")
+            return {"online_count": self.store.online_count(group),
+                    "newest_record_id": self.store.newest_record_id(group)}
         raise ValidationError(f"No such admin path: {path}")
 
     def _get(self, group: str, query: dict[str, list[str]]) -> dict[str, Any]:
@@ -410,14 +422,12 @@ class FeatureStoreApp:
                                   f"Member must have length between 1 and {MAX_BATCH_WRITE_ENTRIES}")
         # An "unprocessed" fault leaves the second half of the batch unwritten, as a throttled service does.
         keep = (len(entries) + 1) // 2 if unprocessed else len(entries)
-        errors = []
-        for entry in entries[:keep]:
-            try:
-                self.store.put_record(_required(entry, "FeatureGroupName"), _required(entry, "Record"),
-                                      entry.get("TargetStores"),
-                                      ttl_duration=entry.get("TtlDuration") or body.get("TtlDuration"))
-            except StoreError as error:
-                errors.append({"Entry": entry, "ErrorCode": error.code, "ErrorMessage": error.message})
+        taken = entries[:keep]
+        checked = self.store.put_records([(_required(entry, "FeatureGroupName"), _required(entry, "Record"),
+                                           entry.get("TargetStores"), entry.get("TtlDuration") or body.get("TtlDuration"))
+                                          for entry in taken])
+        errors = [{"Entry": entry, "ErrorCode": error.code, "ErrorMessage": error.message}
+                  for entry, error in zip(taken, checked, strict=True) if error is not None]
         return {"Errors": errors, "UnprocessedEntries": entries[keep:]}
 
     def _list_records(self, group: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -574,6 +584,16 @@ class LocalFeatureStoreServer:
         self.store.close()
         (self.root / SERVER_INFO_FILE).unlink(missing_ok=True)
         unlock_store(self._lock_handle)
+
+    # What a run reads of its store beyond the API (the same answers as process.StoreProcess gives).
+    def online_count(self, group: str) -> int:
+        return self.store.online_count(group)
+
+    def newest_record_id(self, group: str) -> str | None:
+        return self.store.newest_record_id(group)
+
+    def flush_offline(self) -> int:
+        return self.store.flush_offline()
 
     def __enter__(self) -> LocalFeatureStoreServer:
         return self

@@ -22,7 +22,7 @@ import sqlite3
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -106,6 +106,24 @@ def offline_schema(definition: FeatureGroupDefinition) -> pa.Schema:
         pa.field("is_deleted", pa.bool_()),
     ]
     return pa.schema(fields)
+
+
+# A BatchWriteRecord entry as put_records takes it: (group name or ARN, Record, TargetStores, TtlDuration).
+PutEntry = tuple[str, list[Mapping[str, Any]], "Iterable[str] | None", "Mapping[str, Any] | None"]
+
+
+@dataclass(frozen=True)
+class _Write:
+    """A checked PutRecord, ready to commit."""
+
+    group: str
+    record_id: str
+    event_time: float
+    record: str  # the values as JSON
+    expires_at: float | None
+    ttl_s: float | None
+    online: bool
+    offline: bool
 
 
 @dataclass
@@ -431,6 +449,28 @@ class LocalFeatureStore:
         invoked_at: float | None = None,
         ttl_duration: Mapping[str, Any] | None = None,
     ) -> None:
+        write = self._checked_write(group_name, record, target_stores, ttl_duration)
+        self._commit_writes([write], self.clock() if invoked_at is None else invoked_at)
+
+    def put_records(self, entries: Sequence[PutEntry], invoked_at: float | None = None) -> list[StoreError | None]:
+        """BatchWriteRecord's entries: each checked on its own (its error in its place, as AWS reports them per
+        entry), the valid ones written in one transaction, in order (a later entry for the same record wins as
+        it would as a later PutRecord)."""
+        writes: list[_Write] = []
+        errors: list[StoreError | None] = []
+        for entry in entries:
+            try:
+                writes.append(self._checked_write(*entry))
+                errors.append(None)
+            except StoreError as error:
+                errors.append(error)
+        if writes:
+            self._commit_writes(writes, self.clock() if invoked_at is None else invoked_at)
+        return errors
+
+    def _checked_write(self, group_name: str, record: list[Mapping[str, Any]], target_stores: Iterable[str] | None,
+                       ttl_duration: Mapping[str, Any] | None) -> _Write:
+        """A PutRecord checked as AWS checks it, ready to commit (ValidationError/ResourceNotFound otherwise)."""
         group = self._group(group_name)
         stores = self._stores(group, target_stores)
         try:
@@ -438,22 +478,28 @@ class LocalFeatureStore:
         except FeatureValueError as error:
             raise ValidationError(str(error)) from None
         ttl, expires_at = self._expiry(group, event_time, ttl_duration)
-        invoked_at = self.clock() if invoked_at is None else invoked_at
-        stored = json.dumps(values)
+        return _Write(group.name, record_id, event_time, json.dumps(values), expires_at, ttl,
+                      "OnlineStore" in stores, "OfflineStore" in stores)
+
+    def _commit_writes(self, writes: Sequence[_Write], invoked_at: float) -> None:
+        """Each write's online row (newest event time wins; equal: the later write; an expired record is gone
+        whatever its time) and its pending offline row, all in one SQLite transaction."""
+        now = self.clock()
         with self._transaction():
-            if "OnlineStore" in stores:
-                # Newest event time wins (equal: the later write); an expired record is gone whatever its time.
-                self._db.execute(
-                    """INSERT INTO online (feature_group, record_id, event_time, record, deleted, expires_at, ttl_s)
-                       VALUES (?, ?, ?, ?, 0, ?, ?)
-                       ON CONFLICT (feature_group, record_id) DO UPDATE SET
-                         event_time = excluded.event_time, record = excluded.record, deleted = 0,
-                         expires_at = excluded.expires_at, ttl_s = excluded.ttl_s
-                       WHERE excluded.event_time >= online.event_time OR online.expires_at <= ?""",
-                    (group.name, record_id, event_time, stored, expires_at, ttl, self.clock()),
-                )
-            if "OfflineStore" in stores:
-                self._append_offline(group.name, event_time, invoked_at, False, stored)
+            self._db.executemany(
+                """INSERT INTO online (feature_group, record_id, event_time, record, deleted, expires_at, ttl_s)
+                   VALUES (?, ?, ?, ?, 0, ?, ?)
+                   ON CONFLICT (feature_group, record_id) DO UPDATE SET
+                     event_time = excluded.event_time, record = excluded.record, deleted = 0,
+                     expires_at = excluded.expires_at, ttl_s = excluded.ttl_s
+                   WHERE excluded.event_time >= online.event_time OR online.expires_at <= ?""",
+                [(w.group, w.record_id, w.event_time, w.record, w.expires_at, w.ttl_s, now) for w in writes if w.online],
+            )
+            self._db.executemany(
+                "INSERT INTO pending_offline (feature_group, event_time, api_invocation_time, is_deleted, record) "
+                "VALUES (?, ?, ?, 0, ?)",
+                [(w.group, w.event_time, invoked_at, w.record) for w in writes if w.offline],
+            )
 
     def update_record(
         self,

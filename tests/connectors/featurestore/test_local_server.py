@@ -199,6 +199,24 @@ def test_batch_write_reports_bad_entries_and_writes_good_ones(control, runtime) 
     assert "Record" not in runtime.get_record(FeatureGroupName=GROUP, RecordIdentifierValueAsString="b")
 
 
+def test_a_batch_is_written_in_order_and_a_bad_entry_leaves_the_others(control, runtime, server, data_dir) -> None:
+    """A batch commits together (one transaction), yet as PutRecords one after the other would: of two entries for
+    one record at one event time the later wins online, an older one does not replace a newer, every valid entry
+    lands offline, and a bad entry between them changes nothing of theirs."""
+    create_group(control)
+    response = runtime.batch_write_record(Entries=[
+        {"FeatureGroupName": GROUP, "Record": record("a", "5", count="1")},
+        {"FeatureGroupName": GROUP, "Record": record("a", "5", count="2")},
+        {"FeatureGroupName": GROUP, "Record": record("b", "1", count="bad")},
+        {"FeatureGroupName": GROUP, "Record": record("a", "4", count="3")},
+    ])
+    assert [e["ErrorCode"] for e in response["Errors"]] == ["ValidationError"]
+    online = as_dict(runtime.get_record(FeatureGroupName=GROUP, RecordIdentifierValueAsString="a")["Record"])
+    assert (online["count"], online["event_time"]) == ("2", "5.0")
+    server.flush_offline()
+    assert sorted((row["tx_minute"], row["count"]) for row in offline_rows(data_dir)) == [("a", 1), ("a", 2), ("a", 3)]
+
+
 def test_offline_parquet_partitions_by_event_time_with_extra_columns(control, runtime, server, data_dir) -> None:
     create_group(control)
     before = datetime.utcnow().replace(microsecond=0)
