@@ -182,6 +182,7 @@ class LocalFeatureStore:
         self.root.mkdir(parents=True, exist_ok=True)
         self.offline_root.mkdir(exist_ok=True)
         self._lock = threading.RLock()
+        self._flush_lock = threading.Lock()  # one offline flush at a time (taken before _lock, never inside it)
         self._db = sqlite3.connect(self.root / ONLINE_DATABASE, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
@@ -407,8 +408,8 @@ class LocalFeatureStore:
     def delete_feature_group(self, name: str) -> None:
         """Removes the group and its online records; its offline Parquet and its Glue table stay, as on AWS."""
         group = self._group(name)
-        with self._lock:
-            self.flush_offline()
+        with self._flush_lock, self._lock:
+            self._flush_pending()
             self._db.execute("BEGIN IMMEDIATE")
             self._db.execute("DELETE FROM online WHERE feature_group = ?", (group.name,))
             self._db.execute("DELETE FROM feature_groups WHERE name = ?", (group.name,))
@@ -449,7 +450,7 @@ class LocalFeatureStore:
         invoked_at: float | None = None,
         ttl_duration: Mapping[str, Any] | None = None,
     ) -> None:
-        write = self._checked_write(group_name, record, target_stores, ttl_duration)
+        write = self._checked_write(self._group(group_name), record, target_stores, ttl_duration)
         self._commit_writes([write], self.clock() if invoked_at is None else invoked_at)
 
     def put_records(self, entries: Sequence[PutEntry], invoked_at: float | None = None) -> list[StoreError | None]:
@@ -458,9 +459,12 @@ class LocalFeatureStore:
         it would as a later PutRecord)."""
         writes: list[_Write] = []
         errors: list[StoreError | None] = []
-        for entry in entries:
+        groups: dict[str, _Group] = {}  # each group looked up once a batch (a lookup takes the store's lock)
+        for group_name, *rest in entries:
             try:
-                writes.append(self._checked_write(*entry))
+                if group_name not in groups:
+                    groups[group_name] = self._group(group_name)
+                writes.append(self._checked_write(groups[group_name], *rest))
                 errors.append(None)
             except StoreError as error:
                 errors.append(error)
@@ -468,10 +472,9 @@ class LocalFeatureStore:
             self._commit_writes(writes, self.clock() if invoked_at is None else invoked_at)
         return errors
 
-    def _checked_write(self, group_name: str, record: list[Mapping[str, Any]], target_stores: Iterable[str] | None,
+    def _checked_write(self, group: _Group, record: list[Mapping[str, Any]], target_stores: Iterable[str] | None,
                        ttl_duration: Mapping[str, Any] | None) -> _Write:
-        """A PutRecord checked as AWS checks it, ready to commit (ValidationError/ResourceNotFound otherwise)."""
-        group = self._group(group_name)
+        """A PutRecord checked as AWS checks it, ready to commit (ValidationError otherwise)."""
         stores = self._stores(group, target_stores)
         try:
             values, record_id, event_time = group.definition.parse_record(record)
@@ -727,11 +730,19 @@ class LocalFeatureStore:
     # ---- offline flush -----------------------------------------------------------------------------
 
     def flush_offline(self) -> int:
-        """Move pending offline rows into Parquet; returns how many rows were written."""
+        """Move pending offline rows into Parquet; returns how many rows were written. One flush at a time; the
+        Parquet files are built and written outside the store's lock, so writes go on meanwhile (the rows a flush
+        takes, flush_in_progress's range, change only by the flush's own delete)."""
+        with self._flush_lock:
+            return self._flush_pending()
+
+    def _flush_pending(self) -> int:
+        """flush_offline's work; the caller holds _flush_lock."""
         written = 0
         with self._lock:
             self.expire_records()
-            while True:
+        while True:
+            with self._lock:
                 batch = self._db.execute("SELECT first_seq, last_seq, write_time FROM flush_in_progress").fetchone()
                 if batch is None:
                     bounds = self._db.execute(
@@ -742,24 +753,35 @@ class LocalFeatureStore:
                         return written
                     batch = (*bounds, self.clock())
                     self._db.execute("INSERT INTO flush_in_progress VALUES (?, ?, ?)", batch)
-                written += self._write_batch(*batch)
+                rows, definitions = self._batch_rows(*batch[:2])
+            self._write_parquet(*batch, rows, definitions)
+            written += len(rows)
+            with self._lock:
                 self._db.execute("BEGIN IMMEDIATE")
                 self._db.execute("DELETE FROM pending_offline WHERE seq BETWEEN ? AND ?", batch[:2])
                 self._db.execute("DELETE FROM flush_in_progress")
                 self._db.execute("COMMIT")
 
-    def _write_batch(self, first_seq: int, last_seq: int, write_time: float) -> int:
-        rows = self._db.execute(
-            "SELECT feature_group, event_time, api_invocation_time, is_deleted, record FROM pending_offline "
-            "WHERE seq BETWEEN ? AND ? ORDER BY seq",
-            (first_seq, last_seq),
-        ).fetchall()
+    def _batch_rows(self, first_seq: int, last_seq: int) -> tuple[list[tuple], dict[str, FeatureGroupDefinition]]:
+        """A flush batch's pending rows, and the definitions of their groups (those not deleted since)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT feature_group, event_time, api_invocation_time, is_deleted, record FROM pending_offline "
+                "WHERE seq BETWEEN ? AND ? ORDER BY seq",
+                (first_seq, last_seq),
+            ).fetchall()
+            return rows, {group: self._groups[group].definition
+                          for group in {row[0] for row in rows} if group in self._groups}
+
+    def _write_parquet(self, first_seq: int, last_seq: int, write_time: float, rows: list[tuple],
+                       definitions: Mapping[str, FeatureGroupDefinition]) -> None:
+        """The Parquet files of one flush batch, one per group and partition, each written atomically."""
         by_file: dict[tuple[str, str], list[tuple]] = defaultdict(list)
         for row in rows:
             by_file[(row[0], partition_path(row[1]))].append(row)
         written_at = datetime.fromtimestamp(write_time, tz=timezone.utc).replace(tzinfo=None)
         for (group, partition), group_rows in by_file.items():
-            definition = self._groups[group].definition if group in self._groups else None
+            definition = definitions.get(group)
             if definition is None:  # the group was deleted with rows still pending: keep them as JSON
                 definition = FeatureGroupDefinition(group, "_", "_", {"_": FeatureType.STRING})
             schema = offline_schema(definition)
@@ -780,11 +802,10 @@ class LocalFeatureStore:
             buffer = pa.BufferOutputStream()
             pq.write_table(table, buffer)
             atomic_write(target, buffer.getvalue().to_pybytes())
-        return len(rows)
 
     def close(self) -> None:
-        with self._lock:
-            self.flush_offline()
+        with self._flush_lock, self._lock:
+            self._flush_pending()
             self._db.close()
 
 

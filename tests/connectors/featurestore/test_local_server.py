@@ -275,7 +275,7 @@ def test_interrupted_flush_is_redone_without_duplicates(control, runtime, server
     # Simulate the crash: write the batch's files but leave its rows pending (the intent stays recorded).
     first, last = store._db.execute("SELECT min(seq), max(seq) FROM pending_offline").fetchone()
     store._db.execute("INSERT INTO flush_in_progress VALUES (?, ?, ?)", (first, last, time.time()))
-    store._write_batch(first, last, time.time())
+    store._write_parquet(first, last, time.time(), *store._batch_rows(first, last))
     store._db.close()
     assert sqlite3.connect(store_db).execute("SELECT count(*) FROM pending_offline").fetchone()[0] == 3
 
