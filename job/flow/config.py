@@ -105,6 +105,16 @@ def _seconds(value: str, name: str) -> float:
         raise ConfigError(f"{name} must be a number of seconds, got {value!r}") from None
 
 
+def _count(value: str, name: str) -> int:
+    try:
+        count = int(value)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise ConfigError(f"{name} must be a whole number of at least 1, got {value!r}")
+    return count
+
+
 _DURATION_UNITS_MS = {"ms": 1, "s": 1000, "sec": 1000, "min": 60_000, "h": 3_600_000, "d": 86_400_000}
 
 
@@ -144,6 +154,7 @@ class JobConfig:
     featurestore_endpoint_url: str | None
     featurestore_region: str
     featurestore_retry_timeout_s: float  # how long the writer retries a write before the job fails
+    featurestore_write_concurrency: int  # BatchWriteRecord/BatchGetRecord calls a writer has in flight
     restore_from: str | None = None
     extra_flink_config: Mapping[str, str] = field(default_factory=dict)
     # Feature groups the store did not have when this job was built (a local run creates them): no writer wrote a
@@ -181,6 +192,7 @@ class JobConfig:
             featurestore_endpoint_url=store["endpoint.url"] or None,
             featurestore_region=store["region"],
             featurestore_retry_timeout_s=_seconds(store["write.retry.timeout.s"], "FeatureStore write.retry.timeout.s"),
+            featurestore_write_concurrency=_count(store["write.concurrency"], "FeatureStore write.concurrency"),
         )
         config = replace(config, **overrides)
         for name in ("dedup.ttl", "idle.timeout", "checkpoint.interval"):

@@ -279,7 +279,8 @@ def register_feature_store_writers(table_env: TableEnvironment, groups: Sequence
     # The writer rides out an outage up to the configured time, however many attempts that takes (a Flink
     # restart after it is exact too, but costs a re-read from the last checkpoint).
     store = FeatureStoreConfig(endpoint_url=config.featurestore_endpoint_url, region=config.featurestore_region,
-                               max_attempts=UNLIMITED_ATTEMPTS, total_timeout_s=config.featurestore_retry_timeout_s)
+                               max_attempts=UNLIMITED_ATTEMPTS, total_timeout_s=config.featurestore_retry_timeout_s,
+                               concurrency=config.featurestore_write_concurrency)
     for definition in groups:
         table_env.create_temporary_system_function(
             WRITER_FUNCTION.format(group=definition.name),

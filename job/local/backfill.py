@@ -136,7 +136,8 @@ class Backfill:
         use_log_dir(self.data.logs)
         shutil.rmtree(self.data.backfill, ignore_errors=True)  # this backfill's report replaces the last one's
         # --endpoint-url, else the properties' FeatureStore endpoint.url, else the data dir's store (as `chainfeat run`).
-        self.store = open_store(self.data.featurestore, self.options.endpoint_url or self.config.featurestore_endpoint_url)
+        self.store = open_store(self.data.featurestore, self.options.endpoint_url or self.config.featurestore_endpoint_url,
+                                own_process=True)
         endpoint = self.store.url
         if self.options.flink_url:
             self.monitor = JobMonitor(FlinkRest(self.dashboard_url), self._submit(endpoint))

@@ -25,7 +25,7 @@ from connectors.kinesis.producer import poll_records
 from job.local.data_dir import DataDir
 from tests.conftest import CHAINFEAT
 from tests.reference import expected_results
-from tests.support import GROUP, alive, cli_environment, descendants, error_lines, free_port
+from tests.support import GROUP, alive, cli_environment, descendants, error_lines, free_port, properties_with_store
 from tests.support.example_features import (
     EXAMPLES,
     Window,
@@ -194,7 +194,10 @@ def test_ranges_an_interruption_and_a_rerun_leave_exactly_the_complete_windows(s
             "--format", "json"]
     before = sum(server.store.online_count(group) for group in ranged)
     server.app.faults.arm(1000, "slow", writes_only=True, delay_s=2.0)
-    first = subprocess.Popen([*CHAINFEAT, "backfill", "--data-dir", str(data_dir), "--dashboard-port", str(free_port()), *args],
+    # One call in flight per writer, so that an interruption finds calls not yet made.
+    one_at_a_time = properties_with_store(server.url, tmp_path, write_concurrency=1)
+    first = subprocess.Popen([*CHAINFEAT, "backfill", "--data-dir", str(data_dir), "--dashboard-port", str(free_port()), *args,
+                              "--properties", str(one_at_a_time)],
                              env=streamed.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 180

@@ -41,3 +41,13 @@ def test_flink_durations_in_milliseconds(text, expected) -> None:
 def test_a_bad_duration_names_the_setting() -> None:
     with pytest.raises(ConfigError, match="Job checkpoint.interval must be a duration like '10 s'"):
         duration_ms("ten seconds", "Job checkpoint.interval")
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "four", "1.5"])
+def test_a_write_concurrency_below_one_or_not_whole_names_the_setting(tmp_path, value) -> None:
+    groups = load_property_groups()
+    groups["FeatureStore"]["write.concurrency"] = value
+    with pytest.raises(ConfigError, match=f"FeatureStore write.concurrency must be a whole number of at least 1, got '{value}'"):
+        JobConfig.from_properties(groups, tmp_path)
+    groups["FeatureStore"]["write.concurrency"] = "2"
+    assert JobConfig.from_properties(groups, tmp_path).featurestore_write_concurrency == 2

@@ -81,15 +81,18 @@ def alive(pids: list[int]) -> list[int]:
 SHORT_PROFILE = SyntheticProfile(duration_s=540, seed=11, burst_every_s=300, burst_length_s=45)
 
 
-def properties_with_store(url: str, directory: Path, retry_timeout_s: float | None = None) -> Path:
+def properties_with_store(url: str, directory: Path, retry_timeout_s: float | None = None,
+                          write_concurrency: int | None = None) -> Path:
     """The shipped properties file, with the feature store at ``url`` (a server the test controls) and,
-    if given, how long the job's writer retries before it fails."""
+    if given, how long the job's writer retries before it fails and how many calls it has in flight."""
     groups = json.loads(DEFAULT_PROPERTIES.read_text())
     for group in groups:
         if group["PropertyGroupId"] == "FeatureStore":
             group["PropertyMap"]["endpoint.url"] = url
             if retry_timeout_s is not None:
                 group["PropertyMap"]["write.retry.timeout.s"] = str(retry_timeout_s)
+            if write_concurrency is not None:
+                group["PropertyMap"]["write.concurrency"] = str(write_concurrency)
     path = directory / "properties.json"
     path.write_text(json.dumps(groups))
     return path
