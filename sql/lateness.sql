@@ -7,7 +7,7 @@ WHERE CURRENT_WATERMARK(ts) IS NULL OR ts > CURRENT_WATERMARK(ts);
 
 CREATE TEMPORARY VIEW late_transactions AS
 SELECT `hash`, ver, vin_sz, vout_sz, size, weight, fee, relayed_by, lock_time, tx_index, double_spend, `time`,
-       block_index, block_height, rbf, input_count, output_count, polled_at, ts, watermark_at
+       block_index, block_height, rbf, input_count, output_count, inputs, outputs, polled_at, ts, watermark_at
 FROM (
     SELECT *, CURRENT_WATERMARK(ts) AS watermark_at,
            ROW_NUMBER() OVER (PARTITION BY `hash` ORDER BY proc_time ASC) AS row_num

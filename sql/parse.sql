@@ -1,8 +1,8 @@
 -- Validate every line of the transaction stream. A line the poller could not make a transaction of
--- (`rejected`: not JSON, not an object, a field of another type, inputs/out not a list), or a transaction
--- without hash/time/fee, with a negative fee, a time the source rejected (ts = epoch 0) or a hash that is
--- not a transaction id (64 lowercase hex characters) gets a reason and goes to the dead letter; heartbeats
--- only carry the watermark forward.
+-- (`rejected`: not JSON, not an object, a field of another type, inputs/out not a list or an entry of another
+-- shape), or a transaction without hash/time/fee, with a negative fee, a time the source rejected (ts = epoch 0)
+-- or a hash that is not a transaction id (64 lowercase hex characters) gets a reason and goes to the dead letter;
+-- heartbeats only carry the watermark forward.
 CREATE TEMPORARY VIEW parsed_lines AS
 SELECT
     *,
@@ -23,9 +23,10 @@ SELECT
 FROM source_lines;
 
 -- The typed transaction stream: every field the API returns, under its own name and type, plus
--- input_count/output_count (the lengths of inputs/out), polled_at (unix seconds) and ts (the event time).
+-- input_count/output_count (the lengths of inputs/out), inputs/outputs (each entry's address and value),
+-- polled_at (unix seconds) and ts (the event time).
 CREATE TEMPORARY VIEW transactions AS
 SELECT `hash`, ver, vin_sz, vout_sz, size, weight, fee, relayed_by, lock_time, tx_index, double_spend, `time`,
-       block_index, block_height, rbf, input_count, output_count, polled_at, ts, proc_time
+       block_index, block_height, rbf, input_count, output_count, inputs, outputs, polled_at, ts, proc_time
 FROM parsed_lines
 WHERE reason IS NULL AND heartbeat IS NULL;

@@ -282,6 +282,7 @@ def build_backfill(config: JobConfig, settings: BackfillSettings, features: list
         Pipeline,
         add_feature_store_inserts,
         add_inserts,
+        planned_view,
         register_feature_store_writers,
         register_views,
     )
@@ -317,7 +318,7 @@ def build_backfill(config: JobConfig, settings: BackfillSettings, features: list
     for definition in groups:
         shape = shapes[definition.name]
         end = col(definition.event_time_feature)
-        windows = table_env.from_path(definition.name).join(coverage)
+        windows = planned_view(table_env, definition.name).join(coverage)
         complete = ((shape.start(end) >= col("covered_from_s")) & (end <= col("covered_to_s"))).is_true
         statement_set.add_insert("backfill_windows", windows.select(
             lit(definition.name), col(definition.record_identifier).cast(DataTypes.STRING()), end, complete,

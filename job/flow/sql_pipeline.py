@@ -21,12 +21,14 @@ from job.flow.sql_files import SQL_DIR, feature_files
 PROGRESS_ROLL_S = 0.1
 SOURCES, SINKS, BACKFILL = SQL_DIR / "sources", SQL_DIR / "sinks", SQL_DIR / "backfill"
 PARSE, LATENESS, DEDUP = SQL_DIR / "parse.sql", SQL_DIR / "lateness.sql", SQL_DIR / "dedup.sql"
+INPUTS_OUTPUTS = SQL_DIR / "inputs_outputs.sql"
 # The tables every job's writers and outputs need, created after its views and before its feature files.
 SINK_TABLES = (SINKS / "files.sql", SINKS / "feature_store.sql")
 
 # The backfill's views up to unique_transactions: the streaming job's, with its batch range in place of
 # lateness.sql (CURRENT_WATERMARK means nothing in batch), then the archive's coverage.
-BACKFILL_VIEWS = (SOURCES / "archive_batch.sql", PARSE, BACKFILL / "in_range.sql", DEDUP, BACKFILL / "coverage.sql")
+BACKFILL_VIEWS = (SOURCES / "archive_batch.sql", PARSE, BACKFILL / "in_range.sql", DEDUP, INPUTS_OUTPUTS,
+                  BACKFILL / "coverage.sql")
 BACKFILL_OUTPUTS = (SINKS / "dead_letter.sql", BACKFILL / "outputs.sql")
 
 
@@ -39,7 +41,7 @@ def stream_source(config: JobConfig) -> Path:
 
 def stream_views(config: JobConfig) -> list[Path]:
     """The streaming job's source and views up to unique_transactions."""
-    return [stream_source(config), PARSE, LATENESS, DEDUP]
+    return [stream_source(config), PARSE, LATENESS, DEDUP, INPUTS_OUTPUTS]
 
 
 def stream_outputs(config: JobConfig) -> list[Path]:
