@@ -4,17 +4,20 @@ against the independent reference in tests/reference.py."""
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
 
 import pytest
 
 from connectors.atomic_files import atomic_write
-from connectors.blockchain.source import Poll
+from connectors.blockchain.source import Poll, read_recording
+from connectors.blockchain.synthetic import SyntheticProfile
 from connectors.featurestore.client import FeatureStoreClient, FeatureStoreConfig
 from connectors.flink_rest import FlinkRest, FlinkRestError
 from job.flow.config import JobConfig, load_property_groups
 from job.flow.pipeline import build_pipeline
+from job.flow.sql_files import FEATURES_DIR
 from tests.reference import expected_results
 from tests.support import (
     GROUP,
@@ -29,6 +32,14 @@ from tests.support import (
     sink_rows,
     tx,
     tx_id,
+)
+from tests.support.example_features import (
+    ADDRESSES,
+    by_key,
+    example_windows,
+    newest_online,
+    store_state,
+    write_relayed_recording,
 )
 
 pytestmark = pytest.mark.slow
@@ -93,6 +104,8 @@ def test_duplicates_out_of_order_late_and_malformed(server, data_dir) -> None:
     late = sink_rows(data_dir / "late")
     assert sorted(row["hash"] for row in late) == sorted(expected.late)
     assert late[0]["fee"] == 20 and late[0]["input_count"] == 1 and late[0]["output_count"] == 2  # typed, whole
+    assert late[0]["inputs"] == [{"address": "bc1q-G-in", "value": 10_000}]
+    assert late[0]["outputs"] == [{"address": "bc1q-G-out", "value": 9_000}, {"address": None, "value": 980}]
     assert sink_rows(data_dir / "progress") == [{"publication": 1, "polled_at": T0 + 260}]
 
     # The reference agrees with what the scenario was built to show (so neither can be trivially wrong):
@@ -102,6 +115,7 @@ def test_duplicates_out_of_order_late_and_malformed(server, data_dir) -> None:
         "not a JSON object", "missing hash", "missing time", "missing fee", "fee is not an integer",
         "negative fee", "time is not an integer", "time is not a unix time up to 600 s after the poll",
         "size is not an integer", "ver is not an integer", "double_spend is not a boolean", "inputs is not a list",
+        "inputs[] is not a JSON object", "inputs[].prev_out.addr is not a string", "out[].value is not an integer",
         "hash is not a string", "poll is not valid JSON", "hash is not 64 lowercase hex characters",
         "time is more than 1209600 s before the poll (older than any unconfirmed transaction)",
     }
@@ -172,3 +186,31 @@ def test_windows_close_during_an_idle_pause(server, data_dir) -> None:
         assert "PythonCalc" not in source_task, source_task
     finally:
         job.cancel().result()
+
+
+def test_per_address_features_over_the_outputs_match_the_reference(server, data_dir, tmp_path) -> None:
+    """The per-address example (sql/features/examples/address_minute.sql, over unique_outputs) beside the shipped
+    group, on 4 minutes of a recording whose outputs pay a few addresses: every (address, minute) offline and each
+    address's newest minute online, as the reference computes them from the raw pages."""
+    recording = write_relayed_recording(tmp_path / "addresses.jsonl", SyntheticProfile(duration_s=240, seed=3))
+    polls = list(read_recording(recording))
+    publish(data_dir, polls)
+    features = tmp_path / "features"
+    features.mkdir()
+    for source in (FEATURES_DIR / f"{GROUP}.sql", FEATURES_DIR / "examples" / "address_minute.sql"):
+        shutil.copy(source, features)
+    run_bounded(data_dir, server.url, features_dir=features)
+
+    expected = expected_results(reference_input(polls))
+    rows = [window.row for window in example_windows(expected.unique)["address_minute"]]
+    state = store_state(data_dir, [GROUP, "address_minute"], server)
+    assert state["address_minute"]["offline"] == by_key(rows)
+    assert state["address_minute"]["online"] == newest_online(rows)
+    assert state[GROUP]["online"] == expected.features
+    # The reference agrees with what the recording was built to show: every address receives in every minute, and
+    # some outputs have no address (left out) or pay an address twice in one transaction (nb_outputs > nb_trx).
+    minutes = {row["event_time"] for row in rows}
+    assert len(minutes) >= 5 and len(rows) == len(minutes) * len(ADDRESSES)
+    assert any(row["nb_outputs_1min"] > row["nb_trx_1min"] for row in rows)
+    outputs = [entry for row in expected.unique for entry in row["outputs"]]
+    assert sum(row["nb_outputs_1min"] for row in rows) < len(outputs)
