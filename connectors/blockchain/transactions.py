@@ -54,27 +54,29 @@ UNSET = msgspec.UNSET
 Unset = msgspec.UnsetType
 
 
-class _Spent(msgspec.Struct):
+# The structs of inputs and outputs are made by the million and never hold a cycle: gc=False keeps them out of the
+# garbage collector's way (~5 % of a page's split).
+class _Spent(msgspec.Struct, gc=False):
     """An output as the API gives it (``out[]``, or an input's ``prev_out``): only its address and value decoded."""
 
     addr: str | None | Unset = UNSET
     value: Int64 | None | Unset = UNSET
 
 
-class _Input(msgspec.Struct):
+class _Input(msgspec.Struct, gc=False):
     """An input as the API gives it: the output it spends."""
 
     prev_out: _Spent | None | Unset = UNSET
 
 
-class Endpoint(msgspec.Struct, omit_defaults=True):
+class _Endpoint(msgspec.Struct, omit_defaults=True, gc=False):
     """An input or output in a line: its address and value (satoshis)."""
 
     address: str | None | Unset = UNSET
     value: int | None | Unset = UNSET
 
 
-_NO_ENDPOINT = Endpoint()  # an input without prev_out
+_NO_ENDPOINT = _Endpoint()  # an input without prev_out
 
 
 class _Transaction(msgspec.Struct, omit_defaults=True):
@@ -98,9 +100,9 @@ class _Transaction(msgspec.Struct, omit_defaults=True):
     rbf: bool | None | Unset = UNSET
     input_count: int | Unset = UNSET
     output_count: int | Unset = UNSET
-    inputs: list[_Input] | Unset = UNSET  # decoded as the API's; in the line, a list of Endpoint
+    inputs: list[_Input] | Unset = UNSET  # decoded as the API's; in the line, a list of _Endpoint
     out: list[_Spent] | Unset = UNSET  # decoded only: the line has outputs
-    outputs: list[Endpoint] | Unset = UNSET
+    outputs: list[_Endpoint] | Unset = UNSET
     polled_at: float | Unset = UNSET
 
 
@@ -210,14 +212,14 @@ def _to_line(tx: _Transaction, polled_at: float) -> None:
         tx.input_count = UNSET
     else:
         tx.input_count = len(inputs)
-        tx.inputs = [Endpoint(spent.addr, spent.value) if (spent := entry.prev_out) else _NO_ENDPOINT
+        tx.inputs = [_Endpoint(spent.addr, spent.value) if (spent := entry.prev_out) else _NO_ENDPOINT
                      for entry in inputs]
     out = tx.out
     if out is UNSET:
         tx.output_count = tx.outputs = UNSET
     else:
         tx.output_count, tx.out = len(out), UNSET
-        tx.outputs = [Endpoint(entry.addr, entry.value) for entry in out]
+        tx.outputs = [_Endpoint(entry.addr, entry.value) for entry in out]
     tx.polled_at = polled_at
 
 
@@ -254,7 +256,7 @@ def _split_tolerantly(page: bytes, result: _LineCollector) -> None:
 
 
 def _endpoint(spent: dict[str, Any] | None) -> dict[str, Any]:
-    """An input's prev_out or an output as its line's entry (the slow path's Endpoint)."""
+    """An input's prev_out or an output as its line's entry (the slow path's _Endpoint)."""
     if spent is None:
         return {}
     return {name: spent[key] for key, name in (("addr", "address"), ("value", "value")) if key in spent}
@@ -262,12 +264,12 @@ def _endpoint(spent: dict[str, Any] | None) -> dict[str, Any]:
 
 _TYPE_NAMES = {str: "a string", bool: "a boolean", Int32: "an integer", Int64: "an integer"}
 _RANGES = {Int32: 2**31, Int64: 2**63}
-# What the entries of the API's lists hold and the line keeps: where, in an entry, the spent output is (an input's
-# prev_out, an output itself), and its fields' JSON types.
+# The fields of an output (an entry of out, or an input's prev_out) that the line keeps, and their JSON types.
 _SPENT_FIELDS = {"addr": str, "value": Int64}
 
 
 def _type_of(value: Any, kind: Any) -> bool:
+    """Whether ``value`` has the JSON type FIELD_TYPES / _SPENT_FIELDS name (integers within their range)."""
     if kind in _RANGES:
         return isinstance(value, int) and not isinstance(value, bool) and -_RANGES[kind] <= value < _RANGES[kind]
     return isinstance(value, kind)
