@@ -4,17 +4,17 @@
 -- a feature file windows them as it windows unique_transactions, e.g.
 --     TUMBLE(TABLE unique_outputs, DESCRIPTOR(ts), INTERVAL '1' MINUTE) ... GROUP BY window_start, window_end, address
 -- is a window aggregate (append-only, one row per window and address), in the streaming job and the backfill alike.
+-- unique_transaction_lists holds the lists themselves, a row per transaction, for CROSS JOIN UNNEST.
 --
--- Why not the arrays in unique_transactions: with two or more feature groups, Flink's plan shares
--- unique_transactions whole between them, so every column it has crosses the dedup's exchange and sits in its state;
--- arrays there would cost every job, used or not. Here they cost only jobs whose features select from these views.
--- unique_transaction_lists is the same deduplication as dedup.sql's (the same statement, so Flink runs one
--- deduplication for both when a job uses both); unused, none of these views is computed.
+-- They come from the lines apart from unique_transactions (parse.sql's transaction_lists, lateness.sql's
+-- on_time_transaction_lists, deduplicated here as dedup.sql does it): with two or more feature groups Flink shares
+-- unique_transactions whole between them, so lists there would be decoded, copied and carried through the dedup's
+-- exchange and state by every job, used or not. Unused, none of these views is in the job's plan.
 CREATE TEMPORARY VIEW unique_transaction_lists AS
 SELECT `hash`, `time`, polled_at, inputs, outputs, ts
 FROM (
     SELECT *, ROW_NUMBER() OVER (PARTITION BY window_start, window_end, `hash` ORDER BY ts ASC) AS row_num
-    FROM TABLE(TUMBLE(TABLE on_time_transactions, DESCRIPTOR(ts), INTERVAL '1' SECOND))
+    FROM TABLE(TUMBLE(TABLE on_time_transaction_lists, DESCRIPTOR(ts), INTERVAL '1' SECOND))
 )
 WHERE row_num = 1;
 

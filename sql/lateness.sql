@@ -7,7 +7,7 @@ WHERE CURRENT_WATERMARK(ts) IS NULL OR ts > CURRENT_WATERMARK(ts);
 
 CREATE TEMPORARY VIEW late_transactions AS
 SELECT `hash`, ver, vin_sz, vout_sz, size, weight, fee, relayed_by, lock_time, tx_index, double_spend, `time`,
-       block_index, block_height, rbf, input_count, output_count, inputs, outputs, polled_at, ts, watermark_at
+       block_index, block_height, rbf, input_count, output_count, polled_at, ts, watermark_at
 FROM (
     SELECT *, CURRENT_WATERMARK(ts) AS watermark_at,
            ROW_NUMBER() OVER (PARTITION BY `hash` ORDER BY proc_time ASC) AS row_num
@@ -15,3 +15,10 @@ FROM (
     WHERE ts <= CURRENT_WATERMARK(ts)
 )
 WHERE row_num = 1;
+
+-- The same split for the transactions' inputs and outputs (parse.sql's transaction_lists, read from the same lines
+-- under the same watermark): on time exactly when the transaction is (sql/inputs_outputs.sql reads this view).
+CREATE TEMPORARY VIEW on_time_transaction_lists AS
+SELECT *
+FROM transaction_lists
+WHERE CURRENT_WATERMARK(ts) IS NULL OR ts > CURRENT_WATERMARK(ts);

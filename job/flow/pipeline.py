@@ -1,8 +1,8 @@
 """Builds the Flink job from sql/ and the configuration.
 
 source lines → parse/validate, typed (dead letter) → lateness split (late output) → dedup (keyed state per
-event-time second) → unique_transactions → features/*.sql (any window, any key) → feature-store writer
-(Python, one row per window); on the local feed, the read progress the feed publisher waits for.
+event-time second) → unique_transactions (and unique_inputs / unique_outputs) → features/*.sql (any window, any key)
+→ feature-store writer (Python, one row per window); on the local feed, the read progress the feed publisher waits for.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ FROM (
             KEY 'lock_time' VALUE lock_time, KEY 'tx_index' VALUE tx_index, KEY 'double_spend' VALUE double_spend,
             KEY 'time' VALUE `time`, KEY 'block_index' VALUE block_index, KEY 'block_height' VALUE block_height,
             KEY 'rbf' VALUE rbf, KEY 'input_count' VALUE input_count, KEY 'output_count' VALUE output_count,
-            KEY 'inputs' VALUE inputs, KEY 'outputs' VALUE outputs, KEY 'polled_at' VALUE polled_at
+            KEY 'polled_at' VALUE polled_at
             ABSENT ON NULL)) AS line,
         reason,
         proc_time,

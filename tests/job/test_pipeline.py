@@ -35,8 +35,10 @@ from tests.support import (
 )
 from tests.support.example_features import (
     ADDRESSES,
+    EXAMPLES,
     by_key,
     example_windows,
+    features_with_examples,
     newest_online,
     store_state,
     write_relayed_recording,
@@ -92,20 +94,28 @@ def dead_letter_entries(data_dir: Path) -> list[tuple[str, str]]:
     return sorted(entries)
 
 
-def test_duplicates_out_of_order_late_and_malformed(server, data_dir) -> None:
+def test_duplicates_out_of_order_late_and_malformed(server, data_dir, tmp_path) -> None:
     polls = scenario()
     publish(data_dir, polls)
-    run_bounded(data_dir, server.url)
+    features = tmp_path / "features"  # the shipped group, and one over the transactions' outputs (read apart)
+    features.mkdir()
+    for source in (FEATURES_DIR / f"{GROUP}.sql", FEATURES_DIR / "examples" / "address_minute.sql"):
+        shutil.copy(source, features)
+    run_bounded(data_dir, server.url, features_dir=features)
     expected = expected_results(reference_input(polls))
 
     assert online_rows(server.url, GROUP) == expected.features
+    # Every address is paid once: its one minute. G (late), B and C's repeats, the malformed entries are not there.
+    received = [window.row for window in example_windows(expected.unique)["address_minute"]]
+    assert online_rows(server.url, "address_minute") == {row["address"]: row for row in received}
+    assert sorted(received, key=lambda row: row["address"])[0] == {
+        "address": "bc1q-A-out", "event_time": T0 + 60.0, "nb_outputs_1min": 1, "nb_trx_1min": 1, "total_received_1min": 9_000}
+    assert len(received) == len(expected.unique) == 8  # A, B, C, D, E, F, H, I (the second outputs have no address)
     assert dead_letter_entries(data_dir) == sorted((json.dumps(value, sort_keys=True), reason)
                                                    for value, reason in expected.dead_letter)
     late = sink_rows(data_dir / "late")
     assert sorted(row["hash"] for row in late) == sorted(expected.late)
     assert late[0]["fee"] == 20 and late[0]["input_count"] == 1 and late[0]["output_count"] == 2  # typed, whole
-    assert late[0]["inputs"] == [{"address": "bc1q-G-in", "value": 10_000}]
-    assert late[0]["outputs"] == [{"address": "bc1q-G-out", "value": 9_000}, {"address": None, "value": 980}]
     assert sink_rows(data_dir / "progress") == [{"publication": 1, "polled_at": T0 + 260}]
 
     # The reference agrees with what the scenario was built to show (so neither can be trivially wrong):
@@ -214,3 +224,47 @@ def test_per_address_features_over_the_outputs_match_the_reference(server, data_
     assert any(row["nb_outputs_1min"] > row["nb_trx_1min"] for row in rows)
     outputs = [entry for row in expected.unique for entry in row["outputs"]]
     assert sum(row["nb_outputs_1min"] for row in rows) < len(outputs)
+
+
+def _dedup_inputs(plan: str) -> list[list[str]]:
+    """The columns each deduplication of an explained job takes in: the select list of the first Calc below its
+    exchange (the columns that cross the exchange and sit in its state)."""
+    lines = plan.split("== Optimized Execution Plan ==")[-1].splitlines()
+    columns = []
+    for number, line in enumerate(lines):
+        if "WindowDeduplicate(" in line:
+            below = next(text for text in lines[number + 2:] if "Calc(select=[" in text)
+            columns.append(below.split("Calc(select=[", 1)[1].split("]", 1)[0].split(", "))
+    return columns
+
+
+def _source_columns(plan: str) -> set[str]:
+    """The columns the job's source decodes (the json format skips the others)."""
+    scans = {line.split("fields=[", 1)[1].split("]", 1)[0] for line in plan.splitlines() if "TableSourceScan(" in line}
+    (fields,) = scans
+    return set(fields.split(", "))
+
+
+def test_inputs_and_outputs_cost_only_the_jobs_whose_features_use_them(server, data_dir, tmp_path) -> None:
+    """The job's plan. With the shipped group and the examples that do not read inputs or outputs, the json format
+    does not even decode them, and nothing is unnested. Add the per-address example: its view is computed once (for
+    both its outputs, the store's writer and computed windows), by a deduplication of its own that carries the
+    outputs only, and the transactions' deduplication still carries no list."""
+    features = features_with_examples(tmp_path / "features")
+    (features / "address_minute.sql").unlink()
+    without = build_pipeline(job_config(data_dir, server.url, monitor_interval_s=None, features_dir=features))
+    plan = without.statement_set.explain()
+    assert "Correlate(" not in plan and "UNNEST" not in plan
+    assert "fee" in _source_columns(plan) and not {"inputs", "outputs"} & _source_columns(plan)
+    (columns,) = _dedup_inputs(plan)
+    assert "relayed_by" in columns and not {"inputs", "outputs"} & set(columns)
+
+    shutil.copy(FEATURES_DIR / "examples" / "address_minute.sql", features)
+    assert len(list(features.glob("*.sql"))) == 1 + len(EXAMPLES)
+    with_lists = build_pipeline(job_config(data_dir, server.url, monitor_interval_s=None, features_dir=features))
+    plan = with_lists.statement_set.explain()
+    assert plan.split("== Optimized Execution Plan ==")[-1].count("Correlate(") == 1
+    assert {"inputs", "outputs"} <= _source_columns(plan)
+    transactions, lists = sorted(_dedup_inputs(plan), key=lambda columns: "outputs" in columns)
+    assert not {"inputs", "outputs"} & set(transactions)
+    assert "outputs" in lists and "inputs" not in lists and "fee" not in lists

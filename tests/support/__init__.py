@@ -133,7 +133,7 @@ MALFORMED = [
     {"hash": "fee-fraction", "time": T0 + 66, "fee": 1.5},
     {"hash": "fee-negative", "time": T0 + 66, "fee": -5},
     {"hash": "fee-negative-lists", "time": T0 + 66, "fee": -5, "inputs": [{"prev_out": {"addr": "bc1qa", "value": 9}}, {}],
-     "out": [{"value": 3}, {"addr": "bc1qb", "value": 2**62, "n": 1}]},  # written back with its lists
+     "out": [{"value": 3}, {"addr": "bc1qb", "value": 2**62, "n": 1}]},  # written back without its lists
     {"hash": "time-text", "time": "yesterday", "fee": 5},
     {"hash": "time-future", "time": T0 + 100_000, "fee": 5},
     {"hash": "time-1970", "time": 1, "fee": 5},
