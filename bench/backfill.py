@@ -146,6 +146,7 @@ def main() -> None:
     print("\nchainfeat stages:")
     print("\n".join(stage_lines(chainfeat)))
     print("\n".join(chainfeat["measured"].memory_lines()))
+    print(chainfeat["measured"].cpu_line())
     summary = chainfeat["summary"]
     print(f"chainfeat read {summary['lines_read']:,} lines: {summary['transactions']:,} sightings, "
           f"{summary['duplicates']:,} duplicates, {summary['dead_letter']} dead-letter lines; covered "

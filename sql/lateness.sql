@@ -15,3 +15,10 @@ FROM (
     WHERE ts <= CURRENT_WATERMARK(ts)
 )
 WHERE row_num = 1;
+
+-- The same split for the transactions' inputs and outputs (parse.sql's transaction_lists, read from the same lines
+-- under the same watermark): on time exactly when the transaction is (sql/inputs_outputs.sql reads this view).
+CREATE TEMPORARY VIEW on_time_transaction_lists AS
+SELECT *
+FROM transaction_lists
+WHERE CURRENT_WATERMARK(ts) IS NULL OR ts > CURRENT_WATERMARK(ts);

@@ -1,25 +1,12 @@
--- Validate every line of the transaction stream. A line the poller could not make a transaction of
--- (`rejected`: not JSON, not an object, a field of another type, inputs/out not a list), or a transaction
--- without hash/time/fee, with a negative fee, a time the source rejected (ts = epoch 0) or a hash that is
--- not a transaction id (64 lowercase hex characters) gets a reason and goes to the dead letter; heartbeats
--- only carry the watermark forward.
+-- Validate every line of the transaction stream (the reason is rejection_reason.sql's): a line the poller could not
+-- make a transaction of, or a transaction whose values the job refuses, gets a reason and goes to the dead letter;
+-- heartbeats only carry the watermark forward. Every column but the inputs and outputs (transaction_lists below).
 CREATE TEMPORARY VIEW parsed_lines AS
 SELECT
-    *,
-    CASE
-        WHEN rejected IS NOT NULL THEN COALESCE(rejection, 'rejected by the poller')
-        WHEN heartbeat THEN CAST(NULL AS STRING)
-        WHEN `hash` IS NULL OR `hash` = '' THEN 'missing hash'
-        WHEN `time` IS NULL THEN 'missing time'
-        WHEN fee IS NULL THEN 'missing fee'
-        WHEN fee < 0 THEN 'negative fee'
-        WHEN ts = TO_TIMESTAMP_LTZ(0, 3) AND `time` > 0 AND `time` < polled_at - ${past_tolerance_s}
-            THEN 'time is more than ${past_tolerance_s} s before the poll (older than any unconfirmed transaction)'
-        WHEN ts = TO_TIMESTAMP_LTZ(0, 3) THEN 'time is not a unix time up to ${future_tolerance_s} s after the poll'
-        -- the test of REGEXP(`hash`, '^[0-9a-f]{64}$') at a fraction of its cost (~1 s of a 20 s run of 1 M transactions)
-        WHEN CHAR_LENGTH(`hash`) <> 64 OR UNHEX(`hash`) IS NULL OR LOWER(`hash`) <> `hash`
-            THEN 'hash is not 64 lowercase hex characters'
-    END AS reason
+    `hash`, ver, vin_sz, vout_sz, size, weight, fee, relayed_by, lock_time, tx_index, double_spend, `time`,
+    block_index, block_height, rbf, input_count, output_count, polled_at, heartbeat, publication, rejected, rejection,
+    ts, proc_time,
+${rejection_reason} AS reason
 FROM source_lines;
 
 -- The typed transaction stream: every field the API returns, under its own name and type, plus
@@ -29,3 +16,13 @@ SELECT `hash`, ver, vin_sz, vout_sz, size, weight, fee, relayed_by, lock_time, t
        block_index, block_height, rbf, input_count, output_count, polled_at, ts, proc_time
 FROM parsed_lines
 WHERE reason IS NULL AND heartbeat IS NULL;
+
+-- The same transactions' inputs and outputs (each entry's address and value), read from the lines apart from
+-- parsed_lines: every view and output of the job shares parsed_lines whole, so lists there would be decoded and
+-- copied along for every line of every job; here only a job whose features use them (sql/inputs_outputs.sql) reads
+-- them. The same test of the same line (rejection_reason.sql) keeps exactly the transactions above.
+CREATE TEMPORARY VIEW transaction_lists AS
+SELECT `hash`, `time`, polled_at, inputs, outputs, ts
+FROM source_lines
+WHERE heartbeat IS NULL AND
+${rejection_reason} IS NULL;

@@ -2,12 +2,14 @@
 
 It re-states the documented semantics (README "What the job does", sql/*.sql) without Flink and without the
 code under test: a poll's page is split into transactions (an entry that is not a JSON object, or has a field
-of another JSON type, is rejected), each transaction's values are validated, late = event time at or before
+of another JSON type, or an input or output of another shape, is rejected), each transaction's values are validated, late = event time at or before
 the watermark in force when it arrives
 (watermark = highest event time read so far minus the delay; heartbeats count), late transactions are listed
 once per hash, the rest are deduplicated by (hash, time) keeping the first sighting, and ``unique`` holds
-what every feature file selects from, in arrival order. Feature windows over ``unique`` are computed by the
-tests themselves (``tumbling`` / ``hopping`` below), in a few lines each.
+what every feature file selects from, in arrival order, each with its ``inputs`` and ``outputs`` as lists of
+{"address", "value"} (None where the API left one out); ``entries(unique, "outputs")`` is unique_outputs' rows.
+Feature windows over them are computed by the tests themselves (``tumbling`` / ``hopping`` below), in a few
+lines each.
 """
 
 from __future__ import annotations
@@ -46,6 +48,15 @@ def _is_integer(value: Any, bits: int) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and -(2 ** (bits - 1)) <= value < 2 ** (bits - 1)
 
 
+def _spent_problem(spent: dict, where: str) -> str | None:
+    """An output (or the one an input spends): its addr a string and its value a 64-bit integer, or null/missing."""
+    if spent.get("addr") is not None and not isinstance(spent["addr"], str):
+        return f"{where}.addr is not a string"
+    if spent.get("value") is not None and not _is_integer(spent["value"], 64):
+        return f"{where}.value is not an integer"
+    return None
+
+
 def _type_problem(tx: Any) -> str | None:
     if not isinstance(tx, dict):
         return "not a JSON object"
@@ -61,9 +72,28 @@ def _type_problem(tx: Any) -> str | None:
             return f"{name} is not an integer"
         if name in BOOLEAN_FIELDS and not isinstance(value, bool):
             return f"{name} is not a boolean"
-    for name in ("inputs", "out"):
-        if name in tx and not isinstance(tx[name], list):
-            return f"{name} is not a list"
+    if "inputs" in tx:
+        if not isinstance(tx["inputs"], list):
+            return "inputs is not a list"
+        for entry in tx["inputs"]:
+            if not isinstance(entry, dict):
+                return "inputs[] is not a JSON object"
+            if entry.get("prev_out") is None:
+                continue
+            if not isinstance(entry["prev_out"], dict):
+                return "inputs[].prev_out is not a JSON object"
+            problem = _spent_problem(entry["prev_out"], "inputs[].prev_out")
+            if problem:
+                return problem
+    if "out" in tx:
+        if not isinstance(tx["out"], list):
+            return "out is not a list"
+        for entry in tx["out"]:
+            if not isinstance(entry, dict):
+                return "out[] is not a JSON object"
+            problem = _spent_problem(entry, "out[]")
+            if problem:
+                return problem
     return None
 
 
@@ -85,10 +115,17 @@ def _value_problem(row: dict, future_tolerance_s: int, past_tolerance_s: int) ->
     return None
 
 
+def _address_and_value(spent: dict | None) -> dict:
+    spent = spent or {}
+    return {"address": spent.get("addr"), "value": spent.get("value")}
+
+
 def _typed(tx: dict, polled_at: float, future_tolerance_s: int, past_tolerance_s: int) -> dict:
     row: dict[str, Any] = {name: tx.get(name) for name in SCALAR_FIELDS}
     row["input_count"] = len(tx["inputs"]) if "inputs" in tx else None
     row["output_count"] = len(tx["out"]) if "out" in tx else None
+    row["inputs"] = [_address_and_value(entry.get("prev_out")) for entry in tx["inputs"]] if "inputs" in tx else None
+    row["outputs"] = [_address_and_value(entry) for entry in tx["out"]] if "out" in tx else None
     row["polled_at"] = float(polled_at)
     time = row["time"]
     within = time is not None and time > 0 and polled_at - past_tolerance_s <= time <= polled_at + future_tolerance_s
@@ -127,7 +164,9 @@ def expected_results(polls: Iterable[tuple[float, Any]], watermark_delay_s: int 
             reason = _value_problem(row, future_tolerance_s, past_tolerance_s)
             watermark = None if highest is None else highest - watermark_delay_s
             if reason is not None:
-                expected.dead_letter.append(({k: v for k, v in row.items() if v is not None and k != "ts"}, reason))
+                # written back as the job read it, without its lists (the job reads them only for its features)
+                written = {k: v for k, v in row.items() if v is not None and k not in ("ts", "inputs", "outputs")}
+                expected.dead_letter.append((written, reason))
             elif watermark is not None and ts <= watermark:
                 if row["hash"] not in late_seen:
                     late_seen.add(row["hash"])
@@ -141,6 +180,14 @@ def expected_results(polls: Iterable[tuple[float, Any]], watermark_delay_s: int 
         advance(int(polled_at))  # the poll's heartbeat
     expected.features = {row["tx_minute"]: row for row in tumbling(expected.unique, 60, minute_features)}
     return expected
+
+
+def entries(unique: list[dict], lists: str) -> list[dict]:
+    """One row per entry of each transaction's ``lists`` ("inputs" or "outputs"), as unique_inputs / unique_outputs
+    hold them: the transaction's hash, time, polled_at and ts, the entry's position in its list, address and value."""
+    return [{"hash": row["hash"], "position": position, **entry, "time": row["time"], "polled_at": row["polled_at"],
+             "ts": row["ts"]}
+            for row in unique for position, entry in enumerate(row[lists] or [])]
 
 
 def minute_key(epoch_s: int) -> str:

@@ -176,8 +176,8 @@ class RecordingWriter:
 
 class ArchiveWriter:
     """The raw archive of live polls: each poll appended, as received, to a recording per hour
-    (``<directory>/date=YYYY-MM-DD/hour=HH/polls.jsonl``): what the stream lines leave out (inputs, outputs)
-    is kept there, and `chainfeat run --recording` can replay any hour of it."""
+    (``<directory>/date=YYYY-MM-DD/hour=HH/polls.jsonl``): what the stream lines leave out (of inputs and outputs
+    all but address and value) is kept there, and `chainfeat run --recording` can replay any hour of it."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = Path(directory)

@@ -8,18 +8,23 @@ format, typed, parsed once:
 - a transaction line per entry of ``txs``: the API's scalar fields under their own names and types
   (``hash`` and ``relayed_by`` strings; ``ver, vin_sz, vout_sz, size, weight`` 32-bit and ``fee, lock_time,
   tx_index, time, block_index, block_height`` 64-bit integers; ``double_spend, rbf`` booleans; any may be
-  missing or null), ``input_count`` / ``output_count`` for the lengths of ``inputs`` / ``out`` (the lists
-  themselves stay in the raw archive), and ``polled_at``;
+  missing or null), ``input_count`` / ``output_count`` for the lengths of ``inputs`` / ``out``, the lists
+  themselves as ``inputs`` / ``outputs``: one ``{"address": ..., "value": ...}`` per entry, in the API's order
+  (an input's are its ``prev_out.addr`` / ``prev_out.value``, an output's its ``addr`` / ``value``; the address a
+  string, the value satoshis as a 64-bit integer; either may be missing or null, e.g. a non-standard output has no
+  address; an input without ``prev_out`` is ``{}``), and ``polled_at``. The job reads them as
+  ``ARRAY<ROW<address STRING, `value` BIGINT>>`` (sql/transaction_lists.sql);
 - a rejected line for what cannot be such a transaction (a page that is not JSON or has no ``txs`` list, an
-  entry that is not a JSON object, a field of another type, ``inputs`` or ``out`` that is not a list):
-  ``{"rejected": <the raw text>, "rejection": <why>, "polled_at": ...}`` — the job sends it to the dead letter;
+  entry that is not a JSON object, a field of another type, ``inputs`` or ``out`` that is not a list or holds an
+  entry of another shape): ``{"rejected": <the raw text>, "rejection": <why>, "polled_at": ...}`` — the job
+  sends it to the dead letter;
 - a heartbeat last: ``{"heartbeat": true, "time": <poll time>, "polled_at": ...}``. It carries the job's
   event-time clock forward when a poll brings nothing new; the feed publisher adds ``"publication": N``
   to the heartbeat that ends each feed file (connectors/spool.py).
 
-The fast path decodes a whole page with msgspec into only these fields, typed (inputs and outputs are
-counted, not decoded): ~300k transactions/s on one core. A page with anything unexpected takes a slower,
-tolerant path that judges entry by entry.
+The fast path decodes a whole page with msgspec into only these fields, typed (of an input or output only its
+address and value): ~400k transactions/s on one core (bench/poller_lines.py). A page with anything unexpected
+takes a slower, tolerant path that judges entry by entry (type_problem) and writes the same lines.
 """
 
 from __future__ import annotations
@@ -38,7 +43,9 @@ FIELD_TYPES: dict[str, Any] = {
     "block_index": Int64, "block_height": Int64, "rbf": bool,
 }
 TRANSACTION_FIELDS = tuple(FIELD_TYPES)
+# The API's lists: each one's length and its entries' (address, value) in the line, under these names.
 COUNTED_LISTS = {"inputs": "input_count", "out": "output_count"}
+LIST_FIELDS = {"inputs": "inputs", "out": "outputs"}
 # A rejected line keeps at most this much of the raw text (Kinesis takes records up to 1 MiB); the whole
 # input stays in the recording or the raw archive.
 MAX_REJECTED_TEXT = 256 * 1024
@@ -47,13 +54,34 @@ UNSET = msgspec.UNSET
 Unset = msgspec.UnsetType
 
 
-class _Counted(msgspec.Struct):
-    """An input or output: only counted, never decoded."""
+# The structs of inputs and outputs are made by the million and never hold a cycle: gc=False keeps them out of the
+# garbage collector's way (~5 % of a page's split).
+class _Spent(msgspec.Struct, gc=False):
+    """An output as the API gives it (``out[]``, or an input's ``prev_out``): only its address and value decoded."""
+
+    addr: str | None | Unset = UNSET
+    value: Int64 | None | Unset = UNSET
+
+
+class _Input(msgspec.Struct, gc=False):
+    """An input as the API gives it: the output it spends."""
+
+    prev_out: _Spent | None | Unset = UNSET
+
+
+class _Endpoint(msgspec.Struct, omit_defaults=True, gc=False):
+    """An input or output in a line: its address and value (satoshis)."""
+
+    address: str | None | Unset = UNSET
+    value: int | None | Unset = UNSET
+
+
+_NO_ENDPOINT = _Endpoint()  # an input without prev_out
 
 
 class _Transaction(msgspec.Struct, omit_defaults=True):
-    """A transaction as decoded from a page and, once its lists are replaced by their lengths and the poll
-    time added (_to_line), as encoded into its line: one object, no copy."""
+    """A transaction as decoded from a page and, once its lists are replaced by their lengths and entries and the
+    poll time added (_to_line), as encoded into its line: one object, no copy of its scalar fields."""
 
     hash: str | None | Unset = UNSET
     ver: Int32 | None | Unset = UNSET
@@ -70,10 +98,11 @@ class _Transaction(msgspec.Struct, omit_defaults=True):
     block_index: Int64 | None | Unset = UNSET
     block_height: Int64 | None | Unset = UNSET
     rbf: bool | None | Unset = UNSET
-    inputs: list[_Counted] | Unset = UNSET
-    out: list[_Counted] | Unset = UNSET
     input_count: int | Unset = UNSET
     output_count: int | Unset = UNSET
+    inputs: list[_Input] | Unset = UNSET  # decoded as the API's; in the line, a list of _Endpoint
+    out: list[_Spent] | Unset = UNSET  # decoded only: the line has outputs
+    outputs: list[_Endpoint] | Unset = UNSET
     polled_at: float | Unset = UNSET
 
 
@@ -178,14 +207,19 @@ def _split_decoded(transactions: list[_Transaction], polled_at: float) -> PollLi
 
 
 def _to_line(tx: _Transaction, polled_at: float) -> None:
-    if tx.inputs is UNSET:
+    inputs = tx.inputs
+    if inputs is UNSET:
         tx.input_count = UNSET
     else:
-        tx.input_count, tx.inputs = len(tx.inputs), UNSET
-    if tx.out is UNSET:
-        tx.output_count = UNSET
+        tx.input_count = len(inputs)
+        tx.inputs = [_Endpoint(spent.addr, spent.value) if (spent := entry.prev_out) else _NO_ENDPOINT
+                     for entry in inputs]
+    out = tx.out
+    if out is UNSET:
+        tx.output_count = tx.outputs = UNSET
     else:
-        tx.output_count, tx.out = len(tx.out), UNSET
+        tx.output_count, tx.out = len(out), UNSET
+        tx.outputs = [_Endpoint(entry.addr, entry.value) for entry in out]
     tx.polled_at = polled_at
 
 
@@ -213,32 +247,65 @@ def _split_tolerantly(page: bytes, result: _LineCollector) -> None:
         for name, count in COUNTED_LISTS.items():
             if name in tx:
                 line[count] = len(tx[name])
+        if "inputs" in tx:
+            line["inputs"] = [_endpoint(entry.get("prev_out")) for entry in tx["inputs"]]
+        if "out" in tx:
+            line["outputs"] = [_endpoint(entry) for entry in tx["out"]]
         line["polled_at"] = result.result.polled_at
         result.add(_ENCODER.encode(line), tx.get("hash"))
 
 
+def _endpoint(spent: dict[str, Any] | None) -> dict[str, Any]:
+    """An input's prev_out or an output as its line's entry (the slow path's _Endpoint)."""
+    if spent is None:
+        return {}
+    return {name: spent[key] for key, name in (("addr", "address"), ("value", "value")) if key in spent}
+
+
 _TYPE_NAMES = {str: "a string", bool: "a boolean", Int32: "an integer", Int64: "an integer"}
 _RANGES = {Int32: 2**31, Int64: 2**63}
+# The fields of an output (an entry of out, or an input's prev_out) that the line keeps, and their JSON types.
+_SPENT_FIELDS = {"addr": str, "value": Int64}
+
+
+def _type_of(value: Any, kind: Any) -> bool:
+    """Whether ``value`` has the JSON type FIELD_TYPES / _SPENT_FIELDS name (integers within their range)."""
+    if kind in _RANGES:
+        return isinstance(value, int) and not isinstance(value, bool) and -_RANGES[kind] <= value < _RANGES[kind]
+    return isinstance(value, kind)
 
 
 def type_problem(tx: Any) -> str | None:
     """Why an entry of ``txs`` cannot be a transaction line, or None: the first field (in API order) whose
-    JSON type is not its own (null always passes), or inputs/out that is not a list."""
+    JSON type is not its own (null always passes), then inputs/out that is not a list, or the first entry of one
+    that is not a JSON object, whose prev_out (inputs) is not one, or whose addr / value is not a string / an
+    integer (a missing or null prev_out, addr or value passes)."""
     if not isinstance(tx, dict):
         return "not a JSON object"
     for name, kind in FIELD_TYPES.items():
         value = tx.get(name)
-        if value is None:
-            continue
-        if kind in _RANGES:
-            valid = isinstance(value, int) and not isinstance(value, bool) and -_RANGES[kind] <= value < _RANGES[kind]
-        else:
-            valid = isinstance(value, kind)
-        if not valid:
+        if value is not None and not _type_of(value, kind):
             return f"{name} is not {_TYPE_NAMES[kind]}"
     for name in COUNTED_LISTS:
-        if name in tx and not isinstance(tx[name], list):
+        if name not in tx:
+            continue
+        entries = tx[name]
+        if not isinstance(entries, list):
             return f"{name} is not a list"
+        for entry in entries:
+            if not isinstance(entry, dict):
+                return f"{name}[] is not a JSON object"
+            where = f"{name}[]"
+            if name == "inputs":
+                entry, where = entry.get("prev_out"), "inputs[].prev_out"
+                if entry is None:
+                    continue
+                if not isinstance(entry, dict):
+                    return f"{where} is not a JSON object"
+            for field_name, kind in _SPENT_FIELDS.items():
+                value = entry.get(field_name)
+                if value is not None and not _type_of(value, kind):
+                    return f"{where}.{field_name} is not {_TYPE_NAMES[kind]}"
     return None
 
 

@@ -14,12 +14,13 @@ So:
 - records are put one at a time, each only once the previous one is accepted, with
   SequenceNumberForOrdering (strictly increasing sequence numbers; PutRecords does not guarantee order).
 
-Limits: a record is at most 1 MiB (a poll of ~100 lines is ~35 KB; a bigger poll becomes several records, in
+Limits: a record is at most 1 MiB (a poll of ~100 lines is ~60 KB; a bigger poll becomes several records, in
 order; a single line over 1 MiB, which only absurd field values make, is sent as a rejected line so the job
-dead-letters it). A shard takes 1 MiB/s and 1000 records/s: the reference load, ~35 KB every 15 s, is 0.2 %
-of it; the monitoring stack alarms at half of it (infra/stacks/monitoring.py). A put Kinesis rejects
-(throttled, 5xx) is retried with backoff until accepted; a put that timed out after Kinesis applied it is
-put again, so a poll can be read twice in a row, which the job's dedup absorbs.
+dead-letters it: a standard transaction, at most 100 kvB, has at most a few thousand outputs, ~300 KB of line).
+A shard takes 1 MiB/s and 1000 records/s: the reference load, ~60 KB every 15 s, is 0.4 % of it; the monitoring
+stack alarms at half of it (infra/stacks/monitoring.py). A put Kinesis rejects (throttled, 5xx) is retried with
+backoff until accepted; a put that timed out after Kinesis applied it is put again, so a poll can be read twice in
+a row, which the job's dedup absorbs.
 """
 
 from __future__ import annotations

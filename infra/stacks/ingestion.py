@@ -36,8 +36,8 @@ class IngestionStack(Stack):
         self.key = kms.Key(self, "IngestionKey", enable_key_rotation=True,
                            description="chainfeat: ingestion stream and raw archive")
         # One shard: the poller puts every poll on it with one partition key, so the job reads the polls in order
-        # (connectors/kinesis/producer.py). A shard takes 1 MiB/s and 1000 records/s; the reference load is ~35 KB
-        # every 15 s (0.2 %), and the monitoring stack alarms at settings.stream_alarm_percent_of_shard. More shards
+        # (connectors/kinesis/producer.py). A shard takes 1 MiB/s and 1000 records/s; the reference load is ~60 KB
+        # every 15 s (0.4 %), and the monitoring stack alarms at settings.stream_alarm_percent_of_shard. More shards
         # would stay empty, and on-demand mode costs more for the same one shard. 24 h of retention is in the
         # shard-hour price (longer costs per shard-hour); the raw archive keeps every poll for good.
         self.stream = kinesis.Stream(

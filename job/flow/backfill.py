@@ -3,7 +3,7 @@ entry point builds it): the streaming job's SQL over the raw archive, in Flink's
 same feature-store writer.
 
 archive (spool or Firehose layout) → sources/archive_batch.sql → parse.sql → backfill/in_range.sql (in place of
-lateness.sql) → dedup.sql → features/*.sql → complete windows only → udfs/feature_store_writer.py
+lateness.sql) → dedup.sql → inputs_outputs.sql → features/*.sql → complete windows only → udfs/feature_store_writer.py
 
 Which windows are written: the archive covers [covered_from, covered_to) completely (backfill/coverage.sql): from
 its first poll, or --from if later, to where the streaming job's watermark would stand after the archive's last
@@ -165,8 +165,8 @@ def window_shapes(plan: str) -> list[tuple[str, str]]:
 
 def feature_window(table_env: Any, view: str, path: Path, shared_windows: list[tuple[str, str]]) -> WindowShape:
     """The window of the feature view ``view``: the one its plan has beyond ``shared_windows``, those of
-    unique_transactions (the dedup's one-second tumble). A view without exactly one window cannot say which of
-    its rows are complete."""
+    unique_transactions (the dedup's one-second tumble, which sql/inputs_outputs.sql's views share). A view without
+    exactly one window cannot say which of its rows are complete."""
     try:
         own = window_shapes(table_env.from_path(view).explain())
     except Exception as error:  # noqa: BLE001 - Flink's refusal of the view (e.g. a HOP it cannot slice), by file
@@ -178,7 +178,8 @@ def feature_window(table_env: Any, view: str, path: Path, shared_windows: list[t
     if len(distinct) != 1:
         raise FeatureFileError(
             f"{file_position(path)}: a backfill needs the view to aggregate over one TUMBLE, HOP or CUMULATE window of "
-            f"unique_transactions (it has {len(distinct) or 'none'}), to tell its complete windows from partial ones")
+            f"unique_transactions (or unique_inputs, unique_outputs) (it has {len(distinct) or 'none'}), to tell its "
+            "complete windows from partial ones")
     return WindowShape.parse(distinct[0])
 
 
@@ -282,6 +283,7 @@ def build_backfill(config: JobConfig, settings: BackfillSettings, features: list
         Pipeline,
         add_feature_store_inserts,
         add_inserts,
+        planned_view,
         register_feature_store_writers,
         register_views,
     )
@@ -317,7 +319,7 @@ def build_backfill(config: JobConfig, settings: BackfillSettings, features: list
     for definition in groups:
         shape = shapes[definition.name]
         end = col(definition.event_time_feature)
-        windows = table_env.from_path(definition.name).join(coverage)
+        windows = planned_view(table_env, definition.name).join(coverage)
         complete = ((shape.start(end) >= col("covered_from_s")) & (end <= col("covered_to_s"))).is_true
         statement_set.add_insert("backfill_windows", windows.select(
             lit(definition.name), col(definition.record_identifier).cast(DataTypes.STRING()), end, complete,

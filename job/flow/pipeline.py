@@ -1,8 +1,8 @@
 """Builds the Flink job from sql/ and the configuration.
 
 source lines → parse/validate, typed (dead letter) → lateness split (late output) → dedup (keyed state per
-event-time second) → unique_transactions → features/*.sql (any window, any key) → feature-store writer
-(Python, one row per window); on the local feed, the read progress the feed publisher waits for.
+event-time second) → unique_transactions (and unique_inputs / unique_outputs) → features/*.sql (any window, any key)
+→ feature-store writer (Python, one row per window); on the local feed, the read progress the feed publisher waits for.
 """
 
 from __future__ import annotations
@@ -262,14 +262,21 @@ def _statement_set(table_env: StreamTableEnvironment, statements: Sequence[str],
     for insert in filter(_is_insert, statements):
         with _connector_hint(config):
             statement_set.add_insert_sql(insert)
+    feature_rows = [(definition, planned_view(table_env, definition.name)) for definition in groups]
     if config.source_type == "spool":
-        for definition in groups:
-            computed = table_env.from_path(definition.name).select(
-                lit(definition.name), col(definition.record_identifier).cast(DataTypes.STRING()),
-                col(definition.event_time_feature))
+        for definition, rows in feature_rows:
+            computed = rows.select(lit(definition.name), col(definition.record_identifier).cast(DataTypes.STRING()),
+                                   col(definition.event_time_feature))
             statement_set.add_insert("computed_windows", computed)
-    add_feature_store_inserts(statement_set, [(definition, table_env.from_path(definition.name)) for definition in groups])
+    add_feature_store_inserts(statement_set, feature_rows)
     return statement_set
+
+
+def planned_view(table_env: TableEnvironment, name: str) -> Table:
+    """The view ``name`` planned once, for every output that reads it. A view read by name is expanded anew for each
+    output; expansions of a view with CROSS JOIN UNNEST differ in their correlation variables ($cor5, $cor6), so
+    Flink 2.3's sub-plan reuse (FLINK-39583, after 2.3) cannot see they are one and computes the view twice."""
+    return table_env.sql_query(f"SELECT * FROM `{name}`")
 
 
 def register_feature_store_writers(table_env: TableEnvironment, groups: Sequence[FeatureGroupDefinition],

@@ -1,10 +1,11 @@
 """The job's SQL files in the order they run, the streaming job's and the backfill's side by side, and the values
 they take from the configuration (parameters).
 
-stream:   sources/<deployment>.sql → parse.sql → lateness.sql → dedup.sql → sinks' tables → features/*.sql
-          → sinks' INSERTs (dead letter, late; on the local feed its read progress and computed windows)
-backfill: sources/archive_batch.sql → parse.sql → backfill/in_range.sql → dedup.sql → backfill/coverage.sql
-          → sinks' tables → features/*.sql → dead letter and the backfill's report (backfill/outputs.sql)
+stream:   sources/<deployment>.sql → parse.sql → lateness.sql → dedup.sql → inputs_outputs.sql → sinks' tables
+          → features/*.sql → sinks' INSERTs (dead letter, late; on the local feed its read progress and computed windows)
+backfill: sources/archive_batch.sql → parse.sql → backfill/in_range.sql → dedup.sql → inputs_outputs.sql
+          → backfill/coverage.sql → sinks' tables → features/*.sql → dead letter and the backfill's report
+          (backfill/outputs.sql)
 Both end in each feature group's writer (udfs/feature_store_writer.py); a backfill writes complete windows only.
 """
 
@@ -21,12 +22,14 @@ from job.flow.sql_files import SQL_DIR, feature_files
 PROGRESS_ROLL_S = 0.1
 SOURCES, SINKS, BACKFILL = SQL_DIR / "sources", SQL_DIR / "sinks", SQL_DIR / "backfill"
 PARSE, LATENESS, DEDUP = SQL_DIR / "parse.sql", SQL_DIR / "lateness.sql", SQL_DIR / "dedup.sql"
+INPUTS_OUTPUTS = SQL_DIR / "inputs_outputs.sql"
 # The tables every job's writers and outputs need, created after its views and before its feature files.
 SINK_TABLES = (SINKS / "files.sql", SINKS / "feature_store.sql")
 
-# The backfill's views up to unique_transactions: the streaming job's, with its batch range in place of
-# lateness.sql (CURRENT_WATERMARK means nothing in batch), then the archive's coverage.
-BACKFILL_VIEWS = (SOURCES / "archive_batch.sql", PARSE, BACKFILL / "in_range.sql", DEDUP, BACKFILL / "coverage.sql")
+# The backfill's views up to unique_transactions and its inputs and outputs: the streaming job's, with its batch range
+# in place of lateness.sql (CURRENT_WATERMARK means nothing in batch), then the archive's coverage.
+BACKFILL_VIEWS = (SOURCES / "archive_batch.sql", PARSE, BACKFILL / "in_range.sql", DEDUP, INPUTS_OUTPUTS,
+                  BACKFILL / "coverage.sql")
 BACKFILL_OUTPUTS = (SINKS / "dead_letter.sql", BACKFILL / "outputs.sql")
 
 
@@ -38,8 +41,8 @@ def stream_source(config: JobConfig) -> Path:
 
 
 def stream_views(config: JobConfig) -> list[Path]:
-    """The streaming job's source and views up to unique_transactions."""
-    return [stream_source(config), PARSE, LATENESS, DEDUP]
+    """The streaming job's source and views up to unique_transactions and its inputs and outputs."""
+    return [stream_source(config), PARSE, LATENESS, DEDUP, INPUTS_OUTPUTS]
 
 
 def stream_outputs(config: JobConfig) -> list[Path]:
@@ -72,6 +75,7 @@ def parameters(config: JobConfig) -> dict[str, object]:
         "computed_uri": config.computed_uri,
     }
     params["transaction_columns"] = sql_files.fragment("transaction_columns.sql", params)
+    params["rejection_reason"] = sql_files.fragment("rejection_reason.sql", params)
     params["transaction_fields"] = sql_files.fragment("sources/transaction_fields.sql", params)
     params["transaction_lines"] = sql_files.fragment("sources/transaction_lines.sql", params)
     return params

@@ -152,7 +152,8 @@ def test_a_backfill_over_what_the_streaming_job_wrote_changes_nothing(streamed) 
         assert complete and partial > 0, group  # the archive has edges: both kinds of windows occur
         assert (summary["windows_written"][group], summary["windows_skipped_partial"][group]) == (len(complete), partial)
     assert summary["window_shapes"] == {GROUP: "TUMBLE 1 min", "size_5min": "HOP 5 min every 1 min",
-                                        "relay_minute": "TUMBLE 1 min", "fee_10min_so_far": "CUMULATE 10 min by 1 min"}
+                                        "relay_minute": "TUMBLE 1 min", "fee_10min_so_far": "CUMULATE 10 min by 1 min",
+                                        "address_minute": "TUMBLE 1 min"}
     assert (summary["transactions"], summary["duplicates"], summary["dead_letter"]) == (
         streamed.transactions, streamed.duplicates, 0)
     covered = [datetime.strptime(summary[key], "%Y-%m-%d %H:%M:%S").replace(tzinfo=timezone.utc).timestamp()

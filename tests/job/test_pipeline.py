@@ -4,17 +4,20 @@ against the independent reference in tests/reference.py."""
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
 
 import pytest
 
 from connectors.atomic_files import atomic_write
-from connectors.blockchain.source import Poll
+from connectors.blockchain.source import Poll, read_recording
+from connectors.blockchain.synthetic import SyntheticProfile
 from connectors.featurestore.client import FeatureStoreClient, FeatureStoreConfig
 from connectors.flink_rest import FlinkRest, FlinkRestError
 from job.flow.config import JobConfig, load_property_groups
 from job.flow.pipeline import build_pipeline
+from job.flow.sql_files import FEATURES_DIR
 from tests.reference import expected_results
 from tests.support import (
     GROUP,
@@ -29,6 +32,16 @@ from tests.support import (
     sink_rows,
     tx,
     tx_id,
+)
+from tests.support.example_features import (
+    ADDRESSES,
+    EXAMPLES,
+    by_key,
+    example_windows,
+    features_with_examples,
+    newest_online,
+    store_state,
+    write_relayed_recording,
 )
 
 pytestmark = pytest.mark.slow
@@ -81,13 +94,23 @@ def dead_letter_entries(data_dir: Path) -> list[tuple[str, str]]:
     return sorted(entries)
 
 
-def test_duplicates_out_of_order_late_and_malformed(server, data_dir) -> None:
+def test_duplicates_out_of_order_late_and_malformed(server, data_dir, tmp_path) -> None:
     polls = scenario()
     publish(data_dir, polls)
-    run_bounded(data_dir, server.url)
+    features = tmp_path / "features"  # the shipped group, and one over the transactions' outputs (read apart)
+    features.mkdir()
+    for source in (FEATURES_DIR / f"{GROUP}.sql", FEATURES_DIR / "examples" / "address_minute.sql"):
+        shutil.copy(source, features)
+    run_bounded(data_dir, server.url, features_dir=features)
     expected = expected_results(reference_input(polls))
 
     assert online_rows(server.url, GROUP) == expected.features
+    # Every address is paid once: its one minute. G (late), B and C's repeats, the malformed entries are not there.
+    received = [window.row for window in example_windows(expected.unique)["address_minute"]]
+    assert online_rows(server.url, "address_minute") == {row["address"]: row for row in received}
+    assert sorted(received, key=lambda row: row["address"])[0] == {
+        "address": "bc1q-A-out", "event_time": T0 + 60.0, "nb_outputs_1min": 1, "nb_trx_1min": 1, "total_received_1min": 9_000}
+    assert len(received) == len(expected.unique) == 8  # A, B, C, D, E, F, H, I (the second outputs have no address)
     assert dead_letter_entries(data_dir) == sorted((json.dumps(value, sort_keys=True), reason)
                                                    for value, reason in expected.dead_letter)
     late = sink_rows(data_dir / "late")
@@ -102,6 +125,7 @@ def test_duplicates_out_of_order_late_and_malformed(server, data_dir) -> None:
         "not a JSON object", "missing hash", "missing time", "missing fee", "fee is not an integer",
         "negative fee", "time is not an integer", "time is not a unix time up to 600 s after the poll",
         "size is not an integer", "ver is not an integer", "double_spend is not a boolean", "inputs is not a list",
+        "inputs[] is not a JSON object", "inputs[].prev_out.addr is not a string", "out[].value is not an integer",
         "hash is not a string", "poll is not valid JSON", "hash is not 64 lowercase hex characters",
         "time is more than 1209600 s before the poll (older than any unconfirmed transaction)",
     }
@@ -172,3 +196,75 @@ def test_windows_close_during_an_idle_pause(server, data_dir) -> None:
         assert "PythonCalc" not in source_task, source_task
     finally:
         job.cancel().result()
+
+
+def test_per_address_features_over_the_outputs_match_the_reference(server, data_dir, tmp_path) -> None:
+    """The per-address example (sql/features/examples/address_minute.sql, over unique_outputs) beside the shipped
+    group, on 4 minutes of a recording whose outputs pay a few addresses: every (address, minute) offline and each
+    address's newest minute online, as the reference computes them from the raw pages."""
+    recording = write_relayed_recording(tmp_path / "addresses.jsonl", SyntheticProfile(duration_s=240, seed=3))
+    polls = list(read_recording(recording))
+    publish(data_dir, polls)
+    features = tmp_path / "features"
+    features.mkdir()
+    for source in (FEATURES_DIR / f"{GROUP}.sql", FEATURES_DIR / "examples" / "address_minute.sql"):
+        shutil.copy(source, features)
+    run_bounded(data_dir, server.url, features_dir=features)
+
+    expected = expected_results(reference_input(polls))
+    rows = [window.row for window in example_windows(expected.unique)["address_minute"]]
+    state = store_state(data_dir, [GROUP, "address_minute"], server)
+    assert state["address_minute"]["offline"] == by_key(rows)
+    assert state["address_minute"]["online"] == newest_online(rows)
+    assert state[GROUP]["online"] == expected.features
+    # The reference agrees with what the recording was built to show: every address receives in every minute, and
+    # some outputs have no address (left out) or pay an address twice in one transaction (nb_outputs > nb_trx).
+    minutes = {row["event_time"] for row in rows}
+    assert len(minutes) >= 5 and len(rows) == len(minutes) * len(ADDRESSES)
+    assert any(row["nb_outputs_1min"] > row["nb_trx_1min"] for row in rows)
+    outputs = [entry for row in expected.unique for entry in row["outputs"]]
+    assert sum(row["nb_outputs_1min"] for row in rows) < len(outputs)
+
+
+def _dedup_inputs(plan: str) -> list[list[str]]:
+    """The columns each deduplication of an explained job takes in: the select list of the first Calc below its
+    exchange (the columns that cross the exchange and sit in its state)."""
+    lines = plan.split("== Optimized Execution Plan ==")[-1].splitlines()
+    columns = []
+    for number, line in enumerate(lines):
+        if "WindowDeduplicate(" in line:
+            below = next(text for text in lines[number + 2:] if "Calc(select=[" in text)
+            columns.append(below.split("Calc(select=[", 1)[1].split("]", 1)[0].split(", "))
+    return columns
+
+
+def _source_columns(plan: str) -> set[str]:
+    """The columns the job's source decodes (the json format skips the others)."""
+    scans = {line.split("fields=[", 1)[1].split("]", 1)[0] for line in plan.splitlines() if "TableSourceScan(" in line}
+    (fields,) = scans
+    return set(fields.split(", "))
+
+
+def test_inputs_and_outputs_cost_only_the_jobs_whose_features_use_them(server, data_dir, tmp_path) -> None:
+    """The job's plan. With the shipped group and the examples that do not read inputs or outputs, the json format
+    does not even decode them, and nothing is unnested. Add the per-address example: its view is computed once (for
+    both its outputs, the store's writer and computed windows), by a deduplication of its own that carries the
+    outputs only, and the transactions' deduplication still carries no list."""
+    features = features_with_examples(tmp_path / "features")
+    (features / "address_minute.sql").unlink()
+    without = build_pipeline(job_config(data_dir, server.url, monitor_interval_s=None, features_dir=features))
+    plan = without.statement_set.explain()
+    assert "Correlate(" not in plan and "UNNEST" not in plan
+    assert "fee" in _source_columns(plan) and not {"inputs", "outputs"} & _source_columns(plan)
+    (columns,) = _dedup_inputs(plan)
+    assert "relayed_by" in columns and not {"inputs", "outputs"} & set(columns)
+
+    shutil.copy(FEATURES_DIR / "examples" / "address_minute.sql", features)
+    assert len(list(features.glob("*.sql"))) == 1 + len(EXAMPLES)
+    with_lists = build_pipeline(job_config(data_dir, server.url, monitor_interval_s=None, features_dir=features))
+    plan = with_lists.statement_set.explain()
+    assert plan.split("== Optimized Execution Plan ==")[-1].count("Correlate(") == 1
+    assert {"inputs", "outputs"} <= _source_columns(plan)
+    transactions, lists = sorted(_dedup_inputs(plan), key=lambda columns: "outputs" in columns)
+    assert not {"inputs", "outputs"} & set(transactions)
+    assert "outputs" in lists and "inputs" not in lists and "fee" not in lists

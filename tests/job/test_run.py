@@ -34,6 +34,7 @@ from tests.support import (
     replay_shift,
 )
 from tests.support.example_features import (
+    ADDRESSES,
     RELAYS,
     example_windows,
     features_with_examples,
@@ -158,7 +159,8 @@ def test_added_hop_cumulate_and_entity_feature_files_match_the_reference(data_di
     hop = {window.row["window_start_utc"]: window.row for window in windows["size_5min"]}
     cumulative = {window.row["window_end_utc"]: window.row for window in windows["fee_10min_so_far"]}
     relay = {(window.row["relayed_by"], window.row["event_time"]): window.row for window in windows["relay_minute"]}
-    assert len(hop) > 10 and {key for key, _ in relay} == set(RELAYS)
+    received = {(window.row["address"], window.row["event_time"]): window.row for window in windows["address_minute"]}
+    assert len(hop) > 10 and {key for key, _ in relay} == set(RELAYS) and {key for key, _ in received} == set(ADDRESSES)
 
     offline_hop = offline_rows(data_dir, "SELECT window_start_utc, event_time, nb_trx_5min, avg_size_5min, "
                                          "total_inputs_5min FROM size_5min", "window_start_utc")
@@ -170,6 +172,8 @@ def test_added_hop_cumulate_and_entity_feature_files_match_the_reference(data_di
     assert offline_relay == relay  # every window of every node
     assert offline_rows(data_dir, "SELECT window_end_utc, event_time, total_fee_so_far FROM fee_10min_so_far",
                         "window_end_utc") == cumulative
+    assert offline_rows(data_dir, "SELECT address, event_time, nb_outputs_1min, nb_trx_1min, total_received_1min "
+                                  "FROM address_minute", ("address", "event_time")) == received  # from unique_outputs
 
     # Online keeps, per node, its newest minute.
     newest_per_relay = {}
@@ -184,9 +188,10 @@ def test_added_hop_cumulate_and_entity_feature_files_match_the_reference(data_di
     # Windows and records apart: a per-entity group computes and writes every (node, minute), and holds one online
     # record per node; every window is checked against the store, not only each node's newest.
     windows_per_group = {GROUP: len(reference_for(relayed_recording).features), "relay_minute": len(relay),
-                         "size_5min": len(hop), "fee_10min_so_far": len(cumulative)}
+                         "size_5min": len(hop), "fee_10min_so_far": len(cumulative), "address_minute": len(received)}
     assert summary["windows_written"] == summary["windows_computed"] == windows_per_group
-    assert summary["records_online"] == {**windows_per_group, "relay_minute": len(RELAYS)}
+    assert summary["records_online"] == {**windows_per_group, "relay_minute": len(RELAYS),
+                                         "address_minute": len(ADDRESSES)}
     assert summary["newest_rows"]["relay_minute"] == newest
 
 

@@ -39,3 +39,27 @@ def test_dedup_keeps_each_hash_once_with_every_column(tmp_path) -> None:
     assert len(unique) == len(by_hash) == 3
     assert {h: {k: v for k, v in row.items() if k != "ts"} for h, row in by_hash.items()} == first_sightings
     assert {h: row["ts"] for h, row in by_hash.items()} == {"A": T0 + 5, "B": T0 + 10, "C": T0 + 61}
+
+
+def test_inputs_and_outputs_are_one_row_per_entry_of_each_transaction_once(tmp_path) -> None:
+    spent, paid = [{"address": "in-1", "value": 10}], [{"address": "out-1", "value": 7}, {"address": None, "value": 2}]
+    rows = [
+        sighting("A", 5, 20, inputs=spent, outputs=paid),
+        sighting("B", 10, 20, inputs=[], outputs=[{"address": "out-1", "value": 5}, {}]),  # {}: neither known
+        sighting("A", 5, 35, inputs=spent, outputs=paid),  # re-polled
+        sighting("C", 61, 70),  # no lists (a line without them)
+    ]
+    steps = [SQL_DIR / "lateness.sql", SQL_DIR / "inputs_outputs.sql"]
+    outputs = run_step(rows, steps, "unique_outputs", tmp_path / "outputs")
+    inputs = run_step(rows, steps, "unique_inputs", tmp_path / "inputs")
+
+    def entry(tx_hash: str, position: int, address: str | None, value: int | None, offset_s: int) -> dict:
+        return {"hash": tx_hash, "position": position, "address": address, "value": value, "time": T0 + offset_s,
+                "polled_at": float(T0 + 20), "ts": T0 + offset_s}
+
+    def by_place(found: list[dict]) -> list[dict]:
+        return sorted(found, key=lambda row: (row["hash"], row["position"]))
+
+    assert by_place(outputs) == [entry("A", 0, "out-1", 7, 5), entry("A", 1, None, 2, 5), entry("B", 0, "out-1", 5, 10),
+                                 entry("B", 1, None, None, 10)]
+    assert inputs == [entry("A", 0, "in-1", 10, 5)]

@@ -119,8 +119,11 @@ def tx_id(name: str) -> str:
 
 
 def tx(name: str, offset_s: int, fee, **fields) -> dict:
+    """A transaction as the API lists it: one input, two outputs (the second without an address, as a
+    non-standard output has none)."""
     return {"hash": tx_id(name), "time": T0 + offset_s, "fee": fee, "size": 250, "vin_sz": 1, "vout_sz": 2,
-            "inputs": [{"n": 0}], "out": [{"n": 0}, {"n": 1}], **fields}
+            "inputs": [{"sequence": 0, "prev_out": {"addr": f"bc1q-{name}-in", "value": 10_000, "n": 0}}],
+            "out": [{"n": 0, "addr": f"bc1q-{name}-out", "value": 9_000}, {"n": 1, "value": 1_000 - fee}], **fields}
 
 
 MALFORMED = [
@@ -132,6 +135,8 @@ MALFORMED = [
     {"hash": "fee-text", "time": T0 + 66, "fee": "abc"},
     {"hash": "fee-fraction", "time": T0 + 66, "fee": 1.5},
     {"hash": "fee-negative", "time": T0 + 66, "fee": -5},
+    {"hash": "fee-negative-lists", "time": T0 + 66, "fee": -5, "inputs": [{"prev_out": {"addr": "bc1qa", "value": 9}}, {}],
+     "out": [{"value": 3}, {"addr": "bc1qb", "value": 2**62, "n": 1}]},  # written back without its lists
     {"hash": "time-text", "time": "yesterday", "fee": 5},
     {"hash": "time-future", "time": T0 + 100_000, "fee": 5},
     {"hash": "time-1970", "time": 1, "fee": 5},
@@ -147,6 +152,9 @@ MALFORMED = [
     {"hash": "ver-fraction", "time": T0 + 66, "fee": 5, "ver": 1.5},
     {"hash": "double-spend-text", "time": T0 + 66, "fee": 5, "double_spend": "maybe"},
     {"hash": "inputs-text", "time": T0 + 66, "fee": 5, "inputs": "none"},
+    {"hash": "input-number", "time": T0 + 66, "fee": 5, "inputs": [{"prev_out": {"addr": "bc1qa", "value": 1}}, 7]},
+    {"hash": "input-address-number", "time": T0 + 66, "fee": 5, "inputs": [{"prev_out": {"addr": 12, "value": 1}}]},
+    {"hash": "output-value-fraction", "time": T0 + 66, "fee": 5, "out": [{"addr": "bc1qb", "value": 0.5}]},
     {"hash": ["a", "list"], "time": T0 + 66, "fee": 5},
 ]
 

@@ -1,9 +1,10 @@
 """The example feature files (sql/features/examples/ and the shipped group) as the independent reference computes
-them, a recording whose transactions come from three relaying nodes (for the entity-keyed example), and what a
-feature store holds, read back: the run and backfill tests share them."""
+them, a recording whose transactions come from three relaying nodes and pay a few addresses (for the entity-keyed
+examples), and what a feature store holds, read back: the run, pipeline and backfill tests share them."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from dataclasses import dataclass
@@ -15,24 +16,47 @@ from connectors.blockchain.synthetic import SyntheticProfile, write_recording
 from connectors.featurestore.local.server import LocalFeatureStoreServer
 from job.flow.sql_files import FEATURES_DIR
 from job.local.data_dir import DataDir
-from tests.reference import cumulating, hopping, minute_features, minute_key, tumbling
+from tests.reference import cumulating, entries, hopping, minute_features, minute_key, tumbling
 from tests.support import GROUP, online_rows
 from tests.support.store_records import offline_rows
 
 RELAYS = ("10.0.0.1", "10.0.0.2", "10.0.0.3")
-EXAMPLES = ("size_5min", "relay_minute", "fee_10min_so_far")  # the examples the README shows
+# The addresses the recording's inputs and outputs use: a few, so that each receives in most minutes.
+ADDRESSES = tuple(f"bc1qexample{number:02d}" for number in range(6))
+EXAMPLES = ("size_5min", "relay_minute", "fee_10min_so_far", "address_minute")  # the examples the docs show
 OFFLINE_ONLY = ("write_time", "api_invocation_time", "is_deleted")  # what the store adds to every offline row
 
 
 def write_relayed_recording(path: Path, profile: SyntheticProfile) -> Path:
-    """A synthetic recording whose transactions come from three relaying nodes (the same node for every sighting)."""
+    """A synthetic recording whose transactions come from three relaying nodes and whose inputs and outputs use the
+    few ADDRESSES (the same for every sighting); one entry in seven has no address: an input without the output it
+    spends (prev_out), an output without addr."""
     source = path.with_name(path.stem + ".synthetic.jsonl")
     write_recording(source, profile)
     with open(path, "w") as out:
         for poll in read_recording(source):
-            txs = [{**tx, "relayed_by": RELAYS[int(tx["hash"][:4], 16) % 3]} for tx in poll.txs]
+            txs = [_with_addresses({**tx, "relayed_by": RELAYS[int(tx["hash"][:4], 16) % 3]}) for tx in poll.txs]
             out.write(json.dumps({"polled_at": poll.polled_at, "txs": txs}) + "\n")
     return path
+
+
+def _address(tx_hash: str, side: str, position: int) -> str | None:
+    pick = int(hashlib.sha256(f"{tx_hash}/{side}/{position}".encode()).hexdigest()[:8], 16) % (len(ADDRESSES) + 1)
+    return ADDRESSES[pick] if pick < len(ADDRESSES) else None
+
+
+def _with_addresses(tx: dict) -> dict:
+    inputs = []
+    for position, entry in enumerate(tx["inputs"]):
+        address = _address(tx["hash"], "in", position)
+        spent = {key: value for key, value in entry.items() if key != "prev_out"}
+        inputs.append(spent if address is None else {**spent, "prev_out": {**entry["prev_out"], "addr": address}})
+    outputs = []
+    for position, entry in enumerate(tx["out"]):
+        address = _address(tx["hash"], "out", position)
+        spent = {key: value for key, value in entry.items() if key != "addr"}
+        outputs.append(spent if address is None else {**spent, "addr": address})
+    return {**tx, "inputs": inputs, "out": outputs}
 
 
 def features_with_examples(directory: Path) -> Path:
@@ -62,6 +86,12 @@ def _relay_minute(start: int, end: int, rows: list[dict]) -> dict:
             "max_fee_1min": max(row["fee"] for row in rows), "nb_rbf_1min": sum(1 for row in rows if row["rbf"])}
 
 
+def _address_minute(start: int, end: int, rows: list[dict]) -> dict:
+    values = [row["value"] for row in rows if row["value"] is not None]
+    return {"address": rows[0]["address"], "event_time": float(end), "nb_outputs_1min": len(rows),
+            "nb_trx_1min": len({row["hash"] for row in rows}), "total_received_1min": sum(values) if values else None}
+
+
 def _fee_so_far(start: int, end: int, rows: list[dict]) -> dict:
     return {"window_end_utc": minute_key(end), "event_time": float(end), "total_fee_so_far": sum(row["fee"] for row in rows)}
 
@@ -77,6 +107,8 @@ def example_windows(unique: list[dict]) -> dict[str, list[Window]]:
         "size_5min": hopping(unique, 300, 60, _windows(_size_5min)),
         "relay_minute": tumbling(unique, 60, _windows(_relay_minute), key=lambda row: row["relayed_by"]),
         "fee_10min_so_far": cumulating(unique, 60, 600, _windows(_fee_so_far)),
+        "address_minute": tumbling([row for row in entries(unique, "outputs") if row["address"] is not None], 60,
+                                   _windows(_address_minute), key=lambda row: row["address"]),
     }
 
 

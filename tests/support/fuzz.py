@@ -65,6 +65,12 @@ ENTRY_KINDS: dict[str, Callable[[random.Random, float], Any]] = {
     "double_spend is text": lambda rng, at: _entry(rng, at, double_spend="maybe"),
     "inputs is not a list": lambda rng, at: _entry(rng, at, inputs="none"),
     "out is an object": lambda rng, at: _entry(rng, at, out={"n": 1}),
+    "an input is a number": lambda rng, at: _entry(rng, at, inputs=[{"prev_out": {"addr": "bc1qa", "value": 5}}, 7]),
+    "an input's prev_out is a list": lambda rng, at: _entry(rng, at, inputs=[{"prev_out": [1, 2]}]),
+    "an input's address is a number": lambda rng, at: _entry(rng, at, inputs=[{"prev_out": {"addr": 12345, "value": 5}}]),
+    "an output is null": lambda rng, at: _entry(rng, at, out=[{"addr": "bc1qa", "value": 5}, None]),
+    "an output's value is text": lambda rng, at: _entry(rng, at, out=[{"addr": "bc1qa", "value": "lots"}]),
+    "an output's value beyond 64 bits": lambda rng, at: _entry(rng, at, out=[{"addr": "bc1qa", "value": 2**64}]),
 }
 
 # Recording lines that are not a poll, by kind: (rng, the previous poll's time) -> the line's bytes.

@@ -160,11 +160,13 @@ def test_a_poll_over_one_mebibyte_becomes_several_records_in_order() -> None:
     assert [element for data in records for element in json.loads(data)] == [json.loads(line) for line in lines]
 
 
-def test_inputs_and_outputs_are_counted_not_sent() -> None:
-    tx = {"hash": "h" * 64, "time": T0, "fee": 5, "inputs": [{"script": "ab" * 600_000}], "out": []}
+def test_of_inputs_and_outputs_only_address_and_value_are_sent() -> None:
+    tx = {"hash": "h" * 64, "time": T0, "fee": 5, "out": [],
+          "inputs": [{"script": "ab" * 600_000, "prev_out": {"addr": "bc1qa", "value": 7, "script": "cd" * 600_000}}]}
     (data,) = poll_records(Poll(T0 + 1, [tx]).lines.lines)
     assert json.loads(data) == [{"hash": "h" * 64, "time": T0, "fee": 5, "input_count": 1, "output_count": 0,
-                                 "polled_at": T0 + 1}, {"heartbeat": True, "time": T0 + 1, "polled_at": T0 + 1}]
+                                 "inputs": [{"address": "bc1qa", "value": 7}], "outputs": [], "polled_at": T0 + 1},
+                                {"heartbeat": True, "time": T0 + 1, "polled_at": T0 + 1}]
 
 
 def test_a_line_over_one_mebibyte_is_sent_as_rejected() -> None:
