@@ -13,7 +13,7 @@ format, typed, parsed once:
   (an input's are its ``prev_out.addr`` / ``prev_out.value``, an output's its ``addr`` / ``value``; the address a
   string, the value satoshis as a 64-bit integer; either may be missing or null, e.g. a non-standard output has no
   address; an input without ``prev_out`` is ``{}``), and ``polled_at``. The job reads them as
-  ``ARRAY<ROW<address STRING, `value` BIGINT>>`` (sql/transaction_lists.sql);
+  ``ARRAY<ROW<address STRING, `value` BIGINT>>`` (sql/sources/transaction_fields.sql; sql/inputs_outputs.sql);
 - a rejected line for what cannot be such a transaction (a page that is not JSON or has no ``txs`` list, an
   entry that is not a JSON object, a field of another type, ``inputs`` or ``out`` that is not a list or holds an
   entry of another shape): ``{"rejected": <the raw text>, "rejection": <why>, "polled_at": ...}`` — the job
