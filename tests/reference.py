@@ -40,6 +40,19 @@ class Expected:
     dead_letter: list[tuple[Any, str]] = field(default_factory=list)
     late: list[str] = field(default_factory=list)  # hashes
     duplicates: int = 0
+    first_poll: float = 0.0
+    last_poll: float = 0.0
+    watermark_delay_s: int = 60
+
+    def covers(self, start: float, end: float) -> bool:
+        """The edge rule (README "Edge windows"): a window is complete, and written, if it starts at or after the first
+        poll and ends at or before the last poll minus the watermark delay."""
+        return start >= self.first_poll and end <= self.last_poll - self.watermark_delay_s
+
+    @property
+    def complete_features(self) -> dict[str, dict]:
+        """The rows of tx_minute_features the polls cover completely (what a run writes)."""
+        return {key: row for key, row in self.features.items() if self.covers(row["event_time"] - 60, row["event_time"])}
 
 
 TRANSACTION_ID = re.compile(r"[0-9a-f]{64}")  # a transaction hash as the API gives it
@@ -137,7 +150,7 @@ def expected_results(polls: Iterable[tuple[float, Any]], watermark_delay_s: int 
                      future_tolerance_s: int = 600, past_tolerance_s: int = 14 * 24 * 3600) -> Expected:
     """``polls``: (polled_at, page) in the order the job reads them; ``page`` is the decoded page (a dict
     with a ``txs`` list), other JSON (the poll is rejected), or bytes that are not JSON (rejected too)."""
-    expected = Expected()
+    expected = Expected(watermark_delay_s=watermark_delay_s)
     seen: set[tuple[str, int]] = set()
     late_seen: set[str] = set()
     highest: int | None = None
@@ -146,7 +159,9 @@ def expected_results(polls: Iterable[tuple[float, Any]], watermark_delay_s: int 
         nonlocal highest
         highest = ts if highest is None else max(highest, ts)
 
-    for polled_at, page in polls:
+    for number, (polled_at, page) in enumerate(polls):
+        expected.first_poll = polled_at if number == 0 else expected.first_poll
+        expected.last_poll = polled_at
         txs = page.get("txs") if isinstance(page, dict) else None
         if not isinstance(txs, list):
             reason = "poll is not valid JSON" if isinstance(page, bytes) else "poll is not a JSON object with a txs list"

@@ -12,6 +12,9 @@ store already holds with the same values (one BatchGetRecord per 100 rows), so t
 second copy (see FeatureStoreClient.put_new_records for the one case it cannot see). A group the store did not
 have when the job was built (``new_group``) has no row written before, so its writer skips that read while its
 task runs its first attempt (a task restarted by Flink may re-emit what it wrote, and reads first again).
+
+Only complete windows are written (udfs/coverage.py): given the run's coverage and the view's window shape, the
+writer skips a row whose window starts before the first poll or ends after the last poll's watermark, and counts it.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from pyflink.table.udf import FunctionContext, ScalarFunction, udf
 
 from connectors.featurestore.client import FeatureStoreClient, FeatureStoreConfig
 from udfs import metric_names
+from udfs.coverage import Coverage, WindowShape
 from udfs.metrics import cloudwatch_metric_group
 
 
@@ -42,12 +46,15 @@ class FeatureStoreWriter(ScalarFunction):
 
     Metrics (group ``kinesisanalytics.chainfeat``, so Managed Flink sends them to CloudWatch):
     ``features_written``, ``put_retries``, ``put_latency_ms`` (last BatchWriteRecord, retries included) and
-    ``freshness_s`` = now − the newest event time written (seconds; -1 before the first write).
+    ``freshness_s`` = now − the newest event time written (seconds; -1 before the first write),
+    ``partial_windows_skipped`` (rows of windows the data covers only in part: not written).
     """
 
     def __init__(self, group: str, columns: list[str], config: FeatureStoreConfig, event_time_column: str,
-                 new_group: bool = False) -> None:
+                 new_group: bool = False, window: WindowShape | None = None, coverage: Coverage = Coverage()) -> None:
         self.group = group
+        self.window = window
+        self.coverage = coverage
         self.new_group = new_group
         self.read_first = True
         self.columns = columns
@@ -55,6 +62,7 @@ class FeatureStoreWriter(ScalarFunction):
         self.event_time_column = event_time_column
         self.client: FeatureStoreClient | None = None
         self.written: Any = None
+        self.skipped: Any = None
         self.last_put_ms = 0
         self.newest_event_time: float | None = None
 
@@ -65,6 +73,7 @@ class FeatureStoreWriter(ScalarFunction):
         self.read_first = not (self.new_group and attempt == 0)
         metrics = cloudwatch_metric_group(function_context)
         self.written = metrics.counter(metric_names.FEATURES_WRITTEN)
+        self.skipped = metrics.counter(metric_names.PARTIAL_WINDOWS_SKIPPED)
         metrics.gauge(metric_names.PUT_RETRIES, lambda: self.client.retries if self.client else 0)
         metrics.gauge(metric_names.PUT_LATENCY_MS, lambda: self.last_put_ms)
         metrics.gauge(metric_names.FRESHNESS_S, self.freshness_s)
@@ -74,6 +83,11 @@ class FeatureStoreWriter(ScalarFunction):
 
     def eval(self, *columns: pd.Series) -> pd.Series:
         assert self.client is not None
+        complete = pd.Series(True, index=columns[0].index)
+        if self.coverage.bounded and self.window is not None:
+            complete &= self.coverage.complete(self.window, columns[self.columns.index(self.event_time_column)])
+            self.skipped.inc(int((~complete).sum()))
+            columns = tuple(column[complete] for column in columns)
         rows = [dict(zip(self.columns, map(plain, values))) for values in zip(*columns)]
         started = time.perf_counter()
         if self.read_first:  # a window re-emitted after a restore: not twice
@@ -85,13 +99,13 @@ class FeatureStoreWriter(ScalarFunction):
         newest = max((row[self.event_time_column] for row in rows), default=None)
         if newest is not None:
             self.newest_event_time = max(float(newest), self.newest_event_time or float(newest))
-        return pd.Series([1] * len(rows), dtype="int64")
+        return complete.astype("int64")
 
     def is_deterministic(self) -> bool:
         return False  # a side effect: the planner must neither fold nor repeat the call
 
 
 def feature_store_writer(group: str, columns: list[str], config: FeatureStoreConfig, event_time_column: str,
-                         new_group: bool = False):
-    return udf(FeatureStoreWriter(group, columns, config, event_time_column, new_group), result_type=DataTypes.BIGINT(),
-               func_type="pandas")
+                         new_group: bool = False, window: WindowShape | None = None, coverage: Coverage = Coverage()):
+    return udf(FeatureStoreWriter(group, columns, config, event_time_column, new_group, window, coverage),
+               result_type=DataTypes.BIGINT(), func_type="pandas")

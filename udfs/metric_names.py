@@ -10,5 +10,6 @@ FEATURES_WRITTEN = "features_written"  # counter: feature rows written
 PUT_RETRIES = "put_retries"  # gauge: the writer's retries so far
 PUT_LATENCY_MS = "put_latency_ms"  # gauge: the last BatchWriteRecord, retries included
 FRESHNESS_S = "freshness_s"  # gauge: now - the newest event time written
+PARTIAL_WINDOWS_SKIPPED = "partial_windows_skipped"  # counter: feature rows of windows the data covers in part
 DEAD_LETTER_RECORDS = "dead_letter_records"  # counter
 LATE_RECORDS = "late_records"  # counter

@@ -216,6 +216,37 @@ def read_recording(path: Path) -> Iterator[Poll]:
                              "replayed; repair or re-record the file to replay the rest") from None
 
 
+def last_polled_at(path: Path) -> float | None:
+    """When a recording's last poll was taken (None: it holds none), as read_recording would replay it, without
+    decoding the polls: a plain file is read from its end, a gzip one is decompressed but only its last lines parsed."""
+    if str(path).endswith(".gz"):
+        tail: list[bytes] = []
+        with gzip.open(path, "rb") as lines:
+            for line in lines:
+                if line.strip():
+                    tail = [*tail[-1:], line]
+        return _last_stamp(tail)
+    with open(path, "rb") as recording:
+        size = recording.seek(0, os.SEEK_END)
+        block = READ_BUFFER
+        while True:  # a block that holds the last line whole (and the one before, if that one is truncated)
+            recording.seek(max(0, size - block))
+            lines = [line for line in recording.read().splitlines(keepends=True) if line.strip()]
+            if size <= block or len(lines) > 2:
+                return _last_stamp(lines if size <= block else lines[1:])
+            block *= 2
+
+
+def _last_stamp(lines: list[bytes]) -> float | None:
+    """The newest poll time among a recording's last lines: a line that is not a poll is stamped with the one before."""
+    for line in reversed(lines):
+        try:
+            return float(_STAMP.decode(line).polled_at)
+        except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+            continue
+    return None
+
+
 def _recorded_poll(line: bytes, previous: float, path: Path, number: int) -> tuple[Poll, float]:
     page = line.rstrip(b"\r\n")
     lines = split_recorded_poll(page)
@@ -263,6 +294,21 @@ class ReplaySource:
     @property
     def done(self) -> bool:
         return self._next is None
+
+    def start_now(self) -> None:
+        """Fix the time shift now rather than at the first poll (a paced replay's first poll then happens now)."""
+        if self.speed > 0 and self.origin is None:
+            self.origin = self._clock()
+
+    @property
+    def first_poll_time(self) -> float:
+        """When the replay's first poll happens (its shift applied; start_now() fixes the shift)."""
+        return self.first_polled_at + self.shift_s
+
+    def last_poll_time(self) -> float:
+        """When the replay's last poll happens (its shift applied)."""
+        last = last_polled_at(self.path)
+        return (last if last is not None else self.first_polled_at) + self.shift_s
 
     def fetch(self) -> Poll:
         if self._next is None:

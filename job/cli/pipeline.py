@@ -94,8 +94,7 @@ def run(
             local.start(interrupted=stop)
         except NothingNew as done:
             typer.echo(str(done), err=True)
-            summary = {**local.counters(), "windows_computed": local.windows_computed(),
-                       "windows_written": local.windows_written(), "job_state": "FINISHED", "newest_rows": local.newest_rows(),
+            summary = {**local.counters(), **local.window_summary(), "job_state": "FINISHED", "newest_rows": local.newest_rows(),
                        "savepoint": local.restored_from, "data_dir": str(data_dir)}
             local.stop()
             _print_run_summary(summary, fmt)
@@ -116,8 +115,7 @@ def run(
                 view.run(lambda: local.wait_until_done(interrupted=stop), stop)
             else:
                 view.run(stop.wait, stop)
-            final = {**local.counters(), "windows_computed": local.windows_computed(),
-                     "windows_written": local.windows_written()}
+            final = {**local.counters(), **local.window_summary()}
             newest = local.newest_rows()
         except (RunError, FlinkRestError, FeatureStoreError) as error:
             failure = error
@@ -140,7 +138,8 @@ def run(
 def _print_run_summary(summary: dict, fmt: OutputFormat) -> None:
     if fmt is OutputFormat.table:
         per_group = {key: ", ".join(f"{group}: {count}" for group, count in summary[key].items())
-                     for key in ("windows_computed", "windows_written", "records_online") if key in summary}
+                     for key in ("windows_computed", "windows_written", "windows_skipped_partial", "window_shapes",
+                                 "records_online") if key in summary}
         steps = ", ".join(f"{step} {seconds:g}s" for step, seconds in summary.get("timeline_s", {}).items())
         shown = {**summary, **per_group, "timeline_s": steps}
         typer.echo(render_record({k: v for k, v in shown.items() if k != "newest_rows"}, fmt, "chainfeat run"))

@@ -5,13 +5,12 @@ same feature-store writer.
 archive (spool or Firehose layout) → sources/archive_batch.sql → parse.sql → backfill/in_range.sql (in place of
 lateness.sql) → dedup.sql → inputs_outputs.sql → features/*.sql → complete windows only → udfs/feature_store_writer.py
 
-Which windows are written: the archive covers [covered_from, covered_to) completely (backfill/coverage.sql): from
-its first poll, or --from if later, to where the streaming job's watermark would stand after the archive's last
-line (its highest event time minus the watermark delay), or --to if earlier. A window [start, end) is complete,
-and written, if covered_from <= start and end <= covered_to; every other window is partial (the archive's edges)
-and skipped, so it never overwrites a complete one. A window's start derives from its end (the feature row's
-event_time) and its shape, which Flink's optimized plan of the feature view states (TUMBLE size, HOP size and
-slide, CUMULATE max size and step): nothing to declare twice.
+Which windows are written: the streaming job's rule (udfs/coverage.py). The archive covers [covered_from,
+covered_to) completely (backfill/coverage.sql): from its first poll, or --from if later, to its last poll minus the
+watermark delay, or --to if earlier. A window [start, end) is complete, and written, if covered_from <= start and
+end <= covered_to; every other window is partial (the archive's edges) and skipped, so it never overwrites a
+complete one. A window's start derives from its end (the feature row's event_time) and its shape, which Flink's
+optimized plan of the feature view states (job/flow/window_shapes.py): nothing to declare twice.
 
 Idempotent: a window's values depend only on the archive, and the writer skips rows the online store holds as
 they are; what it writes again (an entity's older window) lands offline as a second copy of the same values at
@@ -22,17 +21,16 @@ write per (record identifier, event time)" as they were.
 
 from __future__ import annotations
 
-import math
-import re
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from connectors.featurestore.model import FeatureGroupDefinition
 from job.flow import sql_files, sql_pipeline
-from job.flow.config import Deployment, JobConfig, duration_ms, flink_uri, with_defaults
-from job.flow.feature_groups import FeatureFileError, file_position, view_error
+from job.flow.config import Deployment, JobConfig, flink_uri, with_defaults
+from job.flow.window_shapes import group_windows
+from udfs.coverage import WindowShape
 
 if TYPE_CHECKING:  # the plan cache imports pyflink, which this module leaves to the functions that run Flink
     from job.flow.plan_cache import PlanCache
@@ -108,102 +106,8 @@ def utc(epoch_s: float | None) -> str | None:
     return datetime.fromtimestamp(epoch_s, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
 
 
-# ---- window shapes -----------------------------------------------------------------------------------------
-
-_WINDOW = re.compile(r"\b(TUMBLE|HOP|CUMULATE)\(time_col=\[[^\]]*\], ((?:\w+=\[[^\]]*\](?:, )?)+)\)")
-_ARGUMENT = re.compile(r"(\w+)=\[([^\]]*)\]")
-
-
-@dataclass(frozen=True)
-class WindowShape:
-    """A feature view's window, as Flink's plan states it: a window ending at ``end`` starts at ``start(end)``."""
-
-    kind: str  # TUMBLE, HOP or CUMULATE
-    size_s: float  # TUMBLE/HOP size, CUMULATE max size
-    step_s: float  # HOP slide, CUMULATE step (TUMBLE: its size)
-    offset_s: float = 0.0
-
-    def start(self, end: Any) -> Any:
-        """The window start for a window end (a number, or a Table API expression of one)."""
-        if self.kind != "CUMULATE":
-            return end - self.size_s
-        # A cumulating window starts at the max-size boundary before its first step.
-        steps = (end - self.step_s - self.offset_s) / self.size_s
-        whole = math.floor(steps) if isinstance(steps, (int, float)) else steps.floor()
-        return whole * self.size_s + self.offset_s
-
-    def describe(self) -> str:
-        if self.kind == "TUMBLE":
-            return f"TUMBLE {_seconds(self.size_s)}"
-        return f"{self.kind} {_seconds(self.size_s)} {'every' if self.kind == 'HOP' else 'by'} {_seconds(self.step_s)}"
-
-    @classmethod
-    def parse(cls, found: tuple[str, str]) -> WindowShape:
-        """From a window_shapes() match: the function's name and its arguments ("size=[5 min], slide=[1 min]")."""
-        kind, arguments = found
-        values = {name: duration_ms(value, f"{kind} {name}") / 1000 for name, value in _ARGUMENT.findall(arguments)}
-        offset = values.get("offset", 0.0)
-        if kind == "TUMBLE":
-            return cls(kind, values["size"], values["size"], offset)
-        if kind == "HOP":
-            return cls(kind, values["size"], values["slide"], offset)
-        return cls(kind, values["max_size"], values["step"], offset)
-
-
-def _seconds(value: float) -> str:
-    for unit, size in (("h", 3600), ("min", 60)):
-        if value >= size and value % size == 0:
-            return f"{value / size:g} {unit}"
-    return f"{value:g} s"
-
-
-def window_shapes(plan: str) -> list[tuple[str, str]]:
-    """The window table functions in an optimized plan (explain()'s text), outermost first."""
-    optimized = plan.split("== Optimized Physical Plan ==")[-1].split("== Optimized Execution Plan ==")[0]
-    return _WINDOW.findall(optimized)
-
-
-def feature_window(table_env: Any, view: str, path: Path, shared_windows: list[tuple[str, str]]) -> WindowShape:
-    """The window of the feature view ``view``: the one its plan has beyond ``shared_windows``, those of
-    unique_transactions (the dedup's one-second tumble, which sql/inputs_outputs.sql's views share). A view without
-    exactly one window cannot say which of its rows are complete."""
-    try:
-        own = window_shapes(table_env.from_path(view).explain())
-    except Exception as error:  # noqa: BLE001 - Flink's refusal of the view (e.g. a HOP it cannot slice), by file
-        raise view_error(path, error) from None
-    for shared in shared_windows:
-        if shared in own:
-            own.remove(shared)
-    distinct = list(dict.fromkeys(own))
-    if len(distinct) != 1:
-        raise FeatureFileError(
-            f"{file_position(path)}: a backfill needs the view to aggregate over one TUMBLE, HOP or CUMULATE window of "
-            f"unique_transactions (or unique_inputs, unique_outputs) (it has {len(distinct) or 'none'}), to tell its "
-            "complete windows from partial ones")
-    return WindowShape.parse(distinct[0])
-
-
-_WINDOWS_CACHED = "window-shapes"  # what the plan cache keeps for a backfill: each group's window
 # Where a backfill reads and reports, left out of the key of its window shapes (as a run's locations are).
 _BACKFILL_LOCATIONS = ("archive_uri", "backfill_windows_uri", "backfill_facts_uri")
-
-
-def group_windows(table_env: Any, groups: list[FeatureGroupDefinition], paths: dict[str, Path],
-                  cache: PlanCache | None = None, key: str | None = None) -> dict[str, WindowShape]:
-    """Each group's window (feature_window). Finding them plans each view (explain(): ~1 s a view here), so a
-    local backfill keeps them in the plan cache under the key of the statements they come from."""
-    cached = cache.read_beside(_WINDOWS_CACHED, key) if cache and key else None
-    if isinstance(cached, dict) and set(cached) == {definition.name for definition in groups}:
-        try:
-            return {name: WindowShape(**shape) for name, shape in cached.items()}
-        except TypeError:  # another version's: find them again
-            pass
-    shared_windows = window_shapes(table_env.from_path("unique_transactions").explain())
-    shapes = {definition.name: feature_window(table_env, definition.name, paths[definition.name], shared_windows)
-              for definition in groups}
-    if cache and key:
-        cache.write_beside(_WINDOWS_CACHED, key, {name: asdict(shape) for name, shape in shapes.items()})
-    return shapes
 
 
 # ---- the job -----------------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from job.flow.sql_files import FEATURES_DIR, SQL_DIR
+from udfs.coverage import Coverage
 
 SOURCE_TYPES = ("spool", "kinesis")
 DEFAULT_PROPERTIES = Path(__file__).resolve().parent / "application_properties.json"
@@ -105,6 +106,16 @@ def _seconds(value: str, name: str) -> float:
         raise ConfigError(f"{name} must be a number of seconds, got {value!r}") from None
 
 
+def _moment(value: str, name: str) -> float | None:
+    """A moment in unix seconds; empty: not set."""
+    if not value.strip():
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        raise ConfigError(f"{name} must be a time in unix seconds, got {value!r}") from None
+
+
 def _count(value: str, name: str) -> int:
     try:
         count = int(value)
@@ -161,6 +172,9 @@ class JobConfig:
     # row of theirs before, so their writers skip the read that keeps a re-emitted window from a second offline
     # copy until a task restarts (udfs/feature_store_writer.py). Empty (the cluster's case): always read first.
     new_feature_groups: tuple[str, ...] = ()
+    # What the polls cover completely (udfs/coverage.py): the writer skips windows outside it. A local run sets it
+    # from its data dir's first poll and a replay's last; on a cluster, Job coverage.from/coverage.to.
+    coverage: Coverage = field(default_factory=Coverage)
 
     @classmethod
     def from_properties(cls, groups: Mapping[str, Mapping[str, str]], data_dir: Path, **overrides: Any) -> JobConfig:
@@ -193,6 +207,8 @@ class JobConfig:
             featurestore_region=store["region"],
             featurestore_retry_timeout_s=_seconds(store["write.retry.timeout.s"], "FeatureStore write.retry.timeout.s"),
             featurestore_write_concurrency=_count(store["write.concurrency"], "FeatureStore write.concurrency"),
+            coverage=Coverage(_moment(job["coverage.from"], "Job coverage.from"),
+                              _moment(job["coverage.to"], "Job coverage.to")),
         )
         config = replace(config, **overrides)
         for name in ("dedup.ttl", "idle.timeout", "checkpoint.interval"):

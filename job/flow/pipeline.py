@@ -34,6 +34,8 @@ from job.flow.feature_groups import (
 from job.flow.flink_settings import configuration, flink_configuration, flink_settings
 from job.flow.managed_keys import refuse_unlisted
 from job.flow.plan_cache import PlanCache, execute_from_plan, plan_key
+from job.flow.window_shapes import cached_group_windows, group_windows
+from udfs.coverage import WindowShape
 from udfs.feature_store_writer import feature_store_writer
 from udfs.metrics import register_side_output_counters
 
@@ -61,6 +63,8 @@ class Pipeline:
     locations: Sequence[str] = ()
     plan_cache: PlanCache | None = None
     plan_loaded: bool = False  # the last execute_async ran a cached plan
+    # Each group's window (None: not one window), found when the job skips partial windows (JobConfig.coverage).
+    window_shapes: Mapping[str, WindowShape | None] = field(default_factory=dict)
 
     @property
     def statement_set(self) -> StatementSet:
@@ -201,10 +205,11 @@ def build_pipeline(config: JobConfig, rest_port: int | None = None,
     locations = sql_files.locations(params)
     key = plan_key(statements, settings, locations)
     cached_groups = plan_cache.feature_groups(key) if plan_cache else None
-    if cached_groups is not None:
+    cached_shapes = cached_group_windows(plan_cache, key, cached_groups) if plan_cache and cached_groups else None
+    if cached_groups is not None and (cached_shapes is not None or not config.coverage.bounded):
         register_side_output_counters(table_env)
         _create_tables(table_env, statements, config)  # a compiled plan holds the views and the inserts already
-        register_feature_store_writers(table_env, cached_groups, config)
+        register_feature_store_writers(table_env, cached_groups, config, cached_shapes or {})
 
         def planned_again() -> StatementSet:
             for view in filter(_is_view, statements):
@@ -212,21 +217,25 @@ def build_pipeline(config: JobConfig, rest_port: int | None = None,
             return _statement_set(table_env, statements, cached_groups, config)
 
         return Pipeline(table_env, planned_again, cached_groups, deployment, settings, plan_key=key,
-                        locations=locations, plan_cache=plan_cache)
+                        locations=locations, plan_cache=plan_cache, window_shapes=cached_shapes or {})
 
     executed: list[str] = []
     groups = register_views(table_env, config, params=params, executed=executed)
     sink_statements = [statement for path in sql_pipeline.stream_outputs(config) for statement in sql_files.statements(path, params)]
     _create_tables(table_env, sink_statements, config)
     executed += sink_statements
-    register_feature_store_writers(table_env, groups, config)
     if executed != statements:  # a key that does not say what the plan is made of must not name it
         log.warning("the job ran other statements than its plan's key holds; not caching its plan")
         plan_cache = None
+    paths = sql_files.feature_files(config.features_dir)
+    # Which rows are partial windows needs each view's window: found once per plan, kept beside it.
+    shapes = group_windows(table_env, groups, {path.stem: path for path in paths}, plan_cache, key,
+                           required=False) if config.coverage.bounded else {}
+    register_feature_store_writers(table_env, groups, config, shapes)
     statement_set = _statement_set(table_env, statements, groups, config)
-    refuse_what_flink_cannot_run(table_env, statement_set, groups, sql_files.feature_files(config.features_dir))
+    refuse_what_flink_cannot_run(table_env, statement_set, groups, paths)
     return Pipeline(table_env, statement_set, groups, deployment, settings, plan_key=key, locations=locations,
-                    plan_cache=plan_cache)
+                    plan_cache=plan_cache, window_shapes=shapes)
 
 
 _UPDATING = re.compile(r"changelogMode=\[[^\]]*\b(UB|UA|D)\b")
@@ -280,9 +289,10 @@ def planned_view(table_env: TableEnvironment, name: str) -> Table:
 
 
 def register_feature_store_writers(table_env: TableEnvironment, groups: Sequence[FeatureGroupDefinition],
-                                   config: JobConfig) -> None:
+                                   config: JobConfig, shapes: Mapping[str, WindowShape | None] | None = None) -> None:
     """Each group's feature-store writer (udfs/feature_store_writer.py) as a temporary function
-    (WRITER_FUNCTION): a compiled plan names it, and each run registers its own (its endpoint, its retries)."""
+    (WRITER_FUNCTION): a compiled plan names it, and each run registers its own (its endpoint, its retries, and
+    what its data covers: with ``shapes``, each group's window, the writer skips partial windows)."""
     # The writer rides out an outage up to the configured time, however many attempts that takes (a Flink
     # restart after it is exact too, but costs a re-read from the last checkpoint).
     store = FeatureStoreConfig(endpoint_url=config.featurestore_endpoint_url, region=config.featurestore_region,
@@ -292,7 +302,8 @@ def register_feature_store_writers(table_env: TableEnvironment, groups: Sequence
         table_env.create_temporary_system_function(
             WRITER_FUNCTION.format(group=definition.name),
             feature_store_writer(definition.name, list(definition.features), store, definition.event_time_feature,
-                                 new_group=definition.name in config.new_feature_groups))
+                                 new_group=definition.name in config.new_feature_groups,
+                                 window=(shapes or {}).get(definition.name), coverage=config.coverage))
 
 
 def add_feature_store_inserts(statement_set: StatementSet,

@@ -71,6 +71,11 @@ class DataDir:
         return self.root / "poller" / "replay.json"
 
     @property
+    def coverage(self) -> Path:
+        """Since when the job's windows are complete: the first poll it read (udfs/coverage.py)."""
+        return self.root / "poller" / "coverage.json"
+
+    @property
     def featurestore(self) -> Path:
         """The local feature store: online.sqlite3 and offline/<group>/... Parquet."""
         return self.root / STORE_DIR

@@ -18,7 +18,7 @@ import logging
 import threading
 import time
 import traceback
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ from connectors.featurestore.local.server import LocalFeatureStoreServer
 from connectors.flink_rest import DEFAULT_REST_PORT, FlinkRest, FlinkRestError
 from connectors.flink_sink_files import committed_files, sink_rows
 from connectors.spool import FeedPublisher, ProgressLog, SpoolWriter
+from job.flow.backfill import utc
 from job.flow.config import JobConfig, local_path
 from job.flow.feature_groups import ensure_feature_groups
 from job.flow.sql_files import feature_files
@@ -42,6 +43,7 @@ from job.local.jvm import start_local_flink
 from job.local.minicluster import free_port, minicluster_settings, planning_from_this_thread, use_log_dir
 from job.local.monitor import JobMonitor, RecentGrowth, innermost_cause
 from job.local.timeline import Timeline
+from udfs.coverage import Coverage, WindowShape
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +137,32 @@ def committed_lines(directory: Path) -> int:
 
 
 Window = tuple[str, float]  # a feature row as the job computed it: (record identifier, event time)
+
+
+@dataclass(frozen=True)
+class RunCoverage:
+    """What a data dir's job covers completely (udfs/coverage.py) and each group's window, as the run that built the
+    job saved them (DataDir.coverage): a finished run's summary counts its windows with them."""
+
+    coverage: Coverage
+    windows: dict[str, WindowShape | None]
+
+    def save(self, path: Path) -> None:
+        document = {"from": self.coverage.from_s, "to": self.coverage.to_s,
+                    "windows": {name: asdict(shape) if shape else None for name, shape in self.windows.items()}}
+        atomic_write(path, json.dumps(document).encode(), durable=False)
+
+    @classmethod
+    def load(cls, path: Path) -> RunCoverage | None:
+        try:
+            document = json.loads(path.read_text())
+            return cls(Coverage(document["from"], document.get("to")),
+                       {name: WindowShape(**shape) if shape else None for name, shape in document.get("windows", {}).items()})
+        except (FileNotFoundError, ValueError, KeyError, TypeError):
+            return None
+
+    def complete(self, group: str, window: Window) -> bool:
+        return bool(self.coverage.complete(self.windows.get(group), window[1]))
 
 
 def computed_windows(directory: Path) -> dict[str, set[Window]]:
@@ -242,6 +270,7 @@ class LocalRun:
         self.feature_groups: list[str] = []
         self.added_groups: list[str] = []  # created by this run: their feature files are new
         self._held_windows: dict[str, tuple[list[Window], list[Window]]] | None = None  # the drained run's check
+        self.coverage = RunCoverage(Coverage(), {})  # what the job covers completely (start() finds it)
         self.timeline = Timeline()
         self._threads: list[threading.Thread] = []
         self._store_retrying = RecentGrowth(STORE_RETRYING_SHOWN_S)
@@ -276,6 +305,7 @@ class LocalRun:
             raise RunError(f"{self.feed_dir} holds {len(feed_files)} files but there is no checkpoint or savepoint "
                            "to resume from, so they would be read out of order; run again with --reset")
 
+        self.coverage = RunCoverage(self._coverage(), {})
         # A run owns the data dir's store (a server already serving it makes this start fail, by name).
         self.store = open_store(self.data.featurestore, self.config.featurestore_endpoint_url,
                                 port=self.options.featurestore_port, join_running=False, own_process=True)
@@ -290,7 +320,7 @@ class LocalRun:
                  **minicluster_settings(), **self.config.extra_flink_config}
         stored = set(self.client.group_names())
         config = replace(self.config, featurestore_endpoint_url=endpoint, restore_from=self.restored_from,
-                         extra_flink_config=extra, new_feature_groups=tuple(
+                         extra_flink_config=extra, coverage=self.coverage.coverage, new_feature_groups=tuple(
                              path.stem for path in feature_files(self.config.features_dir) if path.stem not in stored))
         with planning_from_this_thread():  # the job is planned from this thread only (FLINK-23020)
             pipeline = build_pipeline(config, rest_port=self.dashboard_port)
@@ -298,6 +328,8 @@ class LocalRun:
             if interrupted.is_set():
                 raise Interrupted("interrupted while the job was being built; nothing was submitted")
             self.feature_groups = [definition.name for definition in pipeline.feature_groups]
+            self.coverage = RunCoverage(self.coverage.coverage, dict(pipeline.window_shapes))
+            self.coverage.save(self.data.coverage)
             if self.restored_from:
                 self._refuse_grown_features(pipeline.feature_groups)
             # Adds new columns, refuses removed or retyped ones; a group created now is one a feature file added.
@@ -353,6 +385,23 @@ class LocalRun:
                         "Undo the change to resume, or run again with --reset-job to recompute from the start: the "
                         "group then gains the columns and keeps its data")
 
+    def _coverage(self) -> Coverage:
+        """What this data dir's polls cover completely: from the first poll its job read (a replay's first poll; a live
+        run's start, kept from the first run on) to, for a replay, its last poll minus the watermark delay."""
+        source = self.poller.source
+        replay = source if isinstance(source, ReplaySource) else None
+        if replay is not None:
+            replay.start_now()  # its time shift, known before the job is built
+        saved = RunCoverage.load(self.data.coverage)
+        if replay is not None:
+            first: float | None = replay.first_poll_time
+        elif saved is not None:
+            first = saved.coverage.from_s
+        else:  # a live job started before its start was kept covers from where it resumes: not known
+            first = None if self.restored_from else time.time()
+        last = replay.last_poll_time() - self.config.watermark_delay_s if replay is not None else None
+        return Coverage(first, last)
+
     def _refuse_a_finished_job(self) -> None:
         """A job stopped by --exit-when-done was drained: every window is written and it takes no more input.
         Running the same replay again has nothing to do; anything new needs a fresh data dir."""
@@ -364,6 +413,7 @@ class LocalRun:
             assert self.client is not None
             names = [path.stem for path in feature_files(self.config.features_dir)]
             self.feature_groups = [name for name in names if self.client.exists(name)]
+            self.coverage = RunCoverage.load(self.data.coverage) or self.coverage  # the finished job's windows
             added = [name for name in names if name not in self.feature_groups]
             # A feature file added since the replay ended: the drained job will not compute it; the archive can.
             command = ["chainfeat", "backfill", "--data-dir", str(self.options.data_dir),
@@ -488,7 +538,7 @@ class LocalRun:
             self.server.flush_offline()
         computed = computed_windows(self.data.computed)
         for group in self.feature_groups:  # the run's groups (a group deleted since has no description to read)
-            windows = computed.get(group, set())
+            windows = {window for window in computed.get(group, set()) if self.coverage.complete(group, window)}
             definition = self.client.describe(group)
             if self.server is not None:
                 held = set(offline_windows(self.data.featurestore, definition))
@@ -509,8 +559,23 @@ class LocalRun:
         return self._held_windows
 
     def windows_computed(self) -> dict[str, int]:
-        """Windows the job computed and committed, per feature group: every (record identifier, event time)."""
+        """Complete windows the job computed and committed, per feature group: every (record identifier, event time)."""
         return {group: len(found) + len(lost) for group, (found, lost) in self._held().items()}
+
+    def windows_skipped_partial(self) -> dict[str, int]:
+        """Windows the job computed that the polls cover only in part (at their edges), not written, per group."""
+        computed = computed_windows(self.data.computed)
+        return {group: sum(not self.coverage.complete(group, window) for window in computed.get(group, set()))
+                for group in self.feature_groups}
+
+    def window_summary(self) -> dict[str, Any]:
+        """The summary's windows: computed (complete), written, skipped as partial, each group's window, and the
+        coverage they follow (UTC)."""
+        return {"windows_computed": self.windows_computed(), "windows_written": self.windows_written(),
+                "windows_skipped_partial": self.windows_skipped_partial(),
+                "window_shapes": {group: shape.describe() if (shape := self.coverage.windows.get(group)) else ""
+                                  for group in self.feature_groups},
+                "covered_from": utc(self.coverage.coverage.from_s), "covered_to": utc(self.coverage.coverage.to_s)}
 
     def windows_written(self) -> dict[str, int]:
         """Of the windows the job computed, those the feature store holds, per feature group."""

@@ -55,9 +55,10 @@ class Streamed:
     state: dict  # what the streaming job left in its store (store_state)
     windows: dict[str, list[Window]]  # every window the reference computes, per group
     first_poll: float
-    last_watermark: int  # where the streaming job's watermark stands after the last line
+    covered_to: float  # the last poll minus the watermark delay
     transactions: int
     duplicates: int
+    summary: dict  # the streaming run's
 
     @property
     def spool(self) -> Path:
@@ -65,9 +66,9 @@ class Streamed:
 
     def complete(self, group: str, start: float | None = None, end: float | None = None) -> list[Window]:
         """The README's edge rule, restated: a window is complete if it starts at or after the first poll (and
-        --from) and ends at or before the last watermark (and --to)."""
+        --from) and ends at or before the last poll minus the watermark delay (and --to)."""
         since = max(self.first_poll, start if start is not None else float("-inf"))
-        until = min(self.last_watermark, end if end is not None else float("inf"))
+        until = min(self.covered_to, end if end is not None else float("inf"))
         return [window for window in self.windows[group] if window.start >= since and window.end <= until]
 
 
@@ -98,11 +99,11 @@ def streamed(tmp_path_factory) -> Streamed:
     assert json.loads(result.stdout)["late"] == 0  # so the streaming job's windows are the whole archive's
     polls = list(read_recording(recording))
     reference = expected_results([(poll.polled_at, json.loads(poll.page)) for poll in polls])
-    event_times = [int(poll.polled_at) for poll in polls] + [row["ts"] for row in reference.unique]
     return Streamed(data_dir, features, env, store_state(data_dir, GROUPS), example_windows(reference.unique),
                     first_poll=min(poll.polled_at for poll in polls),
-                    last_watermark=max(event_times) - WATERMARK_DELAY_S,
-                    transactions=sum(len(poll.txs) for poll in polls), duplicates=reference.duplicates)
+                    covered_to=max(poll.polled_at for poll in polls) - WATERMARK_DELAY_S,
+                    transactions=sum(len(poll.txs) for poll in polls), duplicates=reference.duplicates,
+                    summary=json.loads(result.stdout))
 
 
 def expected_state(streamed: Streamed, groups: list[str] = GROUPS, start: float | None = None,
@@ -137,6 +138,23 @@ def firehose_archive(spool: Path, target: Path) -> Path:
     return target / "raw"
 
 
+def test_the_streaming_job_writes_exactly_the_complete_windows_a_backfill_writes(streamed) -> None:
+    """One edge rule for both: the streaming run wrote the complete windows of every group (the reference's, row by
+    row) and skipped the partial ones at both edges of the replay, and says so in its summary."""
+    assert without_row_counts(streamed.state) == expected_state(streamed)
+    summary = streamed.summary
+    for group in GROUPS:
+        complete = streamed.complete(group)
+        partial = len(streamed.windows[group]) - len(complete)
+        assert complete and partial > 0, group
+        assert (summary["windows_computed"][group], summary["windows_written"][group],
+                summary["windows_skipped_partial"][group]) == (len(complete), len(complete), partial), group
+    assert summary["window_shapes"]["size_5min"] == "HOP 5 min every 1 min"
+    assert [summary["covered_from"], summary["covered_to"]] == [
+        datetime.fromtimestamp(moment, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+        for moment in (streamed.first_poll, streamed.covered_to)]
+
+
 def test_a_backfill_over_what_the_streaming_job_wrote_changes_nothing(streamed) -> None:
     """The streaming job's own data dir: the backfill reads its spool and starts its store, as `run` does."""
     result = backfill(streamed.env, streamed.data_dir, "--features", str(streamed.features), "--format", "json")
@@ -158,7 +176,7 @@ def test_a_backfill_over_what_the_streaming_job_wrote_changes_nothing(streamed) 
         streamed.transactions, streamed.duplicates, 0)
     covered = [datetime.strptime(summary[key], "%Y-%m-%d %H:%M:%S").replace(tzinfo=timezone.utc).timestamp()
                for key in ("covered_from", "covered_to")]
-    assert covered == [int(streamed.first_poll), streamed.last_watermark]
+    assert covered == [int(streamed.first_poll), int(streamed.covered_to)]
 
 
 def test_ranges_an_interruption_and_a_rerun_leave_exactly_the_complete_windows(streamed, server, data_dir, tmp_path) -> None:
@@ -262,10 +280,11 @@ def test_a_broken_feature_file_or_an_unknown_group_is_one_error(streamed, tmp_pa
 def test_a_backfill_finds_its_windows_once_for_the_same_statements(tmp_path, monkeypatch) -> None:
     """Each group's window comes from planning its view (explain()); the plan cache keeps them for the next backfill
     of the same statements, in any data dir, and an edited feature file is planned again."""
-    import job.flow.backfill as backfill_job
-    from job.flow.backfill import BackfillSettings, WindowShape, build_backfill
+    import job.flow.window_shapes as window_shapes
+    from job.flow.backfill import BackfillSettings, build_backfill
     from job.flow.config import JobConfig, load_property_groups
     from job.flow.plan_cache import PlanCache
+    from udfs.coverage import WindowShape
 
     cache = PlanCache(tmp_path / "plans")
 
@@ -283,7 +302,7 @@ def test_a_backfill_finds_its_windows_once_for_the_same_statements(tmp_path, mon
         raise AssertionError("planned again")
 
     with monkeypatch.context() as patched:
-        patched.setattr(backfill_job, "feature_window", planned)
+        patched.setattr(window_shapes, "feature_window", planned)
         assert shapes_for(tmp_path / "b", features) == found  # another data dir and archive: the same statements
 
     hop = features / "size_5min.sql"

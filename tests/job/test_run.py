@@ -93,7 +93,8 @@ def test_bundled_replay_matches_reference_and_query_latest_show_it(data_dir, cli
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads(result.stdout)
     reference = reference_for(BUNDLED_RECORDING)
-    expected = reference.features
+    expected = reference.complete_features  # the windows the recording covers completely (README "Edge windows")
+    assert 0 < len(expected) < len(reference.features)
 
     assert offline_features(data_dir) == expected
     polls = list(read_recording(BUNDLED_RECORDING))
@@ -155,12 +156,14 @@ def test_added_hop_cumulate_and_entity_feature_files_match_the_reference(data_di
     )
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads(result.stdout)
-    windows = example_windows(reference_for(relayed_recording).unique)
+    reference = reference_for(relayed_recording)
+    windows = {group: [window for window in found if reference.covers(window.start, window.end)]
+               for group, found in example_windows(reference.unique).items()}
     hop = {window.row["window_start_utc"]: window.row for window in windows["size_5min"]}
     cumulative = {window.row["window_end_utc"]: window.row for window in windows["fee_10min_so_far"]}
     relay = {(window.row["relayed_by"], window.row["event_time"]): window.row for window in windows["relay_minute"]}
     received = {(window.row["address"], window.row["event_time"]): window.row for window in windows["address_minute"]}
-    assert len(hop) > 10 and {key for key, _ in relay} == set(RELAYS) and {key for key, _ in received} == set(ADDRESSES)
+    assert len(hop) >= 4 and {key for key, _ in relay} == set(RELAYS) and {key for key, _ in received} == set(ADDRESSES)
 
     offline_hop = offline_rows(data_dir, "SELECT window_start_utc, event_time, nb_trx_5min, avg_size_5min, "
                                          "total_inputs_5min FROM size_5min", "window_start_utc")
@@ -187,7 +190,7 @@ def test_added_hop_cumulate_and_entity_feature_files_match_the_reference(data_di
     assert json.loads(with_store.stdout) == newest
     # Windows and records apart: a per-entity group computes and writes every (node, minute), and holds one online
     # record per node; every window is checked against the store, not only each node's newest.
-    windows_per_group = {GROUP: len(reference_for(relayed_recording).features), "relay_minute": len(relay),
+    windows_per_group = {GROUP: len(reference.complete_features), "relay_minute": len(relay),
                          "size_5min": len(hop), "fee_10min_so_far": len(cumulative), "address_minute": len(received)}
     assert summary["windows_written"] == summary["windows_computed"] == windows_per_group
     assert summary["records_online"] == {**windows_per_group, "relay_minute": len(RELAYS),
@@ -246,7 +249,8 @@ def test_restart_after_kill_mid_stream_counts_everything_once(data_dir, cli_env,
     assert summary["restored_from"]
     assert summary["job_plan"] == "cached"
     assert summary["late"] == 0
-    assert offline_features(data_dir) == reference_for(short_recording, replay_shift(data_dir, short_recording)).features
+    assert offline_features(data_dir) == reference_for(short_recording,
+                                                       replay_shift(data_dir, short_recording)).complete_features
 
 
 def test_a_job_flink_refuses_to_start_is_one_line_naming_the_restore_point(data_dir, cli_env, short_recording) -> None:
@@ -288,7 +292,7 @@ def test_a_store_outage_that_fails_the_job_mid_replay_changes_nothing(server, da
     assert run.returncode == 0, stderr[-3000:]
     summary = json.loads(stdout)
     assert summary["job_restarts"] >= 1 and summary["late"] == 0 and summary["store_retries"] >= 1
-    expected = reference_for(short_recording, replay_shift(run_dir, short_recording)).features
+    expected = reference_for(short_recording, replay_shift(run_dir, short_recording)).complete_features
     assert offline_features(data_dir) == expected
     assert online_rows(server.url, GROUP) == expected
 
@@ -308,7 +312,7 @@ def test_a_store_outage_shorter_than_the_retry_time_is_ridden_out_without_a_rest
     summary = json.loads(result.stdout)
     assert summary["job_restarts"] == 0 and summary["store_retries"] >= 15
     assert server.app.faults.state()["injected"] == 15
-    expected = reference_for(short_recording).features  # at speed 0 the replay keeps the recording's times
+    expected = reference_for(short_recording).complete_features  # at speed 0 the replay keeps the recording's times
     assert offline_features(data_dir) == expected
     assert online_rows(server.url, GROUP) == expected
 
@@ -360,7 +364,7 @@ def test_results_do_not_depend_on_replay_speed(tmp_path, cli_env, short_recordin
         started = datetime.strptime(row["tx_minute"], "%Y-%m-%d %H:%M:%S").replace(tzinfo=timezone.utc)
         key = minute_key(int(started.timestamp()) - shift)
         unshifted[key] = {**row, "tx_minute": key, "event_time": row["event_time"] - shift}
-    assert unshifted == offline_features(fast) == reference_for(short_recording).features
+    assert unshifted == offline_features(fast) == reference_for(short_recording).complete_features
 
 
 def _polls_done(data_dir: Path) -> int:
@@ -440,7 +444,7 @@ def test_a_feature_file_that_gains_a_column_evolves_its_group_on_the_next_run(se
     max_fee = {row["tx_minute"]: row["max_fee"] for row in tumbling(
         results.unique, 60, lambda start, end, rows: {"tx_minute": minute_key(start),
                                                       "max_fee": max(row["fee"] for row in rows)})}
-    expected = {key: {**row, "max_fee_1min": max_fee[key]} for key, row in results.features.items()}
+    expected = {key: {**row, "max_fee_1min": max_fee[key]} for key, row in results.complete_features.items()}
     server.store.flush_offline()
     columns, after = run_query(DataDir(data_dir).featurestore, f"SELECT * FROM {GROUP}")
     assert columns[-1] == "hour" and "max_fee_1min" in columns
