@@ -176,6 +176,7 @@ class _Handler(BaseHTTPRequestHandler):
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         # What http.server itself refuses (a request line or headers it cannot read), in AWS's shape.
         self.close_connection = True
+        self.request_version = self.protocol_version  # not HTTP/0.9's bare body, whatever the request line was
         error_code = wire.REQUEST_TOO_LARGE if code in (414, 431) else wire.SERIALIZATION
         log.warning("malformed HTTP request -> %d %s: %s", code, error_code, message)
         self._send_error(code, error_code, message or "malformed HTTP request", json_protocol=True)
