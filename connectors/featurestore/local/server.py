@@ -295,6 +295,9 @@ class _InjectedError(Exception):
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # socketserver's listen backlog of 5 dropped the connections of 32 clients starting at once: each waited for
+    # its SYN to be sent again, a second later (bench/store.py)
+    request_queue_size = 128
     app: FeatureStoreApp
     body_timeout_s: float = wire.BODY_TIMEOUT_S
 
