@@ -186,7 +186,13 @@ class _Handler(BaseHTTPRequestHandler):
     def _dispatch(self, method: str) -> None:
         url = urlsplit(self.path)
         target = self.headers.get("X-Amz-Target")
-        operation = target or f"{method} {url.path[:100]}"  # what the log names until the route is known
+        route: wire.Route | None = None
+        try:
+            route = wire.route(method, unquote(url.path), target)
+            operation = route.operation
+        except wire.WireError as error:
+            # Answered once the body is read (the connection can then carry the next request).
+            unroutable, operation = error, target or f"{method} {url.path[:100]}"
         try:
             length = wire.content_length(self.headers)
             self.connection.settimeout(self.server.body_timeout_s)
@@ -196,8 +202,8 @@ class _Handler(BaseHTTPRequestHandler):
                 log.warning("%s: the client closed the connection before its %d-byte body arrived", operation, length)
                 self.close_connection = True
                 return
-            route = wire.route(method, unquote(url.path), target)
-            operation = route.operation
+            if route is None:
+                raise unroutable
             wire.check_content_type(route, self.headers, body)
             self._serve(method, url, query=parse_qs(url.query, keep_blank_values=True), route=route,
                         document=wire.parse_body(body))
