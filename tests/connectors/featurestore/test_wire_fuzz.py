@@ -89,6 +89,7 @@ def test_every_malformed_request_gets_its_aws_error_and_the_server_keeps_serving
     assert len(answered) == REQUESTS
     # ...named by the operation it was for, once the request says which (the body's problems come after routing).
     assert {"PutRecord", "CreateFeatureGroup", "BatchGetRecord"} <= {line.split(" -> ")[0] for line in answered}
+    assert [line for line in answered if line.startswith(f"PUT /FeatureGroup/{GROUP} ")] == []
     # Nothing of it on disk: the same files, the one group, its one record online and offline.
     fuzzed_server.flush_offline()
     assert files(root) == before
