@@ -9,7 +9,9 @@ port; point ``endpoint_url`` of either boto3 client at it (or set ``AWS_ENDPOINT
 
 Errors are AWS-shaped (``x-amzn-ErrorType`` + JSON body) so botocore raises the same exception classes
 as against AWS: the runtime's ValidationError, the control plane's ValidationException, the documented
-limits (record size, identifier size, batch sizes) as validation errors in the service's own wording.
+limits (record size, identifier size, batch sizes) as validation errors in the service's own wording. A request
+that cannot reach an operation (not JSON, no such operation, too large, a body that stops arriving...) gets the
+error AWS's protocols give it (wire.py) and the server keeps serving; the log has one line per such request.
 ``POST /_chainfeat/faults`` arms fault injection for the runtime API (tests of retries).
 """
 
@@ -20,6 +22,7 @@ import fcntl
 import json
 import logging
 import os
+import socket
 import threading
 import time
 from collections import Counter
@@ -32,6 +35,7 @@ from typing import Any, TextIO
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from connectors.atomic_files import atomic_write
+from connectors.featurestore.local import wire
 from connectors.featurestore.local.store import (
     DEFAULT_UPDATE_DELAY_S,
     OFFLINE_DIR,
@@ -50,6 +54,8 @@ LOCK_FILE = "LOCK"
 # How often the serving loop looks whether stop() was called: stop() waits up to this long (socketserver's
 # default, 0.5 s, was most of the time a bounded run took to exit after its job ended).
 SHUTDOWN_POLL_S = 0.05
+# How long an answered connection's unread body is drained before the connection closes (see _discard_unread_body).
+DISCARD_TIMEOUT_S = 1.0
 
 
 class FeatureStoreLocked(RuntimeError):
@@ -101,8 +107,7 @@ class Fault:
     delay_s: float = 0.0
 
 
-# Request limits of Amazon SageMaker Feature Store (botocore's service models).
-MAX_BATCH_WRITE_ENTRIES = 25
+# Request limits of Amazon SageMaker Feature Store (botocore's service models; BatchWriteRecord's is wire.py's).
 MAX_BATCH_GET_IDENTIFIERS = 100  # feature groups per BatchGetRecord, and record identifiers per group
 MAX_LIST_RECORDS = 100
 MAX_LIST_FEATURE_GROUPS = 100
@@ -161,35 +166,67 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - BaseHTTPRequestHandler's name
         log.debug("%s %s", self.address_string(), format % args)
 
-    def do_GET(self) -> None:
-        self._dispatch("GET")
+    def __getattr__(self, name: str) -> Any:
+        # Every HTTP method reaches the router (BaseHTTPRequestHandler looks up do_<METHOD>), which answers the
+        # ones no operation takes with AWS's UnknownOperationException instead of a bare 501.
+        if name.startswith("do_"):
+            return lambda: self._dispatch(name[3:])
+        raise AttributeError(name)
 
-    def do_PUT(self) -> None:
-        self._dispatch("PUT")
-
-    def do_POST(self) -> None:
-        self._dispatch("POST")
-
-    def do_DELETE(self) -> None:
-        self._dispatch("DELETE")
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        # What http.server itself refuses (a request line or headers it cannot read), in AWS's shape.
+        self.close_connection = True
+        self.request_version = self.protocol_version  # not HTTP/0.9's bare body, whatever the request line was
+        error_code = wire.REQUEST_TOO_LARGE if code in (414, 431) else wire.SERIALIZATION
+        log.warning("malformed HTTP request -> %d %s: %s", code, error_code, message)
+        self._send_error(code, error_code, message or "malformed HTTP request", json_protocol=True)
 
     # ---- plumbing ----------------------------------------------------------------------------------
 
     def _dispatch(self, method: str) -> None:
         url = urlsplit(self.path)
-        query = parse_qs(url.query, keep_blank_values=True)
-        body = self._read_body()
-        target = self.headers.get("X-Amz-Target", "")
-        app = self.server.app
+        target = self.headers.get("X-Amz-Target")
+        route: wire.Route | None = None
         try:
-            if url.path.startswith("/_chainfeat/"):
-                self._send_json(200, app.admin(method, url.path, body))
+            route = wire.route(method, unquote(url.path), target)
+            operation = route.operation
+        except wire.WireError as error:
+            # Answered once the body is read (the connection can then carry the next request).
+            unroutable, operation = error, target or f"{method} {url.path[:100]}"
+        try:
+            length = wire.content_length(self.headers)
+            self.connection.settimeout(self.server.body_timeout_s)
+            body = wire.read_body(self.rfile, length)
+            self.connection.settimeout(None)
+            if body is None:  # the client went away mid-body: no one to answer
+                log.warning("%s: the client closed the connection before its %d-byte body arrived", operation, length)
+                self.close_connection = True
                 return
-            if target.startswith("SageMaker."):
-                self._send_json(200, app.control_plane(target.split(".", 1)[1], body))
+            if route is None:
+                raise unroutable
+            wire.check_content_type(route, self.headers, body)
+            self._serve(method, url, query=parse_qs(url.query, keep_blank_values=True), route=route,
+                        document=wire.parse_body(body))
+        except wire.WireError as error:
+            log.warning("%s -> %d %s: %s", operation, error.status, error.code, error.message)
+            if error.close:
+                self.close_connection = True
+            self._send_error(error.status, error.code, error.message, json_protocol=target is not None)
+            if error.close:
+                self._discard_unread_body()
+
+    def _serve(self, method: str, url: Any, query: dict[str, list[str]], route: wire.Route, document: dict) -> None:
+        """Answer a well-formed request: its operation's result, or the operation's own AWS error."""
+        app, control = self.server.app, route.api == "control"
+        try:
+            if route.api == "admin":
+                self._send_json(200, app.admin(method, url.path, document))
                 return
-            fault = app.faults.take(batch_write=url.path == "/BatchWriteRecord",
-                                    write=method == "PUT" and url.path.startswith("/FeatureGroup/"))
+            if control:
+                self._send_json(200, app.control_plane(route.operation, document))
+                return
+            fault = app.faults.take(batch_write=route.operation == "BatchWriteRecord",
+                                    write=route.operation == "PutRecord")
             if fault and fault.kind == "drop":
                 self.close_connection = True
                 self.connection.shutdown(2)
@@ -197,34 +234,41 @@ class _Handler(BaseHTTPRequestHandler):
             if fault and fault.kind == "error":
                 raise _InjectedError(fault)
             if fault and fault.kind == "lose":
-                self._send_json(200, {"Errors": [], "UnprocessedEntries": []} if url.path == "/BatchWriteRecord" else {})
+                self._send_json(200, {"Errors": [], "UnprocessedEntries": []} if route.operation == "BatchWriteRecord" else {})
                 return
-            answer = app.runtime(method, unquote(url.path), query, body, fault if fault and fault.kind == "unprocessed" else None)
+            answer = app.runtime(route, query, document, fault if fault and fault.kind == "unprocessed" else None)
             if fault and fault.kind == "slow":
                 time.sleep(fault.delay_s)
             self._send_json(200, answer)
         except StoreError as error:
             code, status = error.code, error.status
-            if target and code == "ValidationError":
+            if control and code == "ValidationError":
                 code = "ValidationException"  # the control plane's name for it
-            elif not target and isinstance(error, ResourceNotFound) and method in _NOT_FOUND_AS_VALIDATION:
+            elif not control and isinstance(error, ResourceNotFound) and method in _NOT_FOUND_AS_VALIDATION:
                 code, status = "ValidationError", 400
-            self._send_error(status, code, error.message, json_protocol=bool(target))
+            log.info("%s -> %d %s: %s", route.operation, status, code, error.message[:200])
+            self._send_error(status, code, error.message, json_protocol=control)
         except _InjectedError as error:
             self._send_error(error.fault.status, error.fault.code, "injected fault", json_protocol=False)
-        except (ValueError, KeyError, TypeError) as error:
-            code = "ValidationException" if target else "ValidationError"
-            self._send_error(400, code, f"Malformed request: {error}", json_protocol=bool(target))
+        except (ValueError, KeyError, TypeError, AttributeError) as error:
+            # A document of the wrong shape for its operation (a list where an object goes, a number for a name...)
+            code = "ValidationException" if control else "ValidationError"
+            log.info("%s -> 400 %s: malformed request: %s", route.operation, code, error)
+            self._send_error(400, code, f"Malformed request: {error}", json_protocol=control)
         except Exception as error:  # the server must answer, never hang the client
             log.exception("internal error serving %s %s", method, self.path)
-            self._send_error(500, "InternalFailure", str(error), json_protocol=bool(target))
+            self._send_error(500, "InternalFailure", str(error), json_protocol=control)
 
-    def _read_body(self) -> Any:
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
-        if not raw:
-            return {}
-        return json.loads(raw)
+    def _discard_unread_body(self) -> None:
+        """Read (and drop) what the client is still sending, briefly, before the connection closes: closing a socket
+        with unread data resets it, and the client would lose the answer it was sent."""
+        with contextlib.suppress(OSError):
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_WR)
+            self.connection.settimeout(DISCARD_TIMEOUT_S)
+            deadline = time.monotonic() + DISCARD_TIMEOUT_S
+            while time.monotonic() < deadline and self.connection.recv(65536):
+                pass
 
     def _send_json(self, status: int, payload: Any) -> None:
         data = b"" if payload is None else json.dumps(payload).encode()
@@ -232,7 +276,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
-        self.wfile.write(data)
+        if self.command != "HEAD":
+            self.wfile.write(data)
 
     def _send_error(self, status: int, code: str, message: str, json_protocol: bool) -> None:
         body = {"__type": code, "message": message, "Message": message} if json_protocol else {"message": message}
@@ -241,8 +286,11 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "application/x-amz-json-1.1" if json_protocol else "application/json")
         self.send_header("x-amzn-ErrorType", code)
         self.send_header("Content-Length", str(len(data)))
+        if self.close_connection:
+            self.send_header("Connection", "close")
         self.end_headers()
-        self.wfile.write(data)
+        if self.command != "HEAD":
+            self.wfile.write(data)
 
 
 class _InjectedError(Exception):
@@ -253,7 +301,11 @@ class _InjectedError(Exception):
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # socketserver's listen backlog of 5 dropped the connections of 32 clients starting at once: each waited for
+    # its SYN to be sent again, a second later (bench/store.py)
+    request_queue_size = 128
     app: FeatureStoreApp
+    body_timeout_s: float = wire.BODY_TIMEOUT_S
 
 
 class FeatureStoreApp:
@@ -319,44 +371,26 @@ class FeatureStoreApp:
         summaries.sort(key=sort_key, reverse=body.get("SortOrder") == "Descending")
         return _page(summaries, "FeatureGroupSummaries", body, MAX_LIST_FEATURE_GROUPS)
 
-    def runtime(
-        self, method: str, path: str, query: dict[str, list[str]], body: dict[str, Any], fault: Fault | None
-    ) -> dict[str, Any] | None:
-        parts = [part for part in path.split("/") if part]
-        handler: Callable[[], dict[str, Any] | None] | None = None
-        operation = ""
-        if parts == ["BatchGetRecord"] and method == "POST":
-            operation, handler = "BatchGetRecord", lambda: self._batch_get(body)
-        elif parts == ["BatchWriteRecord"] and method == "POST":
-            operation, handler = "BatchWriteRecord", lambda: self._batch_write(body, unprocessed=fault is not None)
-        elif len(parts) == 2 and parts[0] == "FeatureGroup":
-            group = parts[1]
-            if method == "PUT":
-                operation, handler = "PutRecord", lambda: self.store.put_record(
-                    group, _required(body, "Record"), body.get("TargetStores"), ttl_duration=body.get("TtlDuration")
-                )
-            elif method == "GET":
-                operation, handler = "GetRecord", lambda: self._get(group, query)
-            elif method == "DELETE":
-                operation, handler = "DeleteRecord", lambda: self.store.delete_record(
-                    group,
-                    _one(query, "RecordIdentifierValueAsString"),
-                    _one(query, "EventTime"),
-                    _one(query, "DeletionMode", "SoftDelete"),
-                    query.get("TargetStores"),
-                )
-        elif len(parts) == 3 and parts[0] == "FeatureGroup" and parts[2] == "ListRecords" and method == "POST":
-            operation, handler = "ListRecords", lambda: self._list_records(parts[1], body)
-        elif len(parts) == 3 and parts[0] == "FeatureGroup" and parts[2] == "Record" and method == "POST":
-            operation, handler = "UpdateRecord", lambda: self.store.update_record(
-                parts[1], _required(body, "RecordIdentifierValueAsString"), _required(body, "Features"),
-                body.get("TargetStores"), body.get("TtlDuration"),
-            )
-        if handler is None:
-            raise ValidationError(f"No such operation: {method} {path}")
+    def runtime(self, route: wire.Route, query: dict[str, list[str]], body: dict[str, Any],
+                fault: Fault | None) -> dict[str, Any] | None:
+        group, operation = route.group, route.operation
+        handlers: dict[str, Callable[[], dict[str, Any] | None]] = {
+            "BatchGetRecord": lambda: self._batch_get(body),
+            "BatchWriteRecord": lambda: self._batch_write(body, unprocessed=fault is not None),
+            "PutRecord": lambda: self.store.put_record(
+                group, _required(body, "Record"), body.get("TargetStores"), ttl_duration=body.get("TtlDuration")),
+            "GetRecord": lambda: self._get(group, query),
+            "DeleteRecord": lambda: self.store.delete_record(
+                group, _one(query, "RecordIdentifierValueAsString"), _one(query, "EventTime"),
+                _one(query, "DeletionMode", "SoftDelete"), query.get("TargetStores")),
+            "ListRecords": lambda: self._list_records(group, body),
+            "UpdateRecord": lambda: self.store.update_record(
+                group, _required(body, "RecordIdentifierValueAsString"), _required(body, "Features"),
+                body.get("TargetStores"), body.get("TtlDuration")),
+        }
         with self._calls_lock:
             self.calls[operation] += 1
-        return handler() or {}
+        return handlers[operation]() or {}
 
     def admin(self, method: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
         if path == "/_chainfeat/health":
@@ -417,9 +451,9 @@ class FeatureStoreApp:
 
     def _batch_write(self, body: dict[str, Any], unprocessed: bool) -> dict[str, Any]:
         entries = _required(body, "Entries")
-        if not 1 <= len(entries) <= MAX_BATCH_WRITE_ENTRIES:
+        if not 1 <= len(entries) <= wire.MAX_BATCH_WRITE_ENTRIES:
             raise ValidationError(f"1 validation error detected: Value at 'entries' failed to satisfy constraint: "
-                                  f"Member must have length between 1 and {MAX_BATCH_WRITE_ENTRIES}")
+                                  f"Member must have length between 1 and {wire.MAX_BATCH_WRITE_ENTRIES}")
         # An "unprocessed" fault leaves the second half of the batch unwritten, as a throttled service does.
         keep = (len(entries) + 1) // 2 if unprocessed else len(entries)
         taken = entries[:keep]
@@ -517,7 +551,8 @@ class LocalFeatureStoreServer:
     """The local feature store on ``host:port`` over the directory ``root`` (online SQLite, offline Parquet,
     the running server's URL); one server per directory (a file lock).
 
-    Offline rows are flushed to Parquet every ``flush_interval_s`` and on ``stop()``.
+    Offline rows are flushed to Parquet every ``flush_interval_s`` and on ``stop()``; a request body that stops
+    arriving for ``body_timeout_s`` is answered 408 and its connection closed.
     """
 
     def __init__(
@@ -527,6 +562,7 @@ class LocalFeatureStoreServer:
         port: int = DEFAULT_PORT,
         flush_interval_s: float = 2.0,
         update_delay_s: float = DEFAULT_UPDATE_DELAY_S,
+        body_timeout_s: float = wire.BODY_TIMEOUT_S,
     ) -> None:
         self.root = Path(root)
         try:
@@ -543,6 +579,7 @@ class LocalFeatureStoreServer:
             unlock_store(self._lock_handle)
             raise OSError(f"cannot listen on {host}:{port}: {error.strerror}; choose another port (or 0 for any free one)") from error
         self._http.app = self.app
+        self._http.body_timeout_s = body_timeout_s
         self.flush_interval_s = flush_interval_s
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
