@@ -227,8 +227,10 @@ def _gib(amount: int) -> str:
 
 def _download_all(client: Any, archive: S3Archive, root: Path, missing: list[_Object], progress: StagingProgress,
                   interrupted: threading.Event) -> None:
+    stop = _Either(interrupted, threading.Event())  # the caller's Ctrl-C, or a failed download
+
     def download(item: _Object) -> None:
-        if not interrupted.is_set() and _download(client, archive, root / item.relative, item, progress, interrupted):
+        if not stop.is_set() and _download(client, archive, root / item.relative, item, progress, stop):
             progress._add(downloaded_objects=1)
 
     with ThreadPoolExecutor(max_workers=DOWNLOAD_WORKERS, thread_name_prefix="s3-stage") as pool:
@@ -236,7 +238,7 @@ def _download_all(client: Any, archive: S3Archive, root: Path, missing: list[_Ob
         done, _pending = wait(futures, return_when=FIRST_EXCEPTION)
         failed = next((future.exception() for future in done if future.exception()), None)
         if failed is not None:
-            interrupted.set()  # the others stop before their next object (or chunk)
+            stop.second.set()  # the others stop before their next object (or chunk)
             for future in futures:
                 future.cancel()
             raise failed
@@ -245,8 +247,17 @@ def _download_all(client: Any, archive: S3Archive, root: Path, missing: list[_Ob
                                  f"of {progress.objects} objects are in the cache")
 
 
+@dataclass(frozen=True)
+class _Either:
+    first: threading.Event
+    second: threading.Event
+
+    def is_set(self) -> bool:
+        return self.first.is_set() or self.second.is_set()
+
+
 def _download(client: Any, archive: S3Archive, path: Path, item: _Object, progress: StagingProgress,
-              interrupted: threading.Event) -> bool:
+              interrupted: threading.Event | _Either) -> bool:
     """One object, written atomically once its bytes check out, then its ETag beside it; False if interrupted."""
     try:
         response = client.get_object(Bucket=archive.bucket, Key=item.key, IfMatch=item.etag)

@@ -16,6 +16,7 @@ import pytest
 
 from connectors.blockchain.source import read_recording
 from connectors.blockchain.synthetic import SyntheticProfile, write_recording
+from job.local.data_dir import DataDir
 from tests.conftest import CHAINFEAT
 from tests.reference import expected_results
 from tests.support import GROUP, cli_environment, error_lines, free_port
@@ -100,6 +101,7 @@ def test_a_range_of_the_firehose_archive_in_s3_is_staged_and_backfilled(firehose
     assert (summary["staged_objects"], summary["downloaded_objects"]) == (len(objects), len(objects))  # not the decoy
     assert summary["lines_read"] == sum(len(poll.lines.text.splitlines()) for poll in polls)
     assert summary["archive"] == f"s3://{bucket}/{root}"
+    assert summary["staged_to"] == (DataDir(data_dir).archive_cache / bucket / root).as_posix()
 
 
 @pytest.mark.parametrize(("archive", "args", "message"), [
