@@ -14,6 +14,11 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from connectors.archive_layout import (
+    FIREHOSE_BUFFERING_INTERVAL_S,
+    FIREHOSE_BUFFERING_MIB,
+    FIREHOSE_DATA_OUTPUT_PREFIX,
+)
 from infra import REPO_ROOT
 from infra.settings import POLLER_METRICS_NAMESPACE, InfraSettings
 
@@ -69,9 +74,11 @@ class IngestionStack(Stack):
             source=firehose.KinesisStreamSource(self.stream),
             destination=firehose.S3Bucket(
                 self.raw_archive,
-                data_output_prefix="raw/date=!{timestamp:yyyy-MM-dd}/hour=!{timestamp:HH}/",
+                # The archive's layout (connectors/archive_layout.py): what `chainfeat backfill --archive s3://` reads.
+                data_output_prefix=FIREHOSE_DATA_OUTPUT_PREFIX,
                 error_output_prefix="errors/!{firehose:error-output-type}/date=!{timestamp:yyyy-MM-dd}/",
-                buffering_interval=Duration.seconds(300), buffering_size=Size.mebibytes(64),
+                buffering_interval=Duration.seconds(FIREHOSE_BUFFERING_INTERVAL_S),
+                buffering_size=Size.mebibytes(FIREHOSE_BUFFERING_MIB),
                 compression=firehose.Compression.GZIP, encryption_key=self.key,
             ),
         )

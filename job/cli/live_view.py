@@ -128,6 +128,13 @@ class RunView(LiveView):
                 parts.append(f"newest[{group}]={next(iter(row.values()))}")
         return " ".join(parts)
 
+def staging_text(staging: Any) -> str:
+    """An S3 archive's staging so far: objects and MiB in the cache of those in the range, and how many were there."""
+    mib = 1 << 20
+    return (f"{staging.cached_objects + staging.downloaded_objects}/{staging.objects} objects "
+            f"{staging.done_bytes / mib:.1f}/{staging.bytes / mib:.1f} MiB ({staging.cached_objects} were cached)")
+
+
 class BackfillView(LiveView):
     """The live view of `chainfeat backfill`: the batch job's state, a bar of its stages (Flink's vertices;
     a batch job reports no row counts while it reads, and Flink adds stages as it plans them), and the
@@ -144,6 +151,11 @@ class BackfillView(LiveView):
         table.add_column("what", style="bold")
         table.add_column("value")
         table.add_row("Flink job", status.state)
+        if status.staging is not None:
+            staging = status.staging
+            # Bar and figures on rows of their own: a ProgressBar in a Group does not end its line.
+            table.add_row("staged from S3", ProgressBar(total=max(staging.bytes, 1), completed=staging.done_bytes, width=40))
+            table.add_row("", staging_text(staging))
         table.add_row("stages finished", Group(ProgressBar(total=max(status.stages, 1), completed=status.stages_finished,
                                                            width=40), f"{status.stages_finished} of {status.stages}"))
         table.add_row("elapsed", f"{time.monotonic() - self.backfill.timeline.started:.0f} s")
@@ -154,4 +166,5 @@ class BackfillView(LiveView):
     def line(self) -> str:
         status = self.backfill.status
         written = shown(status.windows_written).replace(" ", "") if status.windows_written else "-"
-        return f"job={status.state} stages={status.stages_finished}/{status.stages} windows_written={written}"
+        staged = f"staged=[{staging_text(status.staging)}] " if status.staging is not None else ""
+        return f"{staged}job={status.state} stages={status.stages_finished}/{status.stages} windows_written={written}"

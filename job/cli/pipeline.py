@@ -155,8 +155,11 @@ def backfill(
     end: str | None = typer.Option(None, "--to", help="Transactions before this time (ISO 8601 or unix s)."),
     group: list[str] = typer.Option([], "--group", help="Feature group to fill (repeatable; default: every feature file)."),
     data_dir: Path = DataDirOption,
-    archive: str | None = typer.Option(None, "--archive", help="Raw archive, a path or URI in the spool's date=/hour= "
-                                                                  "layout (default: the data dir's spool)."),
+    archive: str | None = typer.Option(
+        None, "--archive", help="Raw archive in the date=/hour= layout: a path (default: the data dir's spool), or "
+                                "s3://BUCKET/PREFIX (e.g. the CDK app's Firehose archive, s3://BUCKET/raw), whose "
+                                "objects --from/--to need are staged into the data dir's archive-cache/ first "
+                                "(resumable; endpoint: boto3's, AWS_ENDPOINT_URL_S3)."),
     fmt: OutputFormat = Format,
     features: Path | None = FeaturesDir,
     properties: Path | None = Properties,

@@ -26,6 +26,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from connectors.archive_layout import ARCHIVE_HOUR_FORMAT, PARTITION_LEAD_S
 from connectors.featurestore.model import FeatureGroupDefinition
 from job.flow import sql_files, sql_pipeline
 from job.flow.config import Deployment, JobConfig, flink_uri, with_defaults
@@ -41,8 +42,7 @@ BACKFILL_JOB_NAME = "chainfeat-backfill"
 REPORT_WINDOWS, REPORT_FACTS, REPORT_DEAD_LETTER = "windows", "facts", "dead_letter"
 # The range's open ends: the epoch, and 9999-12-31 (Flink's TIMESTAMP_LTZ goes no further).
 EARLIEST_MS, LATEST_MS = 0, 253_402_300_799_000
-# An archive partition as sources/archive_batch.sql compares them: its date=YYYY-MM-DD and hour=HH directories.
-ARCHIVE_HOUR = "%Y-%m-%d %H"
+# The last archive partition (connectors/archive_layout.py), as sources/archive_batch.sql compares them.
 LAST_HOUR = "9999-12-31 23"
 
 
@@ -75,8 +75,9 @@ class TimeRange:
 
     def archive_hours(self, future_tolerance_s: float, past_tolerance_s: float) -> tuple[str, str]:
         """The first and last archive partition ('YYYY-MM-DD HH', the hour polled) that can hold a transaction of
-        the range: a valid time lies at most future_tolerance_s after its poll and past_tolerance_s before it."""
-        first = "" if self.start_s is None else _hour(self.start_s - future_tolerance_s)
+        the range: a valid time lies at most future_tolerance_s after its poll and past_tolerance_s before it, and
+        Firehose may date a poll's object up to PARTITION_LEAD_S before the poll."""
+        first = "" if self.start_s is None else _hour(self.start_s - future_tolerance_s - PARTITION_LEAD_S)
         last = LAST_HOUR if self.end_s is None else _hour(min(self.end_s + past_tolerance_s, LATEST_MS / 1000 - 1))
         return first, last
 
@@ -97,7 +98,7 @@ def parse_moment(text: str) -> float:
 
 
 def _hour(epoch_s: float) -> str:
-    return datetime.fromtimestamp(max(epoch_s, 0), tz=timezone.utc).strftime(ARCHIVE_HOUR)
+    return datetime.fromtimestamp(max(epoch_s, 0), tz=timezone.utc).strftime(ARCHIVE_HOUR_FORMAT)
 
 
 def utc(epoch_s: float | None) -> str | None:

@@ -20,6 +20,7 @@ from connectors.atomic_files import atomic_write
 from connectors.featurestore.client import FeatureStoreClient
 from connectors.flink_rest import FlinkRest
 from connectors.flink_sink_files import committed_files, sink_rows
+from connectors.s3_archive import S3Archive, StagingError, StagingInterrupted, StagingProgress, is_s3_uri, stage_archive
 from job.deploy.package import DEFAULT_ZIP
 from job.deploy.submit import SubmitError, require_zip, submit_to_cluster
 from job.flow.backfill import (
@@ -87,6 +88,7 @@ class BackfillStatus:
     stages: int = 0  # the batch job's vertices (Flink gives no row counts while a batch job reads)
     stages_finished: int = 0
     windows_written: dict[str, int] = field(default_factory=dict)  # online records per group (local store)
+    staging: StagingProgress | None = None  # an S3 archive's objects being staged into the local cache
 
 
 class Backfill:
@@ -109,15 +111,34 @@ class Backfill:
         self.dashboard_url = (options.flink_url or f"http://127.0.0.1:{self.rest_port}").rstrip("/")
         self.status = BackfillStatus()
         self.timeline = Timeline()
+        self.source_archive = self.settings.archive_uri  # what --archive named (an S3 archive is read from its copy)
 
     @property
     def archive(self) -> str:
-        return self.settings.archive_uri
+        return self.source_archive
+
+    def _stage_from_s3(self, interrupted: threading.Event) -> None:
+        """Copy the S3 archive's hours the range needs into the data dir's cache (resumable), and read that copy:
+        PyFlink has no S3 filesystem. (On a cluster, --flink-url, the cluster reads S3 itself.)"""
+        self.status.state = "staging from S3"
+        self.status.staging = StagingProgress()
+        first_hour, last_hour = self.settings.time_range.archive_hours(self.config.future_tolerance_s,
+                                                                       self.config.past_tolerance_s)
+        try:
+            local = stage_archive(S3Archive.parse(self.source_archive), self.data.archive_cache, first_hour, last_hour,
+                                  self.status.staging, interrupted)
+        except StagingInterrupted as error:
+            raise BackfillInterrupted(f"{error} (kept: the next backfill downloads only the rest)") from None
+        except StagingError as error:
+            raise BackfillError(str(error)) from None
+        self.timeline.mark("staged")
+        self.status.state = "starting"
+        self.settings = replace(self.settings, archive_uri=local.resolve().as_uri())
 
     def _check_archive(self) -> None:
-        if not self.archive.startswith("file://"):
-            return  # S3 and other filesystems: Flink reads them (a missing path fails the job with its message)
-        local = local_path(self.archive)
+        if not self.settings.archive_uri.startswith("file://"):
+            return  # a cluster's filesystems: Flink reads them (a missing path fails the job with its message)
+        local = local_path(self.settings.archive_uri)
         if not local.exists() or not any(path.is_file() for path in local.rglob("*")):
             raise BackfillError(f"no archive at {local}: run `chainfeat run` or `chainfeat poll` first (they write "
                                 "the spool), or give --archive PATH_OR_URI")
@@ -130,6 +151,8 @@ class Backfill:
     def run(self, interrupted: threading.Event) -> dict[str, Any]:
         """Build and run the backfill; returns its summary. Raises BackfillInterrupted when ``interrupted`` is
         set (the job is cancelled; running the same command again finishes it: the writes are idempotent)."""
+        if is_s3_uri(self.source_archive) and not self.options.flink_url:
+            self._stage_from_s3(interrupted)
         self._check_archive()
         if self.options.flink_url:
             self._check_zip()  # before anything starts (the local store, the report)
@@ -234,8 +257,12 @@ class Backfill:
                 shapes.setdefault(row["feature_group"], row["window"])
         seconds = max(time.monotonic() - self.timeline.started, 1e-9)
         transactions = int(facts.get("transactions", 0))
+        staged = self.status.staging
         return {
             "archive": self.archive,
+            **({"staged_objects": staged.objects, "staged_bytes": staged.bytes,
+                "downloaded_objects": staged.downloaded_objects, "downloaded_bytes": staged.downloaded_bytes,
+                "staged_to": local_path(self.settings.archive_uri).as_posix()} if staged else {}),
             "from": utc(self.options.time_range.start_s),
             "to": utc(self.options.time_range.end_s),
             "covered_from": utc(facts.get("covered_from_s")),

@@ -81,6 +81,13 @@ class DataDir:
         return self.root / STORE_DIR
 
     @property
+    def archive_cache(self) -> Path:
+        """The S3 archive's objects a backfill staged (connectors/s3_archive.py), under <bucket>/<prefix>/: kept
+        between backfills (and by `chainfeat run --reset`) so that no object is downloaded twice; delete it to
+        free the space."""
+        return self.root / "archive-cache"
+
+    @property
     def logs(self) -> Path:
         return self.root / "logs"
 

@@ -23,8 +23,10 @@ ${transaction_fields},
 );
 
 -- The hours a transaction with --from <= time < --to can have been polled in: a valid time lies at most
--- future_tolerance_s after its poll and past_tolerance_s before it (transaction_fields.sql), so from the hour of
--- (--from - future_tolerance_s) to the hour of (--to + past_tolerance_s), 'YYYY-MM-DD HH' (job/flow/backfill.py).
+-- future_tolerance_s after its poll and past_tolerance_s before it (transaction_fields.sql), and Firehose dates an
+-- object up to its buffering interval before its polls (connectors/archive_layout.py), so from the hour of
+-- (--from - future_tolerance_s - that interval) to the hour of (--to + past_tolerance_s), 'YYYY-MM-DD HH'
+-- (job/flow/backfill.py).
 -- Flink prunes the other partitions before it lists their files.
 CREATE TEMPORARY VIEW source_lines AS
 SELECT *

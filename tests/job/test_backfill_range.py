@@ -19,9 +19,11 @@ def at(text: str) -> float:
 
 
 @pytest.mark.parametrize(("start", "end", "hours"), [
-    # a time may lie up to 10 min after its poll: 10:05 can have been polled at 09:55, in hour 09
+    # a time may lie up to 10 min after its poll: 10:05 can have been polled at 09:55, in hour 09; and Firehose dates
+    # an object by its oldest record, up to its 5-min buffer earlier: a poll at 10:00-10:05 can sit in hour 09
     ("2024-05-01 10:05:00", "2024-05-01 12:00:00", ("2024-05-01 09", "2024-05-15 12")),
-    ("2024-05-01 10:10:00", "2024-05-01 12:00:00", ("2024-05-01 10", "2024-05-15 12")),
+    ("2024-05-01 10:14:59", "2024-05-01 12:00:00", ("2024-05-01 09", "2024-05-15 12")),
+    ("2024-05-01 10:15:00", "2024-05-01 12:00:00", ("2024-05-01 10", "2024-05-15 12")),
     # ... and up to 14 days before it: polled up to 14 days after --to (the hour of --to + 14 d itself included)
     ("2024-05-31 23:59:59", "2024-06-01 00:00:01", ("2024-05-31 23", "2024-06-15 00")),
 ])
