@@ -777,8 +777,12 @@ class LocalFeatureStore:
                        definitions: Mapping[str, FeatureGroupDefinition]) -> None:
         """The Parquet files of one flush batch, one per group and partition, each written atomically."""
         by_file: dict[tuple[str, str], list[tuple]] = defaultdict(list)
+        partitions: dict[float, str] = {}  # a batch's rows share few event times and invocation times: each once
+        moments: dict[float, datetime] = {}
         for row in rows:
-            by_file[(row[0], partition_path(row[1]))].append(row)
+            if row[1] not in partitions:
+                partitions[row[1]] = partition_path(row[1])
+            by_file[(row[0], partitions[row[1]])].append(row)
         written_at = datetime.fromtimestamp(write_time, tz=timezone.utc).replace(tzinfo=None)
         for (group, partition), group_rows in by_file.items():
             definition = definitions.get(group)
@@ -791,9 +795,9 @@ class LocalFeatureStore:
                 for name in definition.features:
                     columns[name].append(values.get(name))
                 columns["write_time"].append(written_at)
-                columns["api_invocation_time"].append(
-                    datetime.fromtimestamp(invoked_at, tz=timezone.utc).replace(tzinfo=None)
-                )
+                if invoked_at not in moments:
+                    moments[invoked_at] = datetime.fromtimestamp(invoked_at, tz=timezone.utc).replace(tzinfo=None)
+                columns["api_invocation_time"].append(moments[invoked_at])
                 columns["is_deleted"].append(bool(deleted))
             table = pa.table(columns, schema=schema)
             directory = self.offline_root / group / partition
