@@ -46,10 +46,10 @@ from tests.support.example_features import (
 
 pytestmark = pytest.mark.slow
 
-def job_config(data_dir: Path, url: str, **overrides) -> JobConfig:
+def job_config(data_dir: Path, url: str, flink: dict[str, str] | None = None, **overrides) -> JobConfig:
     return JobConfig.from_properties(
         load_property_groups(), data_dir, featurestore_endpoint_url=url,
-        extra_flink_config={"execution.checkpointing.interval": "1 s"}, **overrides,
+        extra_flink_config={"execution.checkpointing.interval": "1 s", **(flink or {})}, **overrides,
     )
 
 
@@ -132,6 +132,41 @@ def test_duplicates_out_of_order_late_and_malformed(server, data_dir, tmp_path) 
     assert expected.features["2024-05-01 00:00:00"]["total_nb_trx_1min"] == 4  # A, B, C, E once each
     assert expected.features["2024-05-01 00:00:00"]["total_fee_1min"] == 670
     assert expected.duplicates == 2  # B in poll 1, C in poll 2 (G's repeat is late)
+
+
+def test_at_parallelism_two_with_one_reading_subtask_the_results_are_the_references(server, data_dir, tmp_path) -> None:
+    """Parallelism N > 1 as Managed Flink runs it (`chainfeat submit --parallelism N`): the stream is one shard, so
+    one source subtask reads everything and the others hold no split. Lateness is judged beside the reading subtask,
+    with its watermark, as at parallelism 1; the keyed operators after it (dedup, windows, a per-entity group's
+    writer) run at N. Here the feed is one file (one split) at parallelism 2: late, duplicate and malformed
+    transactions come out as the reference says (docs/deploying.md "Parallelism")."""
+    from pyflink.table import ExplainDetail
+
+    polls = scenario()
+    publish(data_dir, polls)
+    features = tmp_path / "features"  # a group per minute, and one per address (keyed: its writer runs at N)
+    features.mkdir()
+    for source in (FEATURES_DIR / f"{GROUP}.sql", FEATURES_DIR / "examples" / "address_minute.sql"):
+        shutil.copy(source, features)
+    two = {"parallelism.default": "2", "taskmanager.numberOfTaskSlots": "2"}
+    pipeline = build_pipeline(job_config(data_dir, server.url, two, monitor_interval_s=None, features_dir=features))
+    plan = json.loads(pipeline.statement_set.explain(ExplainDetail.JSON_EXECUTION_PLAN).split(
+        "== Physical Execution Plan ==")[-1].strip())
+    parallel = {node["contents"].split("(")[0].split("]:")[-1] for node in plan["nodes"] if node["parallelism"] == 2}
+    assert {"WindowDeduplicate", "LocalWindowAggregate", "GlobalWindowAggregate", "PythonCalc"} <= parallel, parallel
+    address_writer = [node for node in plan["nodes"] if "chainfeat_write_address_minute" in node["contents"]]
+    assert [node["parallelism"] for node in address_writer] == [2]
+    client = FeatureStoreClient(FeatureStoreConfig(endpoint_url=server.url))
+    for definition in pipeline.feature_groups:
+        client.ensure_feature_group(definition)
+    pipeline.execute_async("parallelism-2").get_job_execution_result().result()
+    expected = expected_results(reference_input(polls))
+    assert online_rows(server.url, GROUP) == expected.features
+    received = [window.row for window in example_windows(expected.unique)["address_minute"]]
+    assert online_rows(server.url, "address_minute") == {row["address"]: row for row in received}
+    assert sorted(row["hash"] for row in sink_rows(data_dir / "late")) == sorted(expected.late) == [tx_id("G")]
+    assert dead_letter_entries(data_dir) == sorted((json.dumps(value, sort_keys=True), reason)
+                                                   for value, reason in expected.dead_letter)
 
 
 def test_feature_group_is_derived_from_the_sql(server, data_dir) -> None:
