@@ -465,6 +465,7 @@ class LocalRun:
             "gaps": poller["gaps"],
             "poll_errors": poller["errors"],
             "duplicates": self.monitor.duplicates() if self.monitor else 0,
+            "awaiting_watermark": self.monitor.awaiting_watermark() if self.monitor else 0,  # read with duplicates
             "dead_letter": committed_lines(local_path(self.config.dead_letter_uri)),
             "late": committed_lines(local_path(self.config.late_uri)),
             "records_online": self.records_online(),
@@ -492,6 +493,11 @@ class LocalRun:
             record_id = self.server.newest_record_id(group)
             newest[group] = self.client.get_record(group, record_id) if record_id else None
         return newest
+
+    def event_time_features(self) -> dict[str, str]:
+        """Each feature group's event-time feature (the views show it as a moment)."""
+        assert self.client is not None
+        return {group: self.client.describe(group).event_time_feature for group in self.feature_groups}
 
     # ---- endings -----------------------------------------------------------------------------------
 
