@@ -19,7 +19,7 @@ TERMINAL_STATES = ("FINISHED", "CANCELED", "FAILED", "ENDED")
 # watermark passes their second, so its records in minus out are the sightings not yet deduplicated.
 SIGHTINGS_OPERATOR = "WindowRank"
 # The duplicates' sink (sql/sinks/duplicates.sql) as Flink names its writer: its records in are the duplicates dropped.
-DUPLICATES_WRITER = rf"{DUPLICATES_SINK}\[\d+\]\W+Writer"
+DUPLICATES_WRITER = rf"{DUPLICATES_SINK}\[\d+\][\W_]+Writer"  # e.g. dropped_duplicates[82]__Writer
 METRICS_REFRESH_S = 0.25  # metrics.fetcher.update-interval of a local job (minicluster.py)
 
 
