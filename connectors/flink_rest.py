@@ -42,14 +42,19 @@ class FlinkRest:
     def job(self, job_id: str) -> dict[str, Any]:
         return self.get(f"/jobs/{job_id}")
 
-    def operator_metrics(self, job_id: str, pattern: str) -> dict[str, float]:
+    def operator_metrics(self, job_id: str, pattern: str, in_task_with: str | None = None) -> dict[str, float]:
         """Operator-level metrics whose id matches ``pattern`` (e.g. r'Deduplicate\\[\\d+\\]\\.numRecordsIn'),
-        summed over subtasks, keyed by the metric id without the subtask index."""
+        summed over subtasks, keyed by the metric id without the subtask index. ``in_task_with``: only from the
+        tasks (vertices) that also have a metric matching it, e.g. one operator among others of the same kind."""
         totals: dict[str, float] = {}
         regex = re.compile(pattern)
+        beside = re.compile(in_task_with) if in_task_with else None
         for vertex in self.job(job_id).get("vertices", []):
             base = f"/jobs/{job_id}/vertices/{vertex['id']}/metrics"
-            names = [m["id"] for m in self.get(base) or [] if regex.search(m["id"])]
+            available = [m["id"] for m in self.get(base) or []]
+            if beside is not None and not any(beside.search(name) for name in available):
+                continue
+            names = [name for name in available if regex.search(name)]
             if not names:
                 continue
             for metric in self.get(base + "?get=" + ",".join(names)) or []:

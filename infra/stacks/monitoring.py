@@ -23,7 +23,7 @@ from constructs import Construct
 from connectors.kinesis.producer import SHARD_BYTES_PER_S, SHARD_RECORDS_PER_S
 from infra.settings import POLLER_METRICS_NAMESPACE as POLLER_NAMESPACE
 from infra.settings import InfraSettings
-from job.local.monitor import DEDUP_OPERATOR
+from job.flow.sql_pipeline import DUPLICATES_SINK
 from udfs import metric_names
 
 FLINK_NAMESPACE = "AWS/KinesisAnalytics"
@@ -75,10 +75,10 @@ class MonitoringStack(Stack):
             expression=f"100 * MAX([bytes / {60 * SHARD_BYTES_PER_S}, records / {60 * SHARD_RECORDS_PER_S}])",
             using_metrics={"bytes": bytes_in, "records": stream("IncomingRecords")},
             label="% of the shard's write limit", period=ONE_MINUTE)
+        # The duplicates' sink takes each duplicate as the job drops it (sql/sinks/duplicates.sql).
         duplicates = cloudwatch.MathExpression(
-            expression=f"SUM({operator_search(app, 'numRecordsIn', DEDUP_OPERATOR)}) - "
-                       f"SUM({operator_search(app, 'numRecordsOut', DEDUP_OPERATOR)})",
-            label="duplicates dropped (dedup in − out)", period=ONE_MINUTE)
+            expression=f"SUM({operator_search(app, 'numRecordsIn', DUPLICATES_SINK)})",
+            label="duplicates dropped", period=ONE_MINUTE)
         features_written = job_metric(app, metric_names.FEATURES_WRITTEN, label="feature rows written")
         dead_letter = job_metric(app, metric_names.DEAD_LETTER_RECORDS, label="dead letter")
         late = job_metric(app, metric_names.LATE_RECORDS, label="late")

@@ -15,7 +15,7 @@ from rich.live import Live
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 
-from job.cli.output import shown
+from job.cli.output import shown, with_moment_shown
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +25,8 @@ _COUNTERS = (
     ("gaps", "gaps (missed transactions)"),
     ("poll_errors", "poll errors"),
     ("duplicates", "duplicates dropped"),
+    # Sightings in seconds the watermark has not passed: the dedup tells their duplicates apart only then.
+    ("awaiting_watermark", "sightings awaiting the watermark"),
     ("dead_letter", "dead-letter lines"),
     ("late", "late transactions"),
     ("records_online", "feature records (online)"),
@@ -93,11 +95,16 @@ class RunView(LiveView):
     def __init__(self, local: Any, console: Console | None = None) -> None:
         super().__init__(console)
         self.local = local
+        self._event_time_features: dict[str, str] | None = None
 
     def snapshot(self) -> tuple[dict[str, Any], dict[str, dict[str, Any] | None]]:
+        """The run's counters and each group's newest row, its event time as ISO 8601 UTC."""
         counters = self.local.counters()
         try:
-            newest = self.local.newest_rows()
+            if self._event_time_features is None:
+                self._event_time_features = self.local.event_time_features()
+            newest = {group: with_moment_shown(row, self._event_time_features[group]) if row else row
+                      for group, row in self.local.newest_rows().items()}
         except Exception:  # the view must never stop the run
             newest = {}
         return counters, newest

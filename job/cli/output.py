@@ -15,6 +15,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from job.timestamps import iso_utc
+
 
 class OutputFormat(str, Enum):
     table = "table"
@@ -73,6 +75,15 @@ def shown(value: Any) -> str:
     if isinstance(value, dict):
         return ", ".join(f"{key}: {shown(item)}" for key, item in value.items())
     return str(_jsonable(value))
+
+
+def with_moment_shown(row: dict[str, Any], event_time_feature: str) -> dict[str, Any]:
+    """A feature row for people to read: its event time (unix seconds) as ISO 8601 UTC (a String event time, already
+    ISO 8601, as it is)."""
+    value = row.get(event_time_feature)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return {**row, event_time_feature: iso_utc(value)}
+    return row
 
 
 def _render_rich(renderable: Any) -> str:

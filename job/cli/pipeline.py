@@ -31,7 +31,7 @@ from job.cli.common import (
     stop_on_signals,
 )
 from job.cli.live_view import BackfillView, RunView
-from job.cli.output import OutputFormat, render_record, render_rows
+from job.cli.output import OutputFormat, render_record, render_rows, with_moment_shown
 from job.deploy.package import DEFAULT_ZIP
 from job.flow.backfill import BackfillError, TimeRange, UnknownGroup, parse_moment
 from job.flow.config import ConfigError
@@ -96,8 +96,9 @@ def run(
             typer.echo(str(done), err=True)
             summary = {**local.counters(), **local.window_summary(), "job_state": "FINISHED", "newest_rows": local.newest_rows(),
                        "savepoint": local.restored_from, "data_dir": str(data_dir)}
+            event_times = local.event_time_features()
             local.stop()
-            _print_run_summary(summary, fmt)
+            _print_run_summary(summary, event_times, fmt)
             return
         except Interrupted as error:
             local.stop()
@@ -117,6 +118,7 @@ def run(
                 view.run(stop.wait, stop)
             final = {**local.counters(), **local.window_summary()}
             newest = local.newest_rows()
+            event_times = local.event_time_features()
         except (RunError, FlinkRestError, FeatureStoreError) as error:
             failure = error
         savepoint = local.stop() or local.savepoint
@@ -132,10 +134,12 @@ def run(
     final["job_state"] = local.job_state()  # after the stop: what a script should know
     final.pop("feature_store", None)  # a live-view state; the retries count is in store_retries
     _print_run_summary({**final, "newest_rows": newest, "savepoint": savepoint, "timeline_s": local.timeline_seconds(),
-                        "job_plan": "cached" if local.plan_loaded else "planned", "data_dir": str(data_dir)}, fmt)
+                        "job_plan": "cached" if local.plan_loaded else "planned", "data_dir": str(data_dir)}, event_times, fmt)
 
 
-def _print_run_summary(summary: dict, fmt: OutputFormat) -> None:
+def _print_run_summary(summary: dict, event_time_features: dict[str, str], fmt: OutputFormat) -> None:
+    """The run's summary; as a table, each group's newest row shows its event time as ISO 8601 UTC (as JSON or CSV,
+    the row is the record the store holds, as `chainfeat latest` prints it)."""
     if fmt is OutputFormat.table:
         per_group = {key: ", ".join(f"{group}: {count}" for group, count in summary[key].items())
                      for key in ("windows_computed", "windows_written", "windows_skipped_partial", "window_shapes",
@@ -145,7 +149,7 @@ def _print_run_summary(summary: dict, fmt: OutputFormat) -> None:
         typer.echo(render_record({k: v for k, v in shown.items() if k != "newest_rows"}, fmt, "chainfeat run"))
         for group, row in summary["newest_rows"].items():
             if row:
-                typer.echo(render_record(row, fmt, f"{group}: newest row"))
+                typer.echo(render_record(with_moment_shown(row, event_time_features[group]), fmt, f"{group}: newest row"))
     else:
         typer.echo(render_record(summary, fmt))
 

@@ -11,7 +11,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -20,6 +19,7 @@ import pyflink
 
 from connectors.flink_rest import DEFAULT_REST_PORT, FlinkRest, FlinkRestError
 from job.deploy.package import unpack, zip_run_options
+from job.timestamps import iso_utc
 
 _SUBMITTED = re.compile(r"(?:submitted chainfeat(?:-backfill)? job|submitted with JobID) ([0-9a-f]{32})")
 
@@ -90,7 +90,7 @@ def job_status(flink_url: str, job_id: str | None = None) -> dict[str, Any]:
         "uptime_s": round(job["duration"] / 1000, 1),
         "last_checkpoint": {
             "id": latest.get("id"),
-            "completed_at": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(latest["latest_ack_timestamp"] / 1000))
+            "completed_at": iso_utc(latest["latest_ack_timestamp"] / 1000)
             if latest.get("latest_ack_timestamp") else None,
             "duration_ms": latest.get("end_to_end_duration"),
             "size_bytes": latest.get("state_size"),

@@ -31,6 +31,7 @@ from connectors.featurestore.model import FeatureGroupDefinition
 from job.flow import sql_files, sql_pipeline
 from job.flow.config import Deployment, JobConfig, flink_uri, with_defaults
 from job.flow.window_shapes import group_windows
+from job.timestamps import iso_utc
 from udfs.coverage import WindowShape
 
 if TYPE_CHECKING:  # the plan cache imports pyflink, which this module leaves to the functions that run Flink
@@ -63,7 +64,7 @@ class TimeRange:
 
     def __post_init__(self) -> None:
         if self.start_s is not None and self.end_s is not None and self.start_s >= self.end_s:
-            raise ValueError(f"--from ({utc(self.start_s)}) must be before --to ({utc(self.end_s)})")
+            raise ValueError(f"--from ({iso_utc(self.start_s)}) must be before --to ({iso_utc(self.end_s)})")
 
     @property
     def start_ms(self) -> int:
@@ -99,12 +100,6 @@ def parse_moment(text: str) -> float:
 
 def _hour(epoch_s: float) -> str:
     return datetime.fromtimestamp(max(epoch_s, 0), tz=timezone.utc).strftime(ARCHIVE_HOUR_FORMAT)
-
-
-def utc(epoch_s: float | None) -> str | None:
-    if epoch_s is None:
-        return None
-    return datetime.fromtimestamp(epoch_s, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
 
 
 # Where a backfill reads and reports, left out of the key of its window shapes (as a run's locations are).

@@ -2,7 +2,8 @@
 they take from the configuration (parameters).
 
 stream:   sources/<deployment>.sql → parse.sql → lateness.sql → dedup.sql → inputs_outputs.sql → sinks' tables
-          → features/*.sql → sinks' INSERTs (dead letter, late; on the local feed its read progress and computed windows)
+          → features/*.sql → sinks' INSERTs (dead letter, late, dropped duplicates; on the local feed its read progress
+          and computed windows)
 backfill: sources/archive_batch.sql → parse.sql → backfill/in_range.sql → dedup.sql → inputs_outputs.sql
           → backfill/coverage.sql → sinks' tables → features/*.sql → dead letter and the backfill's report
           (backfill/outputs.sql)
@@ -23,6 +24,9 @@ PROGRESS_ROLL_S = 0.1
 SOURCES, SINKS, BACKFILL = SQL_DIR / "sources", SQL_DIR / "sinks", SQL_DIR / "backfill"
 PARSE, LATENESS, DEDUP = SQL_DIR / "parse.sql", SQL_DIR / "lateness.sql", SQL_DIR / "dedup.sql"
 INPUTS_OUTPUTS = SQL_DIR / "inputs_outputs.sql"
+# The streaming job's sink of the duplicates it drops (sinks/duplicates.sql): Flink names its operator after it, and
+# its records in are the duplicates dropped (job/local/monitor.py, the CloudWatch dashboard).
+DUPLICATES_SINK = "dropped_duplicates"
 # The tables every job's writers and outputs need, created after its views and before its feature files.
 SINK_TABLES = (SINKS / "files.sql", SINKS / "feature_store.sql")
 
@@ -48,7 +52,7 @@ def stream_views(config: JobConfig) -> list[Path]:
 def stream_outputs(config: JobConfig) -> list[Path]:
     """The sinks/*.sql files whose INSERTs join the streaming job, after its feature files."""
     local_feed = ["progress.sql", "computed.sql"] if config.source_type == "spool" else []
-    return [SINKS / name for name in ("dead_letter.sql", "late.sql", *local_feed)]
+    return [SINKS / name for name in ("dead_letter.sql", "late.sql", "duplicates.sql", *local_feed)]
 
 
 def stream_files(config: JobConfig) -> list[Path]:
@@ -73,6 +77,7 @@ def parameters(config: JobConfig) -> dict[str, object]:
         "progress_uri": config.progress_uri,
         "progress_roll": f"{round(PROGRESS_ROLL_S * 1000)} ms",
         "computed_uri": config.computed_uri,
+        "duplicates_sink": sql_files.Fragment(DUPLICATES_SINK),  # a table name: filled in as SQL
     }
     params["transaction_columns"] = sql_files.fragment("transaction_columns.sql", params)
     params["rejection_reason"] = sql_files.fragment("rejection_reason.sql", params)

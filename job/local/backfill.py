@@ -32,7 +32,6 @@ from job.flow.backfill import (
     archive_uri,
     build_backfill,
     selected_feature_files,
-    utc,
 )
 from job.flow.config import JobConfig, load_property_groups, local_path
 from job.flow.feature_groups import ensure_feature_groups
@@ -42,6 +41,7 @@ from job.local.jvm import configure_local_jvm
 from job.local.minicluster import free_port, minicluster_settings, planning_from_this_thread, use_log_dir
 from job.local.monitor import TERMINAL_STATES, JobMonitor
 from job.local.timeline import Timeline
+from job.timestamps import iso_utc
 
 log = logging.getLogger(__name__)
 # A file of the archive's layout (sources/archive_batch.sql reads its partitions only).
@@ -263,10 +263,10 @@ class Backfill:
             **({"staged_objects": staged.objects, "staged_bytes": staged.bytes,
                 "downloaded_objects": staged.downloaded_objects, "downloaded_bytes": staged.downloaded_bytes,
                 "staged_to": local_path(self.settings.archive_uri).as_posix()} if staged else {}),
-            "from": utc(self.options.time_range.start_s),
-            "to": utc(self.options.time_range.end_s),
-            "covered_from": utc(facts.get("covered_from_s")),
-            "covered_to": utc(facts.get("covered_to_s")),
+            "from": iso_utc(self.options.time_range.start_s),
+            "to": iso_utc(self.options.time_range.end_s),
+            "covered_from": iso_utc(facts.get("covered_from_s")),
+            "covered_to": iso_utc(facts.get("covered_to_s")),
             "lines_read": int(facts.get("lines", 0)),
             "transactions": transactions,
             "duplicates": transactions - int(facts.get("unique_transactions", 0)),

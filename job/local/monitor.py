@@ -9,13 +9,17 @@ import time
 from typing import Any
 
 from connectors.flink_rest import FlinkRest, FlinkRestError
+from job.flow.sql_pipeline import DUPLICATES_SINK
 from udfs.metric_names import METRIC_GROUP, PUT_RETRIES
 
 log = logging.getLogger(__name__)
 
 TERMINAL_STATES = ("FINISHED", "CANCELED", "FAILED", "ENDED")
-# The operator that drops re-polled transactions (sql/dedup.sql): its records in minus out are duplicates.
-DEDUP_OPERATOR = "WindowDeduplicate"
+# The operator that numbers each second's sightings of a hash (sql/dedup.sql's window Top-N): it holds them until the
+# watermark passes their second, so its records in minus out are the sightings not yet deduplicated.
+SIGHTINGS_OPERATOR = "WindowRank"
+# The duplicates' sink (sql/sinks/duplicates.sql) as Flink names its writer: its records in are the duplicates dropped.
+DUPLICATES_WRITER = rf"{DUPLICATES_SINK}\[\d+\][\W_]+Writer"  # e.g. dropped_duplicates[82]__Writer
 METRICS_REFRESH_S = 0.25  # metrics.fetcher.update-interval of a local job (minicluster.py)
 
 
@@ -72,9 +76,11 @@ class JobMonitor:
         self.checkpoint_every_s = checkpoint_every_s
         self._last_checkpoint_request = 0.0
         self._restarts = 0
-        self._dedup_in = RestartSummedCounter()
+        self._duplicates = RestartSummedCounter()
+        self._sightings_in = RestartSummedCounter()
+        self._sightings_out = RestartSummedCounter()
+        self._awaiting_watermark = 0
         self._store_retries = RestartSummedCounter()
-        self._dedup_out = RestartSummedCounter()
         self._ended_as: str | None = None
 
     def state(self) -> str:
@@ -100,17 +106,34 @@ class JobMonitor:
             return "ENDED"
 
     def duplicates(self) -> int:
-        """Re-polled transactions the job dropped: its dedup's records in minus out, over every attempt of
-        the job (the last value read once it has ended). Sightings of the last open seconds count once
-        those close; after a Flink restart, duplicates the restored job reads again count twice."""
+        """Re-polled transactions the job dropped: the rows of its duplicates' sink, over every attempt of the job
+        (the last value read once it has ended). A duplicate counts once the watermark has passed its second, when the
+        job drops it; until then it is one of awaiting_watermark(). After a Flink restart, duplicates the restored job
+        drops again count twice."""
+        self._read_dedup()
+        return int(self._duplicates.total)
+
+    def awaiting_watermark(self) -> int:
+        """Sightings the dedup holds in seconds the watermark has not passed yet: not yet known to be duplicates or
+        not (as last read by duplicates())."""
+        return self._awaiting_watermark
+
+    def _read_dedup(self) -> None:
+        """The dedup's figures, read together (one reading of the task that holds both): its duplicates' sink's
+        records in, and the sightings its Top-N took in and let out, each summed over the job's attempts."""
+        pattern = rf"\.(?:{SIGHTINGS_OPERATOR}\[\d+\]\.numRecords(?:In|Out)|{DUPLICATES_WRITER}\.numRecordsIn)$"
         try:
-            metrics = self.rest.operator_metrics(self.job_id, rf"\.{DEDUP_OPERATOR}\[\d+\]\.numRecords(In|Out)$")
+            metrics = self.rest.operator_metrics(self.job_id, pattern, in_task_with=rf"\.{DUPLICATES_WRITER}\.")
         except FlinkRestError:
-            metrics = {}
-        if metrics:
-            self._dedup_in.update(sum(v for k, v in metrics.items() if k.endswith("numRecordsIn")))
-            self._dedup_out.update(sum(v for k, v in metrics.items() if k.endswith("numRecordsOut")))
-        return int(self._dedup_in.total - self._dedup_out.total)
+            return
+        if not metrics:
+            return
+        self._duplicates.update(sum(v for k, v in metrics.items() if k.startswith(DUPLICATES_SINK)))
+        rank = {k.rsplit(".", 1)[1]: v for k, v in metrics.items() if k.startswith(SIGHTINGS_OPERATOR)}
+        taken_in = self._sightings_in.update(rank.get("numRecordsIn", 0.0))
+        let_out = self._sightings_out.update(rank.get("numRecordsOut", 0.0))
+        # Two counters of a running task are not read at one instant: never show fewer than none.
+        self._awaiting_watermark = max(0, int(taken_in - let_out))
 
     def store_retries(self) -> int:
         """Feature-store calls the job's writers retried (an outage or throttling shows here first)."""

@@ -32,7 +32,6 @@ from connectors.featurestore.local.server import LocalFeatureStoreServer
 from connectors.flink_rest import DEFAULT_REST_PORT, FlinkRest, FlinkRestError
 from connectors.flink_sink_files import committed_files, sink_rows
 from connectors.spool import FeedPublisher, ProgressLog, SpoolWriter
-from job.flow.backfill import utc
 from job.flow.config import JobConfig, local_path
 from job.flow.feature_groups import ensure_feature_groups
 from job.flow.sql_files import feature_files
@@ -43,6 +42,7 @@ from job.local.jvm import start_local_flink
 from job.local.minicluster import free_port, minicluster_settings, planning_from_this_thread, use_log_dir
 from job.local.monitor import JobMonitor, RecentGrowth, innermost_cause
 from job.local.timeline import Timeline
+from job.timestamps import iso_utc
 from udfs.coverage import Coverage, WindowShape
 
 log = logging.getLogger(__name__)
@@ -465,6 +465,7 @@ class LocalRun:
             "gaps": poller["gaps"],
             "poll_errors": poller["errors"],
             "duplicates": self.monitor.duplicates() if self.monitor else 0,
+            "awaiting_watermark": self.monitor.awaiting_watermark() if self.monitor else 0,  # read with duplicates
             "dead_letter": committed_lines(local_path(self.config.dead_letter_uri)),
             "late": committed_lines(local_path(self.config.late_uri)),
             "records_online": self.records_online(),
@@ -492,6 +493,11 @@ class LocalRun:
             record_id = self.server.newest_record_id(group)
             newest[group] = self.client.get_record(group, record_id) if record_id else None
         return newest
+
+    def event_time_features(self) -> dict[str, str]:
+        """Each feature group's event-time feature (the views show it as a moment)."""
+        assert self.client is not None
+        return {group: self.client.describe(group).event_time_feature for group in self.feature_groups}
 
     # ---- endings -----------------------------------------------------------------------------------
 
@@ -575,7 +581,7 @@ class LocalRun:
                 "windows_skipped_partial": self.windows_skipped_partial(),
                 "window_shapes": {group: shape.describe() if (shape := self.coverage.windows.get(group)) else ""
                                   for group in self.feature_groups},
-                "covered_from": utc(self.coverage.coverage.from_s), "covered_to": utc(self.coverage.coverage.to_s)}
+                "covered_from": iso_utc(self.coverage.coverage.from_s), "covered_to": iso_utc(self.coverage.coverage.to_s)}
 
     def windows_written(self) -> dict[str, int]:
         """Of the windows the job computed, those the feature store holds, per feature group."""

@@ -27,7 +27,7 @@ from job.flow.config import (
     RUN_OPTIONS_GROUP,  # noqa: E402
     load_property_groups,  # noqa: E402
 )
-from job.local.monitor import DEDUP_OPERATOR  # noqa: E402
+from job.flow.sql_pipeline import DUPLICATES_SINK  # noqa: E402
 from tests.conftest import REPO_ROOT  # noqa: E402
 
 # One test worker takes the whole module ("make test" runs them in parallel): the module's CDK synthesis runs once.
@@ -258,7 +258,7 @@ def test_dashboard_shows_the_whole_flow(monitoring) -> None:
     for shown in ("IncomingBytes",  # bytes into the stream
                   "Polls", "Gaps", "PollErrors",  # the poller
                   "numRecordsInPerSecond", "numRecordsOutPerSecond",  # Flink, per operator
-                  DEDUP_OPERATOR,  # duplicates dropped = dedup in - out
+                  DUPLICATES_SINK,  # duplicates dropped: their sink's records in
                   "late_records", "dead_letter_records", "lastCheckpointDuration",
                   "put_latency_ms", "Operation5XXErrors", "freshness_s", "features_written"):
         assert shown in body, shown

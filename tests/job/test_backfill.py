@@ -151,7 +151,7 @@ def test_the_streaming_job_writes_exactly_the_complete_windows_a_backfill_writes
                 summary["windows_skipped_partial"][group]) == (len(complete), len(complete), partial), group
     assert summary["window_shapes"]["size_5min"] == "HOP 5 min every 1 min"
     assert [summary["covered_from"], summary["covered_to"]] == [
-        datetime.fromtimestamp(moment, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+        datetime.fromtimestamp(int(moment), tz=timezone.utc).isoformat().replace("+00:00", "Z")  # ISO 8601 UTC
         for moment in (streamed.first_poll, streamed.covered_to)]
 
 
@@ -174,8 +174,8 @@ def test_a_backfill_over_what_the_streaming_job_wrote_changes_nothing(streamed) 
                                         "address_minute": "TUMBLE 1 min"}
     assert (summary["transactions"], summary["duplicates"], summary["dead_letter"]) == (
         streamed.transactions, streamed.duplicates, 0)
-    covered = [datetime.strptime(summary[key], "%Y-%m-%d %H:%M:%S").replace(tzinfo=timezone.utc).timestamp()
-               for key in ("covered_from", "covered_to")]
+    covered = [datetime.fromisoformat(summary[key]).timestamp() for key in ("covered_from", "covered_to")]
+    assert all(summary[key].endswith("Z") for key in ("covered_from", "covered_to"))  # ISO 8601, UTC
     assert covered == [int(streamed.first_poll), int(streamed.covered_to)]
 
 

@@ -18,6 +18,7 @@ from connectors.flink_rest import FlinkRest, FlinkRestError
 from job.flow.config import JobConfig, load_property_groups
 from job.flow.pipeline import build_pipeline
 from job.flow.sql_files import FEATURES_DIR
+from job.local.monitor import SIGHTINGS_OPERATOR
 from tests.reference import expected_results
 from tests.support import (
     GROUP,
@@ -203,7 +204,7 @@ def test_windows_close_during_an_idle_pause(server, data_dir) -> None:
     try:
         write(1, busy)
         # Wait until the job has read it (its watermark reached the last heartbeat, T0+80, minus 60 s).
-        wait_for(lambda: (min_input_watermark(rest, str(job.get_job_id()), "WindowDeduplicate") or 0) >= (T0 + 20) * 1000)
+        wait_for(lambda: (min_input_watermark(rest, str(job.get_job_id()), SIGHTINGS_OPERATOR) or 0) >= (T0 + 20) * 1000)
         time.sleep(2)
         assert online_rows(server.url, GROUP) == {}  # a watermark of T0+20 closes no window
         idle = [Poll(T0 + 140, []), Poll(T0 + 200, [])]  # empty polls: heartbeats only
@@ -263,11 +264,12 @@ def test_per_address_features_over_the_outputs_match_the_reference(server, data_
 
 def _dedup_inputs(plan: str) -> list[list[str]]:
     """The columns each deduplication of an explained job takes in: the select list of the first Calc below its
-    exchange (the columns that cross the exchange and sit in its state)."""
+    exchange (the columns that cross the exchange and sit in its state). The transactions' dedup numbers the sightings
+    (a window Top-N, sql/dedup.sql); the lists' keeps the first (a window deduplication, sql/inputs_outputs.sql)."""
     lines = plan.split("== Optimized Execution Plan ==")[-1].splitlines()
     columns = []
     for number, line in enumerate(lines):
-        if "WindowDeduplicate(" in line:
+        if f"{SIGHTINGS_OPERATOR}(" in line or "WindowDeduplicate(" in line:
             below = next(text for text in lines[number + 2:] if "Calc(select=[" in text)
             columns.append(below.split("Calc(select=[", 1)[1].split("]", 1)[0].split(", "))
     return columns

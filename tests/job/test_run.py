@@ -54,7 +54,10 @@ def run_args(data_dir: Path, *extra: str) -> list[str]:
 
 
 def reference_for(recording: Path, shift_s: int = 0):
-    polls = [shift_poll(poll, shift_s) for poll in read_recording(recording)]
+    return reference_for_polls([shift_poll(poll, shift_s) for poll in read_recording(recording)])
+
+
+def reference_for_polls(polls: list):
     return expected_results([(poll.polled_at, json.loads(poll.page)) for poll in polls])
 
 
@@ -365,6 +368,41 @@ def test_results_do_not_depend_on_replay_speed(tmp_path, cli_env, short_recordin
         key = minute_key(int(started.timestamp()) - shift)
         unshifted[key] = {**row, "tx_minute": key, "event_time": row["event_time"] - shift}
     assert unshifted == offline_features(fast) == reference_for(short_recording).complete_features
+
+
+def _live_lines(stderr: str) -> list[dict[str, str]]:
+    """The live view's compact lines (a pipe gets one every 10 s, `[   20s] polls=2 transactions=200 ...`) as
+    key -> value."""
+    return [dict(part.split("=", 1) for part in line.split("] ", 1)[1].split() if "=" in part)
+            for line in stderr.splitlines() if line.startswith("[") and "] polls=" in line]
+
+
+def test_live_view_counts_a_duplicate_only_once_the_job_has_dropped_it(tmp_path, cli_env) -> None:
+    """A paced replay at speed 1 (90 s of polls, every page 100 transactions of which the earlier ones are re-polls of
+    the previous page). While it runs, the live view never shows more duplicates than the polls shown so far hold
+    re-polls: sightings in seconds the watermark (a minute behind) has not passed are shown apart, as awaiting it.
+    At the end, every duplicate is counted and nothing awaits."""
+    recording = tmp_path / "paced.jsonl"
+    write_recording(recording, SyntheticProfile(duration_s=90, seed=13))
+    polls = list(read_recording(recording))
+    result = subprocess.run(run_args(tmp_path / "run", "--recording", str(recording), "--speed", "1",
+                                     "--exit-when-done", "--format", "json"),
+                            env=cli_env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    lines = _live_lines(result.stderr)
+    assert len(lines) >= 6, result.stderr[-3000:]  # one every 10 s over at least the 90 s of polls
+    for line in lines:
+        polled = int(line["polls"])
+        repolls = reference_for_polls(polls[:polled]).duplicates
+        assert int(line["duplicates"]) <= repolls, (line, repolls)
+        assert int(line["duplicates"]) + int(line["awaiting_watermark"]) <= int(line["transactions"]), line
+    assert any(int(line["awaiting_watermark"]) > 0 for line in lines)  # the view says what is not known yet
+
+    summary = json.loads(result.stdout)
+    reference = reference_for_polls(polls)
+    assert 0 < reference.duplicates < summary["transactions"] == sum(len(poll.txs) for poll in polls)
+    assert (summary["duplicates"], summary["awaiting_watermark"]) == (reference.duplicates, 0)
 
 
 def _polls_done(data_dir: Path) -> int:
