@@ -23,7 +23,12 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from connectors import DEFAULT_REGION
-from connectors.featurestore.model import FeatureGroupDefinition, from_api_record, to_api_record
+from connectors.featurestore.model import (
+    COLLECTION_STORAGE_TYPE,
+    FeatureGroupDefinition,
+    from_api_record,
+    to_api_record,
+)
 from connectors.retry import RETRYABLE_AWS_CODES, RetriesExhausted, RetryPolicy
 
 log = logging.getLogger(__name__)
@@ -213,7 +218,8 @@ class FeatureStoreClient:
             if change.additions:
                 self.add_features(definition.name, definition.feature_definitions(change.additions))
             return False
-        request = {**definition.to_api(), "OnlineStoreConfig": {"EnableOnlineStore": True}, **create_kwargs}
+        online = {"EnableOnlineStore": True, **({"StorageType": COLLECTION_STORAGE_TYPE} if definition.collections else {})}
+        request = {**definition.to_api(), "OnlineStoreConfig": online, **create_kwargs}
         self.call(f"CreateFeatureGroup {definition.name}", lambda: self.control.create_feature_group(**request))
         self._wait_for(definition.name, "to be created", _created)
         self._definitions[definition.name] = definition

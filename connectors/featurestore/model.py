@@ -38,6 +38,8 @@ _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 MAX_VECTOR_DIMENSION = 8192  # VectorConfig.Dimension: 1 to 8192
 MAX_VECTORS_PER_GROUP = 1  # "You may only have one vector collection type per ... InMemory ... feature group"
 MAX_VALUE_LIST_ITEMS = 358_400  # FeatureValue.ValueAsStringList: 0 to 358,400 items
+# "Only InMemory online store feature groups currently support collection types" (the guide's Collection types)
+COLLECTION_STORAGE_TYPE = "InMemory"
 
 
 class FeatureValueError(ValueError):
@@ -422,7 +424,9 @@ def to_api_value(name: str, value: Any) -> dict[str, Any]:
     """One FeatureValue: a list or tuple (a collection feature's value) as ValueAsStringList, anything else as
     ValueAsString."""
     if isinstance(value, (list, tuple)):
-        return {"FeatureName": name, "ValueAsStringList": [format_value(element) for element in value]}
+        # a null element stays null: the store refuses it (a collection cannot hold nulls), never "None"
+        return {"FeatureName": name,
+                "ValueAsStringList": [None if element is None else format_value(element) for element in value]}
     return {"FeatureName": name, "ValueAsString": format_value(value)}
 
 

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from connectors.featurestore.model import (
+    COLLECTION_STORAGE_TYPE,
     MAX_FEATURE_DEFINITIONS,
     FeatureGroupDefinition,
     FeatureValueError,
@@ -32,9 +33,6 @@ MAX_FEATURE_DESCRIPTION = 255
 TTL_UNIT_SECONDS = {"Seconds": 1, "Minutes": 60, "Hours": 3600, "Days": 86400, "Weeks": 604800}
 STORAGE_TYPES = ("Standard", "Standard_V2", "InMemory")
 PARTIAL_UPDATE_STORAGE_TYPES = ("Standard_V2", "InMemory")  # UpdateRecord needs one of these
-# "Only InMemory online store feature groups currently support collection types" (developer guide, Collection types:
-# https://docs.aws.amazon.com/sagemaker/latest/dg/feature-store-collection-types.html)
-COLLECTION_STORAGE_TYPES = ("InMemory",)
 _S3_URI = re.compile(r"^(https|s3)://([^/]+)/?(.*)$")
 
 
@@ -88,12 +86,11 @@ def storage_type(config: Mapping[str, Any]) -> str | None:
 
 def check_collections_allowed(config: Mapping[str, Any], collections: Mapping[str, Any]) -> None:
     """Collection features need an online store of a storage type that supports them (InMemory)."""
-    if collections and storage_type(config) not in COLLECTION_STORAGE_TYPES:
+    if collections and storage_type(config) != COLLECTION_STORAGE_TYPE:
         name = next(iter(collections))
         raise GroupConfigError(f"Feature '{name}' is a collection (CollectionType {collections[name].type.value}): "
-                               f"collection types need an online store of StorageType "
-                               f"{' or '.join(COLLECTION_STORAGE_TYPES)}, this feature group has "
-                               f"{storage_type(config) or 'no online store'}")
+                               f"collection types need an online store of StorageType {COLLECTION_STORAGE_TYPE}, "
+                               f"this feature group has {storage_type(config) or 'no online store'}")
 
 
 def normalize_create(request: Mapping[str, Any], region: str, created_at: float) -> dict[str, Any]:
