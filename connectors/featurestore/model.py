@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from enum import Enum
@@ -227,7 +227,7 @@ class FeatureGroupDefinition:
             request["Description"] = self.description
         return request
 
-    def feature_definitions(self, names: Any = None) -> list[dict[str, Any]]:
+    def feature_definitions(self, names: Iterable[str] | None = None) -> list[dict[str, Any]]:
         """FeatureDefinitions as the API declares them (of the features in ``names``, in order; all by default)."""
         return [{"FeatureName": name, "FeatureType": self.features[name].value,
                  **(self.collections[name].to_api() if name in self.collections else {})}
