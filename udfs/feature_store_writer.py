@@ -23,6 +23,7 @@ import math
 import time
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from pyflink.table import DataTypes
 from pyflink.table.udf import FunctionContext, ScalarFunction, udf
@@ -34,10 +35,12 @@ from udfs.metrics import cloudwatch_metric_group
 
 
 def plain(value: Any) -> Any:
-    """A value from a pandas column as the Python value the client writes (numpy scalars unwrapped, a
-    missing value as None: Feature Store has no null)."""
+    """A value from a pandas column as the Python value the client writes (numpy scalars unwrapped, an ARRAY
+    column's value as a list of them, a missing value as None: Feature Store has no null)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [plain(element) for element in value]
     return value.item() if hasattr(value, "item") else value
 
 

@@ -23,7 +23,12 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from connectors import DEFAULT_REGION
-from connectors.featurestore.model import FeatureGroupDefinition, FeatureType, from_api_record, to_api_record
+from connectors.featurestore.model import (
+    COLLECTION_STORAGE_TYPE,
+    FeatureGroupDefinition,
+    from_api_record,
+    to_api_record,
+)
 from connectors.retry import RETRYABLE_AWS_CODES, RetriesExhausted, RetryPolicy
 
 log = logging.getLogger(__name__)
@@ -211,19 +216,20 @@ class FeatureStoreClient:
             if not change.allowed:
                 raise SchemaChangeRefused(change.refusal(existing, definition))
             if change.additions:
-                self.add_features(definition.name, change.additions)
+                self.add_features(definition.name, definition.feature_definitions(change.additions))
             return False
-        request = {**definition.to_api(), "OnlineStoreConfig": {"EnableOnlineStore": True}, **create_kwargs}
+        online = {"EnableOnlineStore": True, **({"StorageType": COLLECTION_STORAGE_TYPE} if definition.collections else {})}
+        request = {**definition.to_api(), "OnlineStoreConfig": online, **create_kwargs}
         self.call(f"CreateFeatureGroup {definition.name}", lambda: self.control.create_feature_group(**request))
         self._wait_for(definition.name, "to be created", _created)
         self._definitions[definition.name] = definition
         return True
 
-    def add_features(self, group: str, additions: Mapping[str, FeatureType]) -> None:
-        """UpdateFeatureGroup FeatureAdditions, then wait until the update is applied (the service applies it
-        asynchronously; writing a new feature before that is refused). An update already in progress (another
-        job adding the same features) is waited for first."""
-        features = [{"FeatureName": name, "FeatureType": kind.value} for name, kind in additions.items()]
+    def add_features(self, group: str, features: list[dict[str, Any]]) -> None:
+        """UpdateFeatureGroup FeatureAdditions (FeatureDefinitions), then wait until the update is applied (the
+        service applies it asynchronously; writing a new feature before that is refused). An update already in
+        progress (another job adding the same features) is waited for first."""
+        additions = [feature["FeatureName"] for feature in features]
         self._wait_for(group, "to finish its update in progress", _no_update_in_progress)
         if all(name in self.describe(group, fresh=True).features for name in additions):
             return  # someone else added them meanwhile
@@ -417,6 +423,8 @@ def _code(error: BaseException | None) -> str:
     return ""
 
 
-def _as_strings(values: Mapping[str, Any]) -> dict[str, str]:
-    """A record as the API holds it (every value as its string), to compare a row with what is online."""
-    return {entry["FeatureName"]: entry["ValueAsString"] for entry in to_api_record(values)}
+def _as_strings(values: Mapping[str, Any]) -> dict[str, str | list[str]]:
+    """A record as the API holds it (every value as its string, a collection's as strings), to compare a row with
+    what is online."""
+    return {entry["FeatureName"]: entry.get("ValueAsString", entry.get("ValueAsStringList"))
+            for entry in to_api_record(values)}

@@ -3,13 +3,20 @@
 The rules mirror Amazon SageMaker Feature Store: values travel as strings (``ValueAsString``),
 each feature has one of three types, and the event-time feature is either Fractional (Unix epoch
 seconds) or String (ISO-8601 ``yyyy-MM-dd'T'HH:mm:ssZ`` or ``yyyy-MM-dd'T'HH:mm:ss.SSSZ``).
+
+A feature may also be a collection of its type (FeatureDefinition.CollectionType List, Set or Vector; its values
+travel as ``ValueAsStringList``), with the rules of the developer guide's "Collection types"
+(https://docs.aws.amazon.com/sagemaker/latest/dg/feature-store-collection-types.html) and the API reference's
+FeatureDefinition, CollectionConfig, VectorConfig (API_FeatureDefinition.html, API_CollectionConfig.html,
+API_VectorConfig.html) and FeatureValue (API_feature_store_FeatureValue.html). Which groups may have them
+(InMemory online stores only) is a group-configuration rule: local/groups.py.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from enum import Enum
@@ -28,6 +35,11 @@ _INT64_DIGITS = 19  # more digits than this cannot be a 64-bit integer (checked 
                     # strings of over 4300 digits with an error of its own)
 _ISO_EVENT_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{3})?Z$")
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+MAX_VECTOR_DIMENSION = 8192  # VectorConfig.Dimension: 1 to 8192
+MAX_VECTORS_PER_GROUP = 1  # "You may only have one vector collection type per ... InMemory ... feature group"
+MAX_VALUE_LIST_ITEMS = 358_400  # FeatureValue.ValueAsStringList: 0 to 358,400 items
+# "Only InMemory online store feature groups currently support collection types" (the guide's Collection types)
+COLLECTION_STORAGE_TYPE = "InMemory"
 
 
 class FeatureValueError(ValueError):
@@ -38,6 +50,48 @@ class FeatureType(str, Enum):
     INTEGRAL = "Integral"
     FRACTIONAL = "Fractional"
     STRING = "String"
+
+
+class CollectionType(str, Enum):
+    LIST = "List"  # ordered, repeats allowed
+    SET = "Set"  # unique elements (a repeat is dropped, the first occurrence kept)
+    VECTOR = "Vector"  # Fractional elements, exactly its dimension of them
+
+
+@dataclass(frozen=True)
+class Collection:
+    """A collection feature's CollectionType and, for a Vector, its dimension (CollectionConfig.VectorConfig)."""
+
+    type: CollectionType
+    dimension: int | None = None
+
+    def to_api(self) -> dict[str, Any]:
+        """The FeatureDefinition members that declare it."""
+        declared: dict[str, Any] = {"CollectionType": self.type.value}
+        if self.type is CollectionType.VECTOR:
+            declared["CollectionConfig"] = {"VectorConfig": {"Dimension": self.dimension}}
+        return declared
+
+    def parse(self, feature: str, feature_type: FeatureType, texts: Any) -> list[int | float | str]:
+        """A ``ValueAsStringList`` as its typed elements, or FeatureValueError naming the feature: every element a
+        string of the feature's type, a Vector exactly its dimension long, a Set without repeats."""
+        if not isinstance(texts, list):
+            raise FeatureValueError(f"Feature '{feature}' is a {self.type.value}: ValueAsStringList must be a list")
+        if len(texts) > MAX_VALUE_LIST_ITEMS:
+            raise FeatureValueError(f"Feature '{feature}' ValueAsStringList has {len(texts)} items; at most "
+                                    f"{MAX_VALUE_LIST_ITEMS} are allowed")
+        elements = []
+        for position, text in enumerate(texts):
+            if not isinstance(text, str):
+                raise FeatureValueError(f"Feature '{feature}' element {position} is {_shown(str(text))}, not a "
+                                        "string: a collection cannot hold nulls")
+            elements.append(parse_value(f"{feature}[{position}]", feature_type, text))
+        if self.type is CollectionType.VECTOR and len(elements) != self.dimension:
+            raise FeatureValueError(f"Feature '{feature}' is a Vector of dimension {self.dimension} but its value has "
+                                    f"{len(elements)} elements")
+        if self.type is CollectionType.SET:
+            elements = list(dict.fromkeys(elements))
+        return elements
 
 
 def parse_value(feature: str, feature_type: FeatureType, text: str) -> int | float | str:
@@ -107,6 +161,7 @@ class FeatureGroupDefinition:
     event_time_feature: str
     features: Mapping[str, FeatureType] = field(default_factory=dict)
     description: str = ""
+    collections: Mapping[str, Collection] = field(default_factory=dict)  # the features that are collections
 
     def __post_init__(self) -> None:
         if not FEATURE_GROUP_NAME.match(self.name):
@@ -138,17 +193,29 @@ class FeatureGroupDefinition:
             raise FeatureValueError(
                 f"RecordIdentifierFeatureName '{self.record_identifier}' must be of type Integral or String"
             )
+        for key in (self.record_identifier, self.event_time_feature):
+            if key in self.collections:
+                raise FeatureValueError(f"Feature '{key}' is the record identifier or the event time: it cannot be a "
+                                        f"collection (CollectionType {self.collections[key].type.value})")
+        unknown = [name for name in self.collections if name not in self.features]
+        if unknown:
+            raise FeatureValueError(f"collection feature '{unknown[0]}' is not among the FeatureDefinitions")
+        vectors = [name for name, c in self.collections.items() if c.type is CollectionType.VECTOR]
+        if len(vectors) > MAX_VECTORS_PER_GROUP:
+            raise FeatureValueError(f"a feature group can have only {MAX_VECTORS_PER_GROUP} Vector feature, got "
+                                    f"{len(vectors)} ({', '.join(vectors)})")
 
     @classmethod
     def from_api(cls, request: Mapping[str, Any]) -> FeatureGroupDefinition:
         """From a CreateFeatureGroup request or a DescribeFeatureGroup response."""
-        features = feature_types(request.get("FeatureDefinitions") or [])
+        definitions = request.get("FeatureDefinitions") or []
         return cls(
             name=request.get("FeatureGroupName", ""),
             record_identifier=request.get("RecordIdentifierFeatureName", ""),
             event_time_feature=request.get("EventTimeFeatureName", ""),
-            features=features,
+            features=feature_types(definitions),
             description=request.get("Description", ""),
+            collections=feature_collections(definitions),
         )
 
     def to_api(self) -> dict[str, Any]:
@@ -160,24 +227,37 @@ class FeatureGroupDefinition:
             request["Description"] = self.description
         return request
 
-    def feature_definitions(self) -> list[dict[str, str]]:
-        return [{"FeatureName": name, "FeatureType": kind.value} for name, kind in self.features.items()]
+    def feature_definitions(self, names: Iterable[str] | None = None) -> list[dict[str, Any]]:
+        """FeatureDefinitions as the API declares them (of the features in ``names``, in order; all by default)."""
+        return [{"FeatureName": name, "FeatureType": self.features[name].value,
+                 **(self.collections[name].to_api() if name in self.collections else {})}
+                for name in (self.features if names is None else names)]
 
-    def with_features(self, additions: Mapping[str, FeatureType]) -> FeatureGroupDefinition:
+    def with_features(self, additions: Mapping[str, FeatureType],
+                      collections: Mapping[str, Collection] | None = None) -> FeatureGroupDefinition:
         """This group after UpdateFeatureGroup's FeatureAdditions (appended, as the service lists them)."""
         return FeatureGroupDefinition(self.name, self.record_identifier, self.event_time_feature,
-                                      {**self.features, **additions}, self.description)
+                                      {**self.features, **additions}, self.description,
+                                      {**self.collections, **(collections or {})})
 
     def change_to(self, wanted: FeatureGroupDefinition) -> SchemaChange:
         """What turning this (existing) group into ``wanted`` takes; SageMaker can only add features."""
         return SchemaChange(
             additions={name: kind for name, kind in wanted.features.items() if name not in self.features},
             removed=[name for name in self.features if name not in wanted.features],
-            retyped={name: (kind, wanted.features[name]) for name, kind in self.features.items()
-                     if name in wanted.features and wanted.features[name] is not kind},
+            retyped={name: (self.type_name(name), wanted.type_name(name)) for name in self.features
+                     if name in wanted.features and self.type_name(name) != wanted.type_name(name)},
             keys_changed=(self.record_identifier, self.event_time_feature)
             != (wanted.record_identifier, wanted.event_time_feature),
         )
+
+    def type_name(self, feature: str) -> str:
+        """A feature's type as a person reads it: ``String``, ``List of String``, ``Vector(3) of Fractional``."""
+        collection = self.collections.get(feature)
+        if collection is None:
+            return self.features[feature].value
+        shape = f"Vector({collection.dimension})" if collection.type is CollectionType.VECTOR else collection.type.value
+        return f"{shape} of {self.features[feature].value}"
 
     def parse_event_time(self, text: str) -> float:
         """Event time as epoch seconds; ValidationError-worthy messages name the feature."""
@@ -198,6 +278,24 @@ class FeatureGroupDefinition:
             raise FeatureValueError(f"Event time feature '{name}' value {text!r} is not a valid date") from None
         return moment.timestamp()
 
+    def _parse_entry(self, name: str, entry: Mapping[str, Any]) -> Any:
+        """One FeatureValue: ValueAsStringList for a collection feature, ValueAsString for any other."""
+        collection = self.collections.get(name)
+        if collection is None:
+            if entry.get("ValueAsStringList") is not None:
+                raise FeatureValueError(f"Feature '{name}' is not a collection (no CollectionType): give its value "
+                                        "as ValueAsString, not ValueAsStringList")
+            text = entry.get("ValueAsString")
+            if text is None:
+                raise FeatureValueError(f"Feature '{name}' has no ValueAsString")
+            return parse_value(name, self.features[name], text)
+        if entry.get("ValueAsString") is not None:
+            raise FeatureValueError(f"Feature '{name}' is a {collection.type.value}: give its value as "
+                                    "ValueAsStringList, not ValueAsString")
+        if entry.get("ValueAsStringList") is None:
+            raise FeatureValueError(f"Feature '{name}' has no ValueAsStringList")
+        return collection.parse(name, self.features[name], entry["ValueAsStringList"])
+
     def parse_record(self, record: list[Mapping[str, Any]], partial: bool = False
                      ) -> tuple[dict[str, Any], str, float | None]:
         """Validate a ``Record`` (list of FeatureName/ValueAsString) against this definition.
@@ -215,14 +313,7 @@ class FeatureGroupDefinition:
                 raise FeatureValueError(f"Feature '{name}' is not defined in feature group '{self.name}'")
             if name in values:
                 raise FeatureValueError(f"Feature '{name}' appears more than once in the record")
-            if "ValueAsStringList" in entry:
-                raise FeatureValueError(
-                    f"Feature '{name}': collection types (ValueAsStringList) are not supported by this feature group"
-                )
-            text = entry.get("ValueAsString")
-            if text is None:
-                raise FeatureValueError(f"Feature '{name}' has no ValueAsString")
-            values[name] = parse_value(name, self.features[name], text)
+            values[name] = self._parse_entry(name, entry)
         if partial:
             event_time = (self.parse_event_time(_raw(record, self.event_time_feature))
                           if self.event_time_feature in values else None)
@@ -253,14 +344,44 @@ def feature_types(definitions: list[Mapping[str, Any]]) -> dict[str, FeatureType
         name = definition.get("FeatureName", "")
         if name in features:
             raise FeatureValueError(f"FeatureName '{name}' is defined twice")
-        if definition.get("CollectionType"):
-            raise FeatureValueError(f"Feature '{name}': collection types (CollectionType) are not supported by the "
-                                    "local feature store")
         try:
             features[name] = FeatureType(definition.get("FeatureType"))
         except ValueError:
             raise FeatureValueError(f"FeatureType of '{name}' must be one of Integral, Fractional, String") from None
     return features
+
+
+def feature_collections(definitions: list[Mapping[str, Any]]) -> dict[str, Collection]:
+    """The collection features of FeatureDefinitions, by name: CollectionType List, Set or Vector; a Vector's
+    elements Fractional and its CollectionConfig.VectorConfig.Dimension 1 to 8192; no CollectionConfig otherwise."""
+    collections: dict[str, Collection] = {}
+    for definition in definitions:
+        name, declared, config = (definition.get("FeatureName", ""), definition.get("CollectionType"),
+                                  definition.get("CollectionConfig"))
+        if declared is None:
+            if config is not None:
+                raise FeatureValueError(f"Feature '{name}' has a CollectionConfig but no CollectionType")
+            continue
+        try:
+            kind = CollectionType(declared)
+        except ValueError:
+            raise FeatureValueError(f"CollectionType of '{name}' must be one of List, Set, Vector, "
+                                    f"got {declared!r}") from None
+        if kind is not CollectionType.VECTOR:
+            if config is not None:
+                raise FeatureValueError(f"Feature '{name}' is a {kind.value}: CollectionConfig (VectorConfig) is "
+                                        "only for a Vector")
+            collections[name] = Collection(kind)
+            continue
+        dimension = ((config or {}).get("VectorConfig") or {}).get("Dimension")
+        if not isinstance(dimension, int) or isinstance(dimension, bool) or not 1 <= dimension <= MAX_VECTOR_DIMENSION:
+            raise FeatureValueError(f"Feature '{name}' is a Vector: CollectionConfig.VectorConfig.Dimension must be an "
+                                    f"integer from 1 to {MAX_VECTOR_DIMENSION}, got {dimension!r}")
+        if definition.get("FeatureType") != FeatureType.FRACTIONAL.value:
+            raise FeatureValueError(f"Feature '{name}' is a Vector: its FeatureType must be Fractional, "
+                                    f"not {definition.get('FeatureType')}")
+        collections[name] = Collection(kind, dimension)
+    return collections
 
 
 @dataclass(frozen=True)
@@ -269,7 +390,7 @@ class SchemaChange:
 
     additions: Mapping[str, FeatureType]
     removed: list[str]
-    retyped: Mapping[str, tuple[FeatureType, FeatureType]]
+    retyped: Mapping[str, tuple[str, str]]  # name: (its type now, the type wanted), as type_name gives them
     keys_changed: bool
 
     @property
@@ -283,7 +404,7 @@ class SchemaChange:
         if self.removed:
             problems.append("removes " + ", ".join(self.removed))
         for name, (old, new) in self.retyped.items():
-            problems.append(f"changes {name} from {old.value} to {new.value}")
+            problems.append(f"changes {name} from {old} to {new}")
         if self.keys_changed:
             problems.append(f"changes the record identifier / event time from {existing.record_identifier} / "
                             f"{existing.event_time_feature} to {wanted.record_identifier} / {wanted.event_time_feature}")
@@ -299,20 +420,31 @@ def _raw(record: list[Mapping[str, Any]], feature: str) -> str:
     return next(entry["ValueAsString"] for entry in record if entry.get("FeatureName") == feature)
 
 
-def to_api_record(values: Mapping[str, Any]) -> list[dict[str, str]]:
+def to_api_value(name: str, value: Any) -> dict[str, Any]:
+    """One FeatureValue: a list or tuple (a collection feature's value) as ValueAsStringList, anything else as
+    ValueAsString."""
+    if isinstance(value, (list, tuple)):
+        # a null element stays null: the store refuses it (a collection cannot hold nulls), never "None"
+        return {"FeatureName": name,
+                "ValueAsStringList": [None if element is None else format_value(element) for element in value]}
+    return {"FeatureName": name, "ValueAsString": format_value(value)}
+
+
+def to_api_record(values: Mapping[str, Any]) -> list[dict[str, Any]]:
     """A Python mapping as a Feature Store ``Record``; None values are left out (Feature Store has no null)."""
-    return [
-        {"FeatureName": name, "ValueAsString": format_value(value)}
-        for name, value in values.items()
-        if value is not None
-    ]
+    return [to_api_value(name, value) for name, value in values.items() if value is not None]
 
 
 def from_api_record(record: list[Mapping[str, Any]], definition: FeatureGroupDefinition | None) -> dict[str, Any]:
-    """A ``Record`` as a Python dict, typed when the definition is known."""
+    """A ``Record`` as a Python dict (a collection as a list), typed when the definition is known."""
     values: dict[str, Any] = {}
     for entry in record:
-        name, text = entry["FeatureName"], entry.get("ValueAsString")
+        name = entry["FeatureName"]
         kind = definition.features.get(name) if definition else None
+        texts = entry.get("ValueAsStringList")
+        if texts is not None:
+            values[name] = [parse_value(name, kind, text) for text in texts] if kind else list(texts)
+            continue
+        text = entry.get("ValueAsString")
         values[name] = parse_value(name, kind, text) if kind and text is not None else text
     return values

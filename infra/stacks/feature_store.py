@@ -24,6 +24,12 @@ def feature_group_properties(definition: FeatureGroupDefinition, offline_uri: st
                              role_arn: str) -> dict:
     """CfnFeatureGroup properties. The store configs are plain PascalCase dicts: the *Property classes
     render camelCase, which CloudFormation rejects (tests/infra/test_app.py synthesizes them)."""
+    if definition.collections:  # the group would be deployed with String features the job's lists cannot fill
+        raise ValueError(
+            f"feature group {definition.name} has collection features ({', '.join(definition.collections)}): "
+            "CloudFormation's FeatureGroup FeatureDefinition has only FeatureName and FeatureType, and collection "
+            "types need an InMemory online store (with no offline store on AWS). Leave that feature file out of "
+            "the deployed features, or create its group with the SageMaker API first.")
     return {
         "feature_group_name": definition.name,
         "record_identifier_feature_name": definition.record_identifier,

@@ -16,6 +16,8 @@ from botocore.exceptions import BotoCoreError
 from connectors.featurestore.client import FeatureStoreClient, FeatureStoreError, SchemaChangeRefused
 from connectors.featurestore.model import (
     RESERVED_FEATURE_NAMES,
+    Collection,
+    CollectionType,
     FeatureGroupDefinition,
     FeatureType,
     FeatureValueError,
@@ -36,24 +38,37 @@ class FeatureFileError(ValueError):
 
 
 
+def _scalar_type(data_type: object) -> FeatureType | None:
+    """The Feature Store type of a Flink column type, if it has one."""
+    type_name = str(data_type).upper()
+    if type_name.startswith(("VARCHAR", "STRING", "CHAR")):
+        return FeatureType.STRING
+    if type_name.startswith(("BIGINT", "INT", "SMALLINT", "TINYINT")):
+        return FeatureType.INTEGRAL
+    if type_name.startswith(("DOUBLE", "FLOAT", "DECIMAL")):
+        return FeatureType.FRACTIONAL
+    return None
+
+
 def feature_group_definition(table_env: TableEnvironment, path: Path) -> FeatureGroupDefinition:
-    """The feature group a features/*.sql view defines, derived from its output schema."""
+    """The feature group a features/*.sql view defines, derived from its output schema: an ARRAY of one of the
+    scalar types is a List of it (a collection feature, so the group's online store is InMemory)."""
     view = path.stem
     schema = table_env.from_path(view).get_resolved_schema()
     features: dict[str, FeatureType] = {}
+    collections: dict[str, Collection] = {}
     for name, data_type in zip(schema.get_column_names(), schema.get_column_data_types()):
-        type_name = str(data_type).upper()
-        if type_name.startswith(("VARCHAR", "STRING", "CHAR")):
-            features[name] = FeatureType.STRING
-        elif type_name.startswith(("BIGINT", "INT", "SMALLINT", "TINYINT")):
-            features[name] = FeatureType.INTEGRAL
-        elif type_name.startswith(("DOUBLE", "FLOAT", "DECIMAL")):
-            features[name] = FeatureType.FRACTIONAL
-        else:
+        is_array = str(data_type).upper().startswith("ARRAY")
+        kind = _scalar_type(data_type.element_type if is_array else data_type)  # type: ignore[attr-defined]
+        if kind is None:
             raise FeatureFileError(
-                f"{file_position(path, _line_naming(path, name))}: column {name} has type {data_type}; feature columns must "
-                "be STRING, an integer type or DOUBLE (cast it in the SELECT)"
+                f"{file_position(path, _line_naming(path, name))}: column {name} has type {data_type}"
+                f"{f'<{data_type.element_type}>' if is_array else ''}; feature columns must be STRING, an integer "  # type: ignore[attr-defined]
+                "type, DOUBLE or an ARRAY of one of them (cast it in the SELECT)"
             )
+        features[name] = kind
+        if is_array:
+            collections[name] = Collection(CollectionType.LIST)
     names = list(features)
     if EVENT_TIME_COLUMN not in features:
         raise FeatureFileError(f"{file_position(path)}: the view must output a column named {EVENT_TIME_COLUMN} "
@@ -73,6 +88,7 @@ def feature_group_definition(table_env: TableEnvironment, path: Path) -> Feature
             event_time_feature=EVENT_TIME_COLUMN,
             features=features,
             description=f"Features computed by chainfeat from sql/features/{path.name}",
+            collections=collections,
         )
     except FeatureValueError as error:  # a name SageMaker refuses: say which file holds it
         raise FeatureFileError(f"{file_position(path)}: {error}") from None

@@ -14,6 +14,7 @@ group but its record identifier (which is the label's entity), its event time in
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -142,6 +143,15 @@ def resolve_groups(names: Sequence[str], descriptions: Mapping[str, Mapping[str,
     return [GroupTable.from_description(descriptions[name]) for name in names]  # type: ignore[arg-type]
 
 
+def _lists_as_json(table: pa.Table) -> pa.Table:
+    """``table`` with every list column as a string column of JSON arrays (nulls stay null)."""
+    for position, field in enumerate(table.schema):
+        if pa.types.is_list(field.type):
+            texts = [None if value is None else json.dumps(value) for value in table.column(position).to_pylist()]
+            table = table.set_column(position, pa.field(field.name, pa.string()), pa.array(texts, pa.string()))
+    return table
+
+
 def read_labels(path: Path, text_columns: Sequence[str]) -> pa.Table:
     """The labels file (CSV or Parquet); in a CSV the entity columns stay text, as the records' identifiers are."""
     suffix = path.suffix.lower()
@@ -213,10 +223,11 @@ def build(store_root: Path, labels_path: Path, group_names: Sequence[str], outpu
 
 
 def write_table(table: pa.Table, output: Path) -> None:
-    """Parquet or CSV by the suffix, written atomically (a reader never sees half a file)."""
+    """Parquet or CSV by the suffix, written atomically (a reader never sees half a file). CSV has no arrays: a
+    collection feature's column is written as JSON arrays there (Parquet keeps them as lists)."""
     buffer = io.BytesIO()
     if output.suffix.lower() == ".parquet":
         pq.write_table(table, buffer)
     else:
-        pa_csv.write_csv(table, buffer)
+        pa_csv.write_csv(_lists_as_json(table), buffer)
     atomic_write(output, buffer.getvalue())

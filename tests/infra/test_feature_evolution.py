@@ -50,3 +50,16 @@ def test_a_column_added_to_a_feature_file_is_an_added_feature_of_the_synthesized
         {"FeatureName": "max_fee_1min", "FeatureType": "Integral"},  # the added column, last, as the service adds it
     ]
     shutil.rmtree(tmp_path / "cdk.out", ignore_errors=True)
+
+
+def test_a_collection_feature_is_refused_at_synth_with_what_to_do() -> None:
+    """CloudFormation's FeatureDefinition has no CollectionType: the group would deploy with a String feature."""
+    from connectors.featurestore.model import Collection, CollectionType, FeatureGroupDefinition, FeatureType
+    from infra.stacks.feature_store import feature_group_properties
+
+    listed = FeatureGroupDefinition("input_addresses_minute", "tx_minute", "event_time",
+                                    {"tx_minute": FeatureType.STRING, "event_time": FeatureType.FRACTIONAL,
+                                     "input_addresses": FeatureType.STRING},
+                                    collections={"input_addresses": Collection(CollectionType.LIST)})
+    with pytest.raises(ValueError, match=r"collection features \(input_addresses\).*InMemory.*Leave that feature file"):
+        feature_group_properties(listed, "s3://bucket/offline", "arn:key", "arn:role")

@@ -234,22 +234,33 @@ def test_windows_close_during_an_idle_pause(server, data_dir) -> None:
         job.cancel().result()
 
 
-def test_per_address_features_over_the_outputs_match_the_reference(server, data_dir, tmp_path) -> None:
+def test_per_address_features_over_the_outputs_match_the_reference(server, control, data_dir, tmp_path) -> None:
     """The per-address example (sql/features/examples/address_minute.sql, over unique_outputs) beside the shipped
     group, on 4 minutes of a recording whose outputs pay a few addresses: every (address, minute) offline and each
-    address's newest minute online, as the reference computes them from the raw pages."""
+    address's newest minute online, as the reference computes them from the raw pages. And a List feature: each
+    minute's input addresses (examples/input_addresses_minute.sql, an ARRAY<STRING> column), in an InMemory group."""
     recording = write_relayed_recording(tmp_path / "addresses.jsonl", SyntheticProfile(duration_s=240, seed=3))
     polls = list(read_recording(recording))
     publish(data_dir, polls)
     features = tmp_path / "features"
     features.mkdir()
-    for source in (FEATURES_DIR / f"{GROUP}.sql", FEATURES_DIR / "examples" / "address_minute.sql"):
+    for source in (FEATURES_DIR / f"{GROUP}.sql", FEATURES_DIR / "examples" / "address_minute.sql",
+                   FEATURES_DIR / "examples" / "input_addresses_minute.sql"):
         shutil.copy(source, features)
     run_bounded(data_dir, server.url, features_dir=features)
 
     expected = expected_results(reference_input(polls))
-    rows = [window.row for window in example_windows(expected.unique)["address_minute"]]
-    state = store_state(data_dir, [GROUP, "address_minute"], server)
+    windows = example_windows(expected.unique)
+    rows = [window.row for window in windows["address_minute"]]
+    state = store_state(data_dir, [GROUP, "address_minute", "input_addresses_minute"], server)
+    listed = [window.row for window in windows["input_addresses_minute"]]
+    assert state["input_addresses_minute"]["offline"] == by_key(listed)
+    assert state["input_addresses_minute"]["online"] == newest_online(listed)
+    assert all(len(row["input_addresses"]) > 1 for row in listed)  # lists, not one address per minute
+    described = control.describe_feature_group(FeatureGroupName="input_addresses_minute")
+    assert described["OnlineStoreConfig"]["StorageType"] == "InMemory"
+    assert described["FeatureDefinitions"][2] == {"FeatureName": "input_addresses", "FeatureType": "String",
+                                                  "CollectionType": "List"}
     assert state["address_minute"]["offline"] == by_key(rows)
     assert state["address_minute"]["online"] == newest_online(rows)
     assert state[GROUP]["online"] == expected.features

@@ -92,6 +92,11 @@ def _address_minute(start: int, end: int, rows: list[dict]) -> dict:
             "nb_trx_1min": len({row["hash"] for row in rows}), "total_received_1min": sum(values) if values else None}
 
 
+def _input_addresses_minute(start: int, end: int, rows: list[dict]) -> dict:
+    return {"tx_minute": minute_key(start), "event_time": float(end),
+            "input_addresses": sorted({row["address"] for row in rows}), "nb_inputs_1min": len(rows)}
+
+
 def _fee_so_far(start: int, end: int, rows: list[dict]) -> dict:
     return {"window_end_utc": minute_key(end), "event_time": float(end), "total_fee_so_far": sum(row["fee"] for row in rows)}
 
@@ -109,6 +114,9 @@ def example_windows(unique: list[dict]) -> dict[str, list[Window]]:
         "fee_10min_so_far": cumulating(unique, 60, 600, _windows(_fee_so_far)),
         "address_minute": tumbling([row for row in entries(unique, "outputs") if row["address"] is not None], 60,
                                    _windows(_address_minute), key=lambda row: row["address"]),
+        # an ARRAY<STRING> column: a List of String feature (not in EXAMPLES: its group is InMemory)
+        "input_addresses_minute": tumbling([row for row in entries(unique, "inputs") if row["address"] is not None],
+                                           60, _windows(_input_addresses_minute)),
     }
 
 

@@ -13,6 +13,10 @@ from pathlib import Path
 
 CACHE = Path(os.environ.get("CHAINFEAT_CACHE", Path.home() / ".cache" / "chainfeat")) / "venvs"
 SAGEMAKER_SDK = ("sagemaker==2.257.7",)  # the SDK's v2 FeatureGroup / FeatureStore API
+# v3 as `pip install sagemaker` gives it, every part pinned: sagemaker-core's FeatureGroup resource and
+# sagemaker-mlops' feature_store helpers (3.27.0 was the newest on PyPI on 2026-12-08).
+SAGEMAKER_SDK_V3 = ("sagemaker==3.27.0", "sagemaker-core==2.27.0", "sagemaker-mlops==1.27.0",
+                    "sagemaker-train==1.27.0", "sagemaker-serve==1.27.0")
 
 
 def cached_venv(name: str, requirements: tuple[str, ...], base_python: Path | str = sys.executable,

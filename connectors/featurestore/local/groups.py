@@ -16,9 +16,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from connectors.featurestore.model import (
+    COLLECTION_STORAGE_TYPE,
     MAX_FEATURE_DEFINITIONS,
     FeatureGroupDefinition,
     FeatureValueError,
+    feature_collections,
     feature_types,
 )
 
@@ -82,10 +84,19 @@ def storage_type(config: Mapping[str, Any]) -> str | None:
     return (config.get("OnlineStoreConfig") or {}).get("StorageType") if online_enabled(config) else None
 
 
+def check_collections_allowed(config: Mapping[str, Any], collections: Mapping[str, Any]) -> None:
+    """Collection features need an online store of a storage type that supports them (InMemory)."""
+    if collections and storage_type(config) != COLLECTION_STORAGE_TYPE:
+        name = next(iter(collections))
+        raise GroupConfigError(f"Feature '{name}' is a collection (CollectionType {collections[name].type.value}): "
+                               f"collection types need an online store of StorageType {COLLECTION_STORAGE_TYPE}, "
+                               f"this feature group has {storage_type(config) or 'no online store'}")
+
+
 def normalize_create(request: Mapping[str, Any], region: str, created_at: float) -> dict[str, Any]:
     """A CreateFeatureGroup request checked and completed as DescribeFeatureGroup reports it."""
     config = copy.deepcopy(dict(request))
-    FeatureGroupDefinition.from_api(config)  # names, types, identifier and event time
+    definition = FeatureGroupDefinition.from_api(config)  # names, types, collections, identifier and event time
     online = dict(config.get("OnlineStoreConfig") or {})
     if online:
         if online.get("EnableOnlineStore"):
@@ -95,6 +106,7 @@ def normalize_create(request: Mapping[str, Any], region: str, created_at: float)
         if ttl_seconds(online.get("TtlDuration"), "OnlineStoreConfig.TtlDuration") and not online.get("EnableOnlineStore"):
             raise GroupConfigError("OnlineStoreConfig.TtlDuration needs an online store (EnableOnlineStore true)")
         config["OnlineStoreConfig"] = online
+    check_collections_allowed(config, definition.collections)
     offline = dict(config.get("OfflineStoreConfig") or {"S3StorageConfig": {"S3Uri": default_offline_s3_uri(region)}})
     storage = dict(offline.get("S3StorageConfig") or {})
     s3_uri = storage.get("S3Uri") or ""
@@ -132,13 +144,14 @@ def check_update(config: Mapping[str, Any], request: Mapping[str, Any]) -> dict[
         if not 1 <= len(additions) <= MAX_FEATURE_ADDITIONS:
             raise GroupConfigError(f"FeatureAdditions must have between 1 and {MAX_FEATURE_ADDITIONS} features")
         existing = FeatureGroupDefinition.from_api(config)
-        added = feature_types(additions)
+        added, added_collections = feature_types(additions), feature_collections(additions)
         already = [name for name in added if name in existing.features]
         if already:
             raise GroupConfigError(f"Feature '{already[0]}' already exists in feature group {existing.name}")
         if len(existing.features) + len(added) > MAX_FEATURE_DEFINITIONS:
             raise GroupLimitExceeded(f"a feature group can have at most {MAX_FEATURE_DEFINITIONS} features")
-        existing.with_features(added)  # names and reserved words checked like CreateFeatureGroup's
+        check_collections_allowed(config, added_collections)
+        existing.with_features(added, added_collections)  # names, reserved words, one Vector: as CreateFeatureGroup
     if "OnlineStoreConfig" in asked:
         update = asked["OnlineStoreConfig"]
         if not online_enabled(config):
@@ -159,9 +172,10 @@ def apply_update(config: Mapping[str, Any], change: Mapping[str, Any]) -> dict[s
     """The configuration once an update (from check_update) has applied."""
     updated = copy.deepcopy(dict(config))
     if "FeatureAdditions" in change:
-        updated["FeatureDefinitions"] = [*updated["FeatureDefinitions"],
-                                         *({"FeatureName": d["FeatureName"], "FeatureType": d["FeatureType"]}
-                                           for d in change["FeatureAdditions"])]
+        additions = change["FeatureAdditions"]
+        added = FeatureGroupDefinition.from_api(updated).with_features(feature_types(additions),
+                                                                       feature_collections(additions))
+        updated["FeatureDefinitions"] = added.feature_definitions()
     if "OnlineStoreConfig" in change:
         online = updated["OnlineStoreConfig"]
         if "TtlDuration" in change["OnlineStoreConfig"]:

@@ -31,6 +31,13 @@ _DUCKDB_TYPES = {pa.int64(): "BIGINT", pa.float64(): "DOUBLE", pa.string(): "VAR
                  pa.timestamp("ms"): "TIMESTAMP"}
 
 
+def duckdb_type(arrow_type: pa.DataType) -> str:
+    """The DuckDB type of an offline column: a collection feature's list as an array of its element type."""
+    if pa.types.is_list(arrow_type):
+        return duckdb_type(arrow_type.value_type) + "[]"
+    return _DUCKDB_TYPES[arrow_type]
+
+
 class OfflineQueryError(RuntimeError):
     pass
 
@@ -94,7 +101,7 @@ def connect(root: Path) -> duckdb.DuckDBPyConnection:
 
 def _select(definition: FeatureGroupDefinition, files: Path) -> str:
     """The group's columns (features, the offline store's own, the partitions) over its Parquet files."""
-    columns = [f"CAST(NULL AS {_DUCKDB_TYPES[field.type]}) AS {quote_identifier(field.name)}"
+    columns = [f"CAST(NULL AS {duckdb_type(field.type)}) AS {quote_identifier(field.name)}"
                for field in offline_schema(definition)]
     columns += [f"CAST(NULL AS VARCHAR) AS {quote_identifier(name)}" for name in PARTITION_COLUMNS]
     empty = f"SELECT {', '.join(columns)} WHERE false"

@@ -53,8 +53,8 @@ from connectors.featurestore.model import (
     FeatureValueError,
     check_record_identifier,
     format_iso_event_time,
-    format_value,
     parse_value,
+    to_api_value,
 )
 
 DEFAULT_UPDATE_DELAY_S = 0.5  # how long an UpdateFeatureGroup takes to apply (the service takes a while too)
@@ -98,8 +98,14 @@ class ConflictException(StoreError):
     code, status = "ConflictException", 409
 
 
+def offline_type(definition: FeatureGroupDefinition, feature: str) -> pa.DataType:
+    """A feature's Parquet column type: its type's, or a list of it for a collection (List, Set, Vector)."""
+    scalar = _ARROW_TYPES[definition.features[feature]]
+    return pa.list_(scalar) if feature in definition.collections else scalar
+
+
 def offline_schema(definition: FeatureGroupDefinition) -> pa.Schema:
-    fields = [pa.field(name, _ARROW_TYPES[kind]) for name, kind in definition.features.items()]
+    fields = [pa.field(name, offline_type(definition, name)) for name in definition.features]
     fields += [
         pa.field("write_time", pa.timestamp("ms")),
         pa.field("api_invocation_time", pa.timestamp("ms")),
@@ -680,11 +686,8 @@ class LocalFeatureStore:
         if row is None:
             return None, None
         values = json.loads(row[0])
-        record = [
-            {"FeatureName": name, "ValueAsString": format_value(values[name])}
-            for name in definition.features
-            if values.get(name) is not None and (wanted is None or name in wanted)
-        ]
+        record = [to_api_value(name, values[name]) for name in definition.features
+                  if values.get(name) is not None and (wanted is None or name in wanted)]
         return record, row[1]
 
     def get_record(

@@ -45,7 +45,7 @@ MAX_REQUEST_BYTES = MAX_BATCH_WRITE_ENTRIES * 2 * MAX_RECORD_BYTES
 # How long a body may take to arrive once its headers have: a client that announces more than it sends is
 # answered (408) and its connection closed instead of holding a server thread forever.
 BODY_TIMEOUT_S = 10.0
-# How deep a request's JSON may nest; the deepest valid request (a BatchWriteRecord entry's record value) is 5.
+# How deep a request's JSON may nest; the deepest valid request (a BatchWriteRecord entry's ValueAsStringList) is 6.
 MAX_JSON_DEPTH = 32
 
 

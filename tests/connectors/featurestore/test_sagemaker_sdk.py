@@ -1,11 +1,10 @@
-"""The SageMaker Python SDK (v2, in a venv of its own: it does not co-install with apache-flink) drives the
+"""The SageMaker Python SDK v2 (in a venv of its own: it does not co-install with apache-flink) drives the
 real local feature store through the standard endpoint variables, as a user's notebook would; its
-multi-worker ``ingest`` of 10,000 rows loses nothing, online or offline."""
+multi-worker ``ingest`` of 10,000 rows loses nothing, online or offline. SDK v3: test_sagemaker_sdk_v3.py."""
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from datetime import datetime, timezone
 
@@ -13,13 +12,12 @@ import pytest
 
 from connectors.featurestore.local.offline import run_query
 from job.local.data_dir import DataDir
-from tests.conftest import REPO_ROOT
+from tests.support.sagemaker_sdk import V2_SCRIPT, OutboundTrap, sdk_env
 from tests.support.venvs import SAGEMAKER_SDK, cached_venv
 
 pytestmark = pytest.mark.slow
 
 ROWS, WORKERS, PROCESSES = 10_000, 4, 2
-SCRIPT = REPO_ROOT / "tests" / "support" / "sagemaker_sdk_client.py"  # run with -I: tests/support must not shadow the stdlib
 
 
 @pytest.fixture(scope="session")
@@ -27,28 +25,15 @@ def sdk_python() -> str:
     return str(cached_venv("sagemaker", SAGEMAKER_SDK))
 
 
-def sdk_env(url: str, tmp_path) -> dict[str, str]:
-    config = tmp_path / "sagemaker-config.yaml"
-    # The SDK reports usage to S3 unless told not to: no call may leave this machine.
-    config.write_text("SchemaVersion: '1.0'\nSageMaker:\n  PythonSDK:\n    Modules:\n      TelemetryOptOut: true\n")
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("AWS_", "PYFLINK_", "PYTHON"))}
-    env.update({
-        "AWS_ENDPOINT_URL_SAGEMAKER": url,
-        "AWS_ENDPOINT_URL_SAGEMAKER_FEATURESTORE_RUNTIME": url,
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "local",
-        "AWS_SECRET_ACCESS_KEY": "local",
-        "SAGEMAKER_USER_CONFIG_OVERRIDE": str(config),
-        "SAGEMAKER_ADMIN_CONFIG_OVERRIDE": str(config),
-        "SAGEMAKER_SUPPRESS_V2_WARNING": "1",
-    })
-    return env
-
-
 def test_the_sdk_feature_group_api_works_and_ingest_loses_nothing(sdk_python, server, data_dir, tmp_path) -> None:
-    run = subprocess.run([sdk_python, "-I", str(SCRIPT), str(ROWS), str(WORKERS), str(PROCESSES)],
-                         env=sdk_env(server.url, tmp_path), capture_output=True, text=True, timeout=540)
+    trap = OutboundTrap()
+    try:
+        run = subprocess.run([sdk_python, "-I", str(V2_SCRIPT), str(ROWS), str(WORKERS), str(PROCESSES)],
+                             env=sdk_env(server.url, tmp_path, trap.url), capture_output=True, text=True, timeout=540)
+    finally:
+        trap.close()
     assert run.returncode == 0, run.stderr[-5000:]
+    assert trap.attempts == []  # telemetry off: nothing but the local store was called
     seen = json.loads(run.stdout.strip().splitlines()[-1])
 
     assert seen["definitions"] == [["record_id", "String"], ["event_time", "Fractional"], ["value", "Integral"],
