@@ -45,7 +45,9 @@ def flink_settings(config: JobConfig, rest_port: int | None = None,
     # CheckpointConfiguration with the Job checkpoint.interval); restarts and retained checkpoints are the
     # service's own (exponential-delay restarts, one retained checkpoint).
     service_owned = {
-        "parallelism.default": "1",  # parallelism 2 on the file source gave wrong windows (measured; no test proves 2 exact)
+        # Several reading subtasks (a feed of several files) judge lateness by different watermarks (docs/deploying.md
+        # "Parallelism"); Managed Flink's N > 1 reads its one shard with one subtask, which is exact.
+        "parallelism.default": "1",
         "execution.checkpointing.interval": config.checkpoint_interval,
         "execution.checkpointing.dir": config.checkpoint_uri,
         "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",

@@ -52,7 +52,8 @@ DEFAULT_DASHBOARD_PORT = DEFAULT_REST_PORT
 
 # How Flink says a checkpoint or savepoint holds state for an operator the submitted job does not have (a feature
 # file removed or changed, or the job's own SQL changed by an upgrade): the job cannot resume from it.
-UNMAPPABLE_STATE = "Cannot map checkpoint/savepoint state"
+UNMAPPABLE_STATE = ("Cannot map checkpoint/savepoint state",
+                    "has been changed in a non-compatible way after the checkpoint/savepoint")  # e.g. max parallelism
 
 # The live view shows the feature store as "unavailable, retrying" this long after the writers last retried.
 STORE_RETRYING_SHOWN_S = 15.0
@@ -163,6 +164,11 @@ class RunCoverage:
 
     def complete(self, group: str, window: Window) -> bool:
         return bool(self.coverage.complete(self.windows.get(group), window[1]))
+
+
+def _unmappable(error: Exception) -> bool:
+    """Whether Flink refused a restore point because the job it was taken by is another (UNMAPPABLE_STATE)."""
+    return any(marker in str(error) for marker in UNMAPPABLE_STATE)
 
 
 def computed_windows(directory: Path) -> dict[str, set[Window]]:
@@ -348,7 +354,7 @@ class LocalRun:
         try:
             self.job_client = pipeline.execute_async("chainfeat")
         except Exception as error:  # py4j hands over the JobMaster's error as text
-            if self.restored_from and UNMAPPABLE_STATE in str(error) and self.added_groups:
+            if self.restored_from and _unmappable(error) and self.added_groups:
                 added = ", ".join(self.added_groups)
                 raise RunError(
                     f"{added}: feature file(s) added since the job state this run would resume from was taken "
@@ -356,7 +362,7 @@ class LocalRun:
                     "to compute every group from the start (the feature store keeps its data), or take the file(s) "
                     "out until this replay is done and fill the group(s) then with `chainfeat backfill --group NAME`"
                 ) from None
-            if self.restored_from and UNMAPPABLE_STATE in str(error):
+            if self.restored_from and _unmappable(error):
                 raise RunError(
                     f"the job state this run would resume from ({self.restored_from}) was taken by a different job: "
                     "a feature file was removed or changed, or the job's own SQL changed with an upgrade, and Flink "
