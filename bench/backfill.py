@@ -25,23 +25,28 @@ import os
 import shutil
 import sys
 import tempfile
-from datetime import datetime, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import duckdb  # noqa: E402
 
-from bench.end_to_end import REPO, Windows, minute, run_duckdb, run_pathway, stored_windows  # noqa: E402
+from bench.end_to_end import (  # noqa: E402
+    REPO,
+    WATERMARK_DELAY_S,
+    Windows,
+    complete_part,
+    minute,
+    run_duckdb,
+    run_pathway,
+    stored_windows,
+)
 from bench.measure import run_measured  # noqa: E402
 from bench.workload import Workload, bench_arguments, verdict, workload  # noqa: E402
 from connectors.blockchain.source import read_recording  # noqa: E402
 from connectors.spool import SpoolWriter  # noqa: E402
-from job.flow.config import default_property_groups  # noqa: E402
 from job.local.minicluster import free_port  # noqa: E402
 from job.local.run import SPOOL_BATCH_BYTES  # noqa: E402
-
-WATERMARK_DELAY_S = float(default_property_groups()["Job"]["watermark.delay.s"])  # the job's default
 
 
 def archived(data: Workload) -> Path:
@@ -68,25 +73,14 @@ def linked_flat(spool: Path, directory: Path) -> Path:
 
 
 def coverage(spool: Path) -> tuple[float, float]:
-    """The README's edge rule over the spool, restated: from the first poll to the highest event time minus the
-    watermark delay (the workload's times are all valid)."""
-    first_poll, last_time = duckdb.connect().execute(
-        f"""SELECT min(CASE WHEN heartbeat THEN polled_at END), max(time)
+    """The edge rule over the spool, restated (README "Edge windows"): from the first poll to the last poll minus the
+    watermark delay."""
+    first_poll, last_poll = duckdb.connect().execute(
+        f"""SELECT min(CASE WHEN heartbeat THEN polled_at END), max(CASE WHEN heartbeat THEN polled_at END)
             FROM read_json('{spool}/*/*/*.jsonl', format = 'newline_delimited',
-                           columns = {{'time': 'BIGINT', 'polled_at': 'DOUBLE', 'heartbeat': 'BOOLEAN'}})"""
+                           columns = {{'polled_at': 'DOUBLE', 'heartbeat': 'BOOLEAN'}})"""
     ).fetchone()
-    return first_poll, last_time - WATERMARK_DELAY_S
-
-
-def complete_part(windows: Windows, covered: tuple[float, float]) -> tuple[Windows, int]:
-    """The 1-minute windows inside the coverage, and how many are outside."""
-    inside = {key: value for key, value in windows.items()
-              if covered[0] <= _epoch(key) and _epoch(key) + 60 <= covered[1]}
-    return inside, len(windows) - len(inside)
-
-
-def _epoch(key: str) -> float:
-    return datetime.strptime(key, "%Y-%m-%d %H:%M:%S").replace(tzinfo=timezone.utc).timestamp()
+    return first_poll, last_poll - WATERMARK_DELAY_S
 
 
 def run_backfill(spool: Path, work: Path) -> dict:

@@ -34,7 +34,9 @@ import duckdb  # noqa: E402
 
 from bench.measure import run_measured  # noqa: E402
 from bench.workload import Workload, bench_arguments, verdict, workload  # noqa: E402
+from connectors.blockchain.source import last_polled_at, read_recording  # noqa: E402
 from connectors.featurestore.local.offline import run_query  # noqa: E402
+from job.flow.config import default_property_groups  # noqa: E402
 from job.local.data_dir import DataDir  # noqa: E402
 from job.local.minicluster import free_port  # noqa: E402
 from tests.support.venvs import cached_venv  # noqa: E402
@@ -67,6 +69,9 @@ print(time.perf_counter() - started)
 
 def minute(epoch_s: int) -> str:
     return datetime.fromtimestamp(epoch_s, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+WATERMARK_DELAY_S = float(default_property_groups()["Job"]["watermark.delay.s"])  # the job's default
 
 
 # ---- peers ---------------------------------------------------------------------------------------------
@@ -136,6 +141,24 @@ def stored_windows(data_dir: Path) -> Windows:
     return {tx_minute: (count, total) for tx_minute, count, total in rows}
 
 
+def recording_coverage(recording: Path) -> tuple[float, float]:
+    """The edge rule over a recording, restated (README "Edge windows"): from its first poll to its last poll minus
+    the watermark delay; only windows inside are complete (and written by chainfeat)."""
+    first = next(read_recording(recording)).polled_at
+    return first, last_polled_at(recording) - WATERMARK_DELAY_S
+
+
+def complete_part(windows: Windows, covered: tuple[float, float]) -> tuple[Windows, int]:
+    """The 1-minute windows inside the coverage, and how many are outside."""
+    inside = {key: value for key, value in windows.items()
+              if covered[0] <= _epoch(key) and _epoch(key) + 60 <= covered[1]}
+    return inside, len(windows) - len(inside)
+
+
+def _epoch(key: str) -> float:
+    return datetime.strptime(key, "%Y-%m-%d %H:%M:%S").replace(tzinfo=timezone.utc).timestamp()
+
+
 # ---- report --------------------------------------------------------------------------------------------
 
 def stage_lines(result: dict) -> list[str]:
@@ -193,8 +216,14 @@ def main() -> None:
     print(f"chainfeat counted {summary['transactions']:,} sightings, {summary['duplicates']:,} duplicates, "
           f"{summary['late']} late, {summary['dead_letter']} dead-letter lines")
 
-    equal = {peer: results[peer][1] == chainfeat["windows"] for peer in peers}
-    print(f"\nwindows: chainfeat {len(chainfeat['windows']):,}; equal to chainfeat's: "
+    covered = recording_coverage(data.recording) if peers else (0.0, 0.0)
+    equal, outside = {}, 0
+    for peer in peers:
+        inside, outside = complete_part(results[peer][1], covered)
+        equal[peer] = inside == chainfeat["windows"]
+    print(f"\nwindows: chainfeat {len(chainfeat['windows']):,} complete (skipped "
+          f"{sum(summary.get('windows_skipped_partial', {}).values())} partial); the peers' complete windows (of "
+          f"{outside} at the edges) equal to chainfeat's: "
           + (", ".join(f"{peer} {'yes' if same else 'NO'}" for peer, same in equal.items()) or "no peer ran"))
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)
