@@ -7,7 +7,7 @@ end <= to, and only complete windows are written: the streaming job's writer (ud
 the others, and the backfill (job/flow/backfill.py) filters them out in its plan. Either end may be open (None).
 
 A window's start derives from its end (the feature row's event time) and its shape, which Flink's optimized plan of
-the feature view states (job/flow/backfill.py's window_shapes): nothing to declare twice.
+the feature view states (job/flow/window_shapes.py): nothing to declare twice.
 """
 
 from __future__ import annotations

@@ -276,6 +276,7 @@ class LocalRun:
         self.feature_groups: list[str] = []
         self.added_groups: list[str] = []  # created by this run: their feature files are new
         self._held_windows: dict[str, tuple[list[Window], list[Window]]] | None = None  # the drained run's check
+        self._partial_windows: dict[str, int] = {}  # read with _held_windows: the partial windows computed, per group
         self.coverage = RunCoverage(Coverage(), {})  # what the job covers completely (start() finds it)
         self.timeline = Timeline()
         self._threads: list[threading.Thread] = []
@@ -551,6 +552,7 @@ class LocalRun:
         computed = computed_windows(self.data.computed)
         for group in self.feature_groups:  # the run's groups (a group deleted since has no description to read)
             windows = {window for window in computed.get(group, set()) if self.coverage.complete(group, window)}
+            self._partial_windows[group] = len(computed.get(group, set())) - len(windows)
             definition = self.client.describe(group)
             if self.server is not None:
                 held = set(offline_windows(self.data.featurestore, definition))
@@ -576,9 +578,8 @@ class LocalRun:
 
     def windows_skipped_partial(self) -> dict[str, int]:
         """Windows the job computed that the polls cover only in part (at their edges), not written, per group."""
-        computed = computed_windows(self.data.computed)
-        return {group: sum(not self.coverage.complete(group, window) for window in computed.get(group, set()))
-                for group in self.feature_groups}
+        self._held()  # the computed windows are read once, with the store's
+        return {group: self._partial_windows.get(group, 0) for group in self.feature_groups}
 
     def window_summary(self) -> dict[str, Any]:
         """The summary's windows: computed (complete), written, skipped as partial, each group's window, and the
