@@ -23,13 +23,20 @@ own (planner_lib_dir: the same jars, with the planner jar itself in place of the
 for using the planner directly), built once per install by the first local JVM. A FLINK_HOME or FLINK_LIB_DIR the
 user set is kept (and the archive is then one of that classpath's).
 
+The temporary directory: a local Flink extracts its RPC system's jar (24 MB) and keeps its MiniCluster's working
+directory in the JVM's temporary directory, and deletes them only when the cluster is closed, which a process that
+exits (or is killed) with its JVM never does: every local run left ~24 MB in /tmp. Each process's JVM gets a directory
+of its own instead (jvm_temp_dir), deleted when the process exits, or by the next local JVM if it was killed.
+
 A local run starts this JVM in the background (start_local_flink) while it does its own start-up work. What the JVM
 prints on its stdout goes to this process's stderr: stdout is the CLI's output (`--format json`).
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import fcntl
 import hashlib
 import importlib
 import logging
@@ -43,6 +50,7 @@ import threading
 import time
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pyflink
 import pyflink.pyflink_gateway_server as launcher
@@ -68,6 +76,9 @@ PLANNER_LIB_NAME = "flink-lib-{identity}"  # one per Java + PyFlink install, as 
 PLANNER_LOADER = "flink-table-planner-loader-*.jar"
 PLANNER_JAR = "flink-table-planner.jar"  # what the loader wraps
 UNUSED_ARCHIVE_DAYS = 30  # an archive no JVM mapped for this long belongs to a venv deleted or reinstalled
+JVM_TEMP_PREFIX = "chainfeat-jvm-"  # jvm_temp_dir's, in the system's temporary directory
+JVM_TEMP_LOCK = ".owner.lock"  # held by the process whose JVM uses the directory
+JVM_TEMP_GRACE_S = 60  # a directory younger than this may be one a process is still setting up
 LOCAL_JIT = ("-XX:Tier4InvocationThreshold=100000", "-XX:Tier4MinInvocationThreshold=10000",
              "-XX:Tier4CompileThreshold=150000", "-XX:Tier4BackEdgeThreshold=800000")  # Java 17's defaults / 20
 
@@ -148,17 +159,64 @@ def configure_local_jvm() -> None:
     gateway (options already in JVM_ARGS are kept)."""
     use_planner_lib()
     path = archive_path()
-    options = os.environ.get("JVM_ARGS", "").split()
+    # A temporary directory in JVM_ARGS that is a jvm_temp_dir came from the chainfeat process that started this one
+    # (children inherit its variables): this process's JVM gets its own. One the user set is kept.
+    options = [option for option in os.environ.get("JVM_ARGS", "").split()
+               if not (option.startswith("-Djava.io.tmpdir=") and JVM_TEMP_PREFIX in option
+                       and option != f"-Djava.io.tmpdir={jvm_temp_dir()}")]
     if not any(re.fullmatch(r"-XX:\+Use\w+GC", option) for option in options):
         options.append(LOCAL_COLLECTOR)
     if not any(re.match(r"-XX:(Tier|CompileThreshold)", option) for option in options):
         options += LOCAL_JIT
+    if not any(option.startswith("-Djava.io.tmpdir=") for option in options):
+        options.append(f"-Djava.io.tmpdir={jvm_temp_dir()}")
     if path.exists() and not any("SharedArchiveFile" in option or "ArchiveClassesAtExit" in option for option in options):
         options += [f"-XX:SharedArchiveFile={path}", *_QUIET.split()]
         with contextlib.suppress(OSError):  # in use: kept by prune_unused_archives (a read-only cache just skips it)
             os.utime(path)
     os.environ["JVM_ARGS"] = " ".join(options)
     _gateway_stdout_to_stderr()
+
+
+_jvm_temp: tuple[Path, Any] | None = None  # this process's: the directory and its held lock file
+
+
+def jvm_temp_dir() -> Path:
+    """This process's JVMs' temporary directory (java.io.tmpdir), in the system's temporary directory: created on
+    first use, held by this process through a lock on a file in it, and deleted when this process exits. Those of
+    processes that ended without deleting theirs (kill -9) are deleted first."""
+    global _jvm_temp
+    if _jvm_temp is None:
+        remove_abandoned_jvm_temp_dirs()
+        directory = Path(tempfile.mkdtemp(prefix=JVM_TEMP_PREFIX))
+        lock = open(directory / JVM_TEMP_LOCK, "w")  # noqa: SIM115 - held open until this process exits
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        _jvm_temp = (directory, lock)
+        atexit.register(_remove_jvm_temp_dir, directory, lock)
+    return _jvm_temp[0]
+
+
+def _remove_jvm_temp_dir(directory: Path, lock: Any) -> None:
+    shutil.rmtree(directory, ignore_errors=True)
+    lock.close()
+
+
+def remove_abandoned_jvm_temp_dirs(grace_s: float = JVM_TEMP_GRACE_S) -> list[Path]:
+    """Delete the jvm_temp_dir directories whose process has ended (no process holds its lock) and that are older
+    than ``grace_s`` (a directory being created has no lock yet); returns what was deleted."""
+    removed = []
+    cutoff = time.time() - grace_s
+    for directory in Path(tempfile.gettempdir()).glob(f"{JVM_TEMP_PREFIX}*"):
+        try:
+            if not directory.is_dir() or directory.stat().st_mtime > cutoff:
+                continue
+            with open(directory / JVM_TEMP_LOCK, "a") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # OSError: its process holds it
+                shutil.rmtree(directory, ignore_errors=True)
+            removed.append(directory)
+        except OSError:
+            continue
+    return removed
 
 
 def _gateway_stdout_to_stderr() -> None:

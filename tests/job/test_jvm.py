@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import time
 import zipfile
 from pathlib import Path
@@ -36,10 +37,21 @@ def test_the_local_jvm_maps_the_archive_and_uses_the_serial_collector(archive, m
     assert os.environ["JVM_ARGS"].split() == options
 
 
-def test_a_collector_archive_or_jit_setting_the_user_chose_is_kept(archive, monkeypatch) -> None:
-    monkeypatch.setenv("JVM_ARGS", "-XX:+UseG1GC -XX:ArchiveClassesAtExit=/tmp/x.jsa -XX:Tier4InvocationThreshold=5000")
+def test_a_collector_archive_jit_or_temporary_directory_the_user_chose_is_kept(archive, monkeypatch) -> None:
+    chosen = ("-XX:+UseG1GC -XX:ArchiveClassesAtExit=/tmp/x.jsa -XX:Tier4InvocationThreshold=5000 "
+              "-Djava.io.tmpdir=/var/tmp")
+    monkeypatch.setenv("JVM_ARGS", chosen)
     jvm.configure_local_jvm()
-    assert os.environ["JVM_ARGS"] == "-XX:+UseG1GC -XX:ArchiveClassesAtExit=/tmp/x.jsa -XX:Tier4InvocationThreshold=5000"
+    assert os.environ["JVM_ARGS"] == chosen
+
+
+def test_a_temporary_directory_inherited_from_another_chainfeat_process_is_replaced(archive, monkeypatch) -> None:
+    """A chainfeat process's children inherit its JVM_ARGS: their JVMs get directories of their own, deleted with
+    them, not their parent's."""
+    monkeypatch.setenv("JVM_ARGS", f"-Xmx2g -Djava.io.tmpdir=/tmp/{jvm.JVM_TEMP_PREFIX}parent")
+    jvm.configure_local_jvm()
+    options = os.environ["JVM_ARGS"].split()
+    assert [option for option in options if "tmpdir" in option] == [f"-Djava.io.tmpdir={jvm.jvm_temp_dir()}"]
 
 
 def test_a_mapped_archive_is_marked_used_and_archives_unused_for_a_month_are_deleted(archive, monkeypatch) -> None:
@@ -87,12 +99,16 @@ def test_a_flink_home_or_lib_dir_the_user_chose_is_kept(monkeypatch) -> None:
     assert os.environ["FLINK_HOME"] == "/opt/flink" and "FLINK_LIB_DIR" not in os.environ
 
 
-def python_with_its_own_jvm(program: str, jvm_args: str | None = None) -> subprocess.CompletedProcess:
+def python_with_its_own_jvm(program: str, jvm_args: str | None = None,
+                            temp_dir: Path | None = None) -> subprocess.CompletedProcess:
     """``program`` run by a Python process of its own, which launches its own gateway JVM (this one's JVM may be
-    running already, and PYFLINK_* variables would point at it); ``jvm_args``: its JVM_ARGS (default: none)."""
+    running already, and PYFLINK_* variables would point at it); ``jvm_args``: its JVM_ARGS (default: none);
+    ``temp_dir``: its TMPDIR."""
     env = {name: value for name, value in os.environ.items() if name != "JVM_ARGS" and not name.startswith("PYFLINK_")}
     if jvm_args is not None:
         env["JVM_ARGS"] = jvm_args
+    if temp_dir is not None:
+        env["TMPDIR"] = str(temp_dir)
     result = subprocess.run([sys.executable, "-c", program], cwd=REPO, env=env, capture_output=True, text=True,
                             timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -140,3 +156,61 @@ def test_what_the_jvm_prints_goes_to_stderr_not_into_the_output() -> None:
     result = python_with_its_own_jvm(program, jvm_args="-Xlog:gc")
     assert result.stdout == "only this\n"
     assert "[gc" in result.stderr and "from System.out" in result.stderr
+
+
+def test_a_local_flink_keeps_its_temporary_files_in_a_directory_of_its_own_deleted_when_the_process_exits(
+        tmp_path) -> None:
+    """A local Flink extracts its RPC system's jar (24 MB) and its MiniCluster's working directory into the JVM's
+    temporary directory and deletes neither when its process exits: before jvm_temp_dir, every local run left them
+    in /tmp. A real MiniCluster runs a query in a process of its own; its files are in its own directory, which is
+    gone once the process has exited."""
+    program = ("import os\n"
+               "from job.local.jvm import configure_local_jvm, jvm_temp_dir\n"
+               "configure_local_jvm()\n"
+               "from pyflink.table import EnvironmentSettings, TableEnvironment\n"
+               "from pyflink.java_gateway import get_gateway\n"
+               "tables = TableEnvironment.create(EnvironmentSettings.in_batch_mode())\n"
+               "with tables.execute_sql('SELECT 1').collect() as rows:\n"
+               "    print(list(rows))\n"
+               "print(get_gateway().jvm.java.lang.System.getProperty('java.io.tmpdir'))\n"
+               "print(' '.join(sorted(os.listdir(jvm_temp_dir()))))\n")
+    result = python_with_its_own_jvm(program, temp_dir=tmp_path)
+    rows, jvm_temp, files = result.stdout.strip().splitlines()[-3:]
+    assert rows == "[<Row(1)>]"
+    assert Path(jvm_temp).parent == tmp_path and Path(jvm_temp).name.startswith(jvm.JVM_TEMP_PREFIX)
+    assert any(name.startswith("flink-rpc") and name.endswith(".jar") for name in files.split())
+    assert any(name.startswith("minicluster_") for name in files.split())
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_temporary_directories_of_processes_that_ended_are_deleted_those_in_use_kept(
+        tmp_path, monkeypatch) -> None:
+    """A process killed with kill -9 cannot delete its JVM's directory: the next local JVM does, unless a live
+    process holds the directory's lock, or it is younger than the grace (its process may be creating it)."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    long_ago = time.time() - 2 * jvm.JVM_TEMP_GRACE_S
+
+    def jvm_temp(name: str, age_s: float | None = None) -> Path:
+        directory = tmp_path / f"{jvm.JVM_TEMP_PREFIX}{name}"
+        directory.mkdir()
+        (directory / jvm.JVM_TEMP_LOCK).touch()
+        (directory / "flink-rpc-akka.jar").write_bytes(b"jar")
+        if age_s is not None:
+            os.utime(directory, (age_s, age_s))
+        return directory
+
+    abandoned, in_use, young = jvm_temp("abandoned", long_ago), jvm_temp("in-use", long_ago), jvm_temp("young")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import fcntl, sys, time\n"
+         f"lock = open({str(in_use / jvm.JVM_TEMP_LOCK)!r}, 'a')\n"
+         "fcntl.flock(lock, fcntl.LOCK_EX)\nprint('held', flush=True)\ntime.sleep(60)\n"],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        os.utime(in_use, (long_ago, long_ago))
+        assert jvm.remove_abandoned_jvm_temp_dirs() == [abandoned]
+    finally:
+        holder.kill()
+        holder.wait()
+    assert not abandoned.exists() and in_use.exists() and young.exists()
+    assert jvm.remove_abandoned_jvm_temp_dirs() == [in_use]  # its process has ended
