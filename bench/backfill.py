@@ -42,7 +42,7 @@ from bench.end_to_end import (  # noqa: E402
     stored_windows,
 )
 from bench.measure import run_measured  # noqa: E402
-from bench.workload import Workload, bench_arguments, verdict, workload  # noqa: E402
+from bench.workload import SHAPES, Workload, bench_arguments, verdict, workload  # noqa: E402
 from connectors.blockchain.source import read_recording  # noqa: E402
 from connectors.spool import SpoolWriter  # noqa: E402
 from job.local.minicluster import free_port  # noqa: E402
@@ -112,10 +112,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     args, peers = bench_arguments(parser)
 
-    data = workload(args.transactions, args.duplicates, cache=args.cache, flattened=False)
+    data = workload(args.transactions, args.duplicates, cache=args.cache, shape=SHAPES[args.shape], flattened=False)
     spool = archived(data)
     size = sum(path.stat().st_size for path in spool.rglob("poll-*.jsonl"))
-    print(f"archive: {data.transactions:,} transactions, {data.sightings:,} sightings in {data.polls:,} polls; "
+    print(f"archive ({args.shape}): {data.transactions:,} transactions, {data.sightings:,} sightings in {data.polls:,} polls; "
           f"spool {spool} ({size / 2**20:,.0f} MiB in {sum(1 for _ in spool.rglob('poll-*.jsonl'))} files)")
     work = args.keep or Path(tempfile.mkdtemp(prefix="chainfeat-backfill-"))
     shutil.rmtree(work, ignore_errors=True)

@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import duckdb  # noqa: E402
 
 from bench.measure import run_measured  # noqa: E402
-from bench.workload import Workload, bench_arguments, verdict, workload  # noqa: E402
+from bench.workload import SHAPES, Workload, bench_arguments, verdict, workload  # noqa: E402
 from connectors.blockchain.source import last_polled_at, read_recording  # noqa: E402
 from connectors.featurestore.local.offline import run_query  # noqa: E402
 from job.flow.config import default_property_groups  # noqa: E402
@@ -185,8 +185,8 @@ def main() -> None:
     args, peers = bench_arguments(parser)
 
     started = time.perf_counter()
-    data = workload(args.transactions, args.duplicates, cache=args.cache, flattened=bool(peers))
-    print(f"workload: {data.transactions:,} transactions, {data.sightings:,} sightings "
+    data = workload(args.transactions, args.duplicates, cache=args.cache, shape=SHAPES[args.shape], flattened=bool(peers))
+    print(f"workload ({args.shape}): {data.transactions:,} transactions, {data.sightings:,} sightings "
           f"({data.sightings - data.transactions:,} re-polls) in {data.polls:,} polls, "
           f"{data.recording.stat().st_size / data.sightings:.0f} bytes of recording per sighting "
           f"({time.perf_counter() - started:.0f} s to load/generate)")
