@@ -24,6 +24,7 @@ class StandaloneCluster:
     def __init__(self, work: Path) -> None:
         self.conf_dir = work / "conf"
         self.log_dir = work / "logs"
+        self.tmp_dir = work / "tmp"  # its blob caches and working directories, deleted with the test's directory
         self.rest_port = free_port()
         self.url = f"http://127.0.0.1:{self.rest_port}"
         self._processes: list[subprocess.Popen] = []
@@ -44,9 +45,11 @@ class StandaloneCluster:
             "rest.port": self.rest_port,
             "blob.server.port": free_port(),
             "parallelism.default": 1,
+            "io.tmp.dirs": str(self.tmp_dir),
         }
         (self.conf_dir / "config.yaml").write_text(yaml.safe_dump(settings))
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.tmp_dir.mkdir(parents=True, exist_ok=True)
 
     def start(self, timeout_s: float = 120) -> StandaloneCluster:
         # A cluster host's `python` must have pyflink (Flink's images do): here, this venv's.
