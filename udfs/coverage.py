@@ -65,9 +65,13 @@ class Coverage:
     def complete(self, shape: WindowShape | None, end: Any) -> Any:
         """Whether the window ending at ``end`` (a number or a pandas Series of them) is complete. Without a shape
         (a view that is not one window) every window counts as complete."""
-        result: Any = True
-        if shape is not None and self.from_s is not None:
-            result = shape.start(end) >= self.from_s
-        if shape is not None and self.to_s is not None:
-            result = result & (end <= self.to_s)
-        return result
+        if shape is None:
+            return True
+        return inside(shape, end, -math.inf if self.from_s is None else self.from_s,
+                      math.inf if self.to_s is None else self.to_s)
+
+
+def inside(shape: WindowShape, end: Any, from_s: Any, to_s: Any) -> Any:
+    """The rule itself: the window of ``shape`` ending at ``end`` lies inside [from_s, to_s). Numbers, pandas
+    Series or Table API expressions (the backfill's coverage is a column of its plan)."""
+    return (shape.start(end) >= from_s) & (end <= to_s)

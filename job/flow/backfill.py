@@ -32,7 +32,7 @@ from job.flow import sql_files, sql_pipeline
 from job.flow.config import Deployment, JobConfig, flink_uri, with_defaults
 from job.flow.window_shapes import group_windows
 from job.timestamps import iso_utc
-from udfs.coverage import WindowShape
+from udfs.coverage import WindowShape, inside
 
 if TYPE_CHECKING:  # the plan cache imports pyflink, which this module leaves to the functions that run Flink
     from job.flow.plan_cache import PlanCache
@@ -220,7 +220,7 @@ def build_backfill(config: JobConfig, settings: BackfillSettings, features: list
         shape = shapes[definition.name]
         end = col(definition.event_time_feature)
         windows = planned_view(table_env, definition.name).join(coverage)
-        complete = ((shape.start(end) >= col("covered_from_s")) & (end <= col("covered_to_s"))).is_true
+        complete = inside(shape, end, col("covered_from_s"), col("covered_to_s")).is_true
         statement_set.add_insert("backfill_windows", windows.select(
             lit(definition.name), col(definition.record_identifier).cast(DataTypes.STRING()), end, complete,
             lit(shape.describe())))
