@@ -1,6 +1,6 @@
 -- What a backfill reports (job/local/backfill.py reads both after the job): every window it computed, per feature
 -- group, and whether it was complete (written) or partial (skipped; job/flow/backfill.py adds one INSERT per group);
--- and its counts and the archive's coverage.
+-- and its counts and the archive's coverage. Lines are counted from parsed_lines (the same rows): see coverage.sql.
 CREATE TEMPORARY TABLE backfill_windows (
     feature_group STRING,
     record_identifier STRING,
@@ -23,7 +23,7 @@ CREATE TEMPORARY TABLE backfill_facts (
 );
 
 INSERT INTO backfill_facts
-SELECT 'lines', CAST(COUNT(*) AS DOUBLE) FROM source_lines
+SELECT 'lines', CAST(COUNT(*) AS DOUBLE) FROM parsed_lines
 UNION ALL SELECT 'transactions', CAST(COUNT(*) AS DOUBLE) FROM on_time_transactions
 UNION ALL SELECT 'unique_transactions', CAST(COUNT(*) AS DOUBLE) FROM unique_transactions
 UNION ALL SELECT 'dead_letter', CAST(COUNT(*) AS DOUBLE) FROM parsed_lines WHERE reason IS NOT NULL
