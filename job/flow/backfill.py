@@ -45,6 +45,8 @@ REPORT_WINDOWS, REPORT_FACTS, REPORT_DEAD_LETTER = "windows", "facts", "dead_let
 EARLIEST_MS, LATEST_MS = 0, 253_402_300_799_000
 # The last archive partition (connectors/archive_layout.py), as sources/archive_batch.sql compares them.
 LAST_HOUR = "9999-12-31 23"
+# A local batch job's exchanges between its stages and its sorts' spills, uncompressed (build_backfill).
+LOCAL_BATCH_EXCHANGES = {"taskmanager.network.compression.codec": "NONE", "table.exec.spill-compression.enabled": "false"}
 
 
 class BackfillError(RuntimeError):
@@ -194,8 +196,10 @@ def build_backfill(config: JobConfig, settings: BackfillSettings, features: list
     if deployment is Deployment.LOCAL:
         # A batch job runs stage after stage: with a slot per feature group the groups' writer stages (each with its
         # Python worker) run side by side instead of one after the other. (A cluster's slots are the cluster's.)
+        # Its stages hand their rows over in files on this machine, read back at once: compressing them (LZ4, Flink's
+        # default, in its Java implementation) cost more CPU than it saved (bench/HISTORY.md, 2026-12-07 backfill).
         config = replace(config, extra_flink_config={"taskmanager.numberOfTaskSlots": str(max(1, len(features))),
-                                                     **config.extra_flink_config})
+                                                     **LOCAL_BATCH_EXCHANGES, **config.extra_flink_config})
     flink_settings_used = flink_settings(config, rest_port, deployment, batch=True)
     table_env = TableEnvironment.create(EnvironmentSettings.new_instance().in_batch_mode().with_configuration(
         configuration(flink_settings_used)).build())

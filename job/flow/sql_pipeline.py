@@ -5,8 +5,8 @@ stream:   sources/<deployment>.sql → parse.sql → lateness.sql → dedup.sql 
           → features/*.sql → sinks' INSERTs (dead letter, late, dropped duplicates; on the local feed its read progress
           and computed windows)
 backfill: sources/archive_batch.sql → parse.sql → backfill/in_range.sql → dedup.sql → inputs_outputs.sql
-          → backfill/coverage.sql → sinks' tables → features/*.sql → dead letter and the backfill's report
-          (backfill/outputs.sql)
+          → backfill/coverage.sql → sinks' tables → features/*.sql → the dead letter (backfill/dead_letter.sql) and the
+          backfill's report (backfill/outputs.sql)
 Both end in each feature group's writer (udfs/feature_store_writer.py); a backfill writes complete windows only.
 """
 
@@ -34,7 +34,7 @@ SINK_TABLES = (SINKS / "files.sql", SINKS / "feature_store.sql")
 # in place of lateness.sql (CURRENT_WATERMARK means nothing in batch), then the archive's coverage.
 BACKFILL_VIEWS = (SOURCES / "archive_batch.sql", PARSE, BACKFILL / "in_range.sql", DEDUP, INPUTS_OUTPUTS,
                   BACKFILL / "coverage.sql")
-BACKFILL_OUTPUTS = (SINKS / "dead_letter.sql", BACKFILL / "outputs.sql")
+BACKFILL_OUTPUTS = (BACKFILL / "dead_letter.sql", BACKFILL / "outputs.sql")
 
 
 def stream_source(config: JobConfig) -> Path:
@@ -81,6 +81,7 @@ def parameters(config: JobConfig) -> dict[str, object]:
     }
     params["transaction_columns"] = sql_files.fragment("transaction_columns.sql", params)
     params["rejection_reason"] = sql_files.fragment("rejection_reason.sql", params)
+    params["dead_letter_line"] = sql_files.fragment("dead_letter_line.sql", params)
     params["transaction_fields"] = sql_files.fragment("sources/transaction_fields.sql", params)
     params["transaction_lines"] = sql_files.fragment("sources/transaction_lines.sql", params)
     return params

@@ -308,3 +308,37 @@ def test_a_backfill_finds_its_windows_once_for_the_same_statements(tmp_path, mon
     hop = features / "size_5min.sql"
     hop.write_text(hop.read_text().replace("INTERVAL '5' MINUTE", "INTERVAL '10' MINUTE"))
     assert shapes_for(tmp_path / "c", features)["size_5min"] == WindowShape("HOP", 600, 60)
+
+
+def test_the_backfill_reads_the_archive_once_and_decodes_only_what_its_features_use(tmp_path) -> None:
+    """The batch job's plan (bench/HISTORY.md, 2026-12-07 backfill speed): one scan of the archive; without a feature
+    over inputs or outputs the json format skips those lists (a second reader of source_lines would make Flink decode
+    them for every line); the dead letter goes from the reading straight to its sink (no Python counter, no sort); the
+    report's counts are two aggregations, not one per count."""
+    from job.flow.backfill import BackfillSettings, build_backfill
+    from job.flow.config import JobConfig, load_property_groups
+    from job.flow.plan_cache import PlanCache
+
+    config = JobConfig.from_properties(load_property_groups(), tmp_path, featurestore_endpoint_url="http://127.0.0.1:9",
+                                       monitor_interval_s=None)
+    hour = tmp_path / "spool" / "date=2024-05-01" / "hour=00"  # a partition to plan a scan of (no file: no scan)
+    hour.mkdir(parents=True)
+    (hour / "poll-1.jsonl").write_text('{"heartbeat": true, "time": 1714521600, "polled_at": 1714521600.0}\n')
+    settings = BackfillSettings(archive_uri=(tmp_path / "spool").as_uri(), report_uri=(tmp_path / "report").as_uri())
+    features = features_with_examples(tmp_path / "features")
+    without_lists = [path for path in sorted(features.glob("*.sql")) if path.stem != "address_minute"]
+    plan = build_backfill(config, settings, without_lists, plan_cache=PlanCache(tmp_path / "plans")).pipeline \
+        .statement_set.explain().split("== Optimized Execution Plan ==")[-1]
+    (scan,) = [line for line in plan.splitlines() if "TableSourceScan(" in line]
+    fields = set(scan.split("fields=[", 1)[1].split("]", 1)[0].split(", "))
+    assert {"hash", "fee", "time", "polled_at", "heartbeat"} <= fields and not {"inputs", "outputs"} & fields
+    assert "count_dead_letter" not in plan and "PythonCalc(select=[chainfeat_write_" in plan
+    dead_letter = plan.split("Sink(table=[default_catalog.default_database.dead_letter_sink]")[1].split("\n\n")[0]
+    assert "Sort(" not in dead_letter and "OverAggregate(" not in dead_letter
+    # the report: the lines' aggregation (coverage, lines, dead letter) and the sightings' (transactions, unique)
+    assert plan.count("LocalHashAggregate(select=[") == 2
+
+    with_lists = build_backfill(config, settings, sorted(features.glob("*.sql")), plan_cache=PlanCache(tmp_path / "plans"))
+    plan = with_lists.pipeline.statement_set.explain().split("== Optimized Execution Plan ==")[-1]
+    (scan,) = [line for line in plan.splitlines() if "TableSourceScan(" in line]
+    assert {"inputs", "outputs"} <= set(scan.split("fields=[", 1)[1].split("]", 1)[0].split(", "))
