@@ -6,11 +6,13 @@
 -- a second's sightings when the watermark passes it): the first is the transaction, the later ones are duplicates.
 -- Numbering them all, where a window deduplication would keep the first only, lets the streaming job count the
 -- duplicates where it drops them (sinks/duplicates.sql). Flink plans a window Top-N only under a bound on the rank:
--- the largest INT keeps every sighting.
+-- the largest INT keeps every sighting. All sightings of a hash share ts: polled_at makes the first sighting the
+-- earliest poll's in the backfill too, whose batch sort breaks ties in no particular order (the stream reads polls in
+-- order, so there it changes nothing).
 CREATE TEMPORARY VIEW transaction_sightings AS
 SELECT *
 FROM (
-    SELECT *, ROW_NUMBER() OVER (PARTITION BY window_start, window_end, `hash` ORDER BY ts ASC) AS sighting
+    SELECT *, ROW_NUMBER() OVER (PARTITION BY window_start, window_end, `hash` ORDER BY ts ASC, polled_at ASC) AS sighting
     FROM TABLE(TUMBLE(TABLE on_time_transactions, DESCRIPTOR(ts), INTERVAL '1' SECOND))
 )
 WHERE sighting <= 2147483647;

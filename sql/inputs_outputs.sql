@@ -7,13 +7,13 @@
 -- unique_transaction_lists holds the lists themselves, a row per transaction, for CROSS JOIN UNNEST.
 --
 -- They come from the lines apart from unique_transactions (parse.sql's transaction_lists, lateness.sql's
--- on_time_transaction_lists, deduplicated here as dedup.sql does it): with two or more feature groups Flink shares
+-- on_time_transaction_lists, deduplicated here as dedup.sql does it, the earliest poll's sighting first): with two or more feature groups Flink shares
 -- unique_transactions whole between them, so lists there would be decoded, copied and carried through the dedup's
 -- exchange and state by every job, used or not. Unused, none of these views is in the job's plan.
 CREATE TEMPORARY VIEW unique_transaction_lists AS
 SELECT `hash`, `time`, polled_at, inputs, outputs, ts
 FROM (
-    SELECT *, ROW_NUMBER() OVER (PARTITION BY window_start, window_end, `hash` ORDER BY ts ASC) AS row_num
+    SELECT *, ROW_NUMBER() OVER (PARTITION BY window_start, window_end, `hash` ORDER BY ts ASC, polled_at ASC) AS row_num
     FROM TABLE(TUMBLE(TABLE on_time_transaction_lists, DESCRIPTOR(ts), INTERVAL '1' SECOND))
 )
 WHERE row_num = 1;
