@@ -8,6 +8,10 @@ per-entity group writes divided by (b)'s extra seconds over (a) is the write rat
 (record identifier, window) it computed is in the offline store (the run's own completeness check, exit 0) and the
 offline store holds exactly as many rows as the summary says it wrote.
 
+The machine is 2 cores: on one shared with other work the seconds say little, so each pair also prints the CPU-seconds
+the per-entity group added per process (the run's own, where the writer runs; the store's; the JVM's) and the rows
+per added CPU-second.
+
     .venv/bin/python bench/writes.py                     # the bundled recording, 2 alternating pairs
     .venv/bin/python bench/writes.py --pairs 3 --recording R
 """
@@ -25,7 +29,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.measure import run_measured  # noqa: E402
+from bench.measure import Measured, run_measured  # noqa: E402
 from connectors.blockchain.source import BUNDLED_RECORDING  # noqa: E402
 from connectors.featurestore.local.offline import run_query  # noqa: E402
 from job.local.data_dir import DataDir  # noqa: E402
@@ -46,7 +50,18 @@ GROUP BY window_start, window_end, SUBSTRING(`hash`, 1, 3);
 """
 
 
-def run(recording: Path, features: Path, data_dir: Path) -> tuple[float, dict]:
+def cpu_by_role(measured: Measured) -> dict[str, float]:
+    """CPU-seconds of a run by process: ``run`` (the command's own: the writer runs there, in PyFlink's loopback
+    worker pool), ``store`` (its other Python processes: the local feature store), ``java`` (the MiniCluster)."""
+    roles = {"run": 0.0, "store": 0.0, "java": 0.0}
+    for pid, (name, seconds) in measured.cpu.items():
+        role = "run" if pid == measured.pid else "java" if name == "java" else "store" if name == "python" else None
+        if role:
+            roles[role] += seconds
+    return roles
+
+
+def run(recording: Path, features: Path, data_dir: Path) -> tuple[float, dict, dict[str, float]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYFLINK_")}
     command = [sys.executable, "-m", "job.cli", "run", "--data-dir", str(data_dir), "--recording", str(recording),
                "--speed", "0", "--exit-when-done", "--format", "json", "--featurestore-port", "0",
@@ -54,7 +69,7 @@ def run(recording: Path, features: Path, data_dir: Path) -> tuple[float, dict]:
     measured = run_measured(command, REPO, env)
     if measured.returncode != 0:
         raise SystemExit(f"chainfeat run failed ({measured.returncode}): {measured.stderr[-3000:]}")
-    return measured.seconds, json.loads(measured.stdout)
+    return measured.seconds, json.loads(measured.stdout), cpu_by_role(measured)
 
 
 def offline_rows(data_dir: Path, group: str) -> int:
@@ -77,8 +92,9 @@ def main() -> None:
     rates = []
     try:
         for pair in range(args.pairs):
-            base_s, _ = run(args.recording, shipped, work / f"shipped-{pair}")
-            with_s, summary = run(args.recording, both, work / f"per-entity-{pair}")
+            load = os.getloadavg()[0]
+            base_s, _, base_cpu = run(args.recording, shipped, work / f"shipped-{pair}")
+            with_s, summary, with_cpu = run(args.recording, both, work / f"per-entity-{pair}")
             rows = summary["windows_written"][GROUP]
             stored = offline_rows(work / f"per-entity-{pair}", GROUP)
             if stored != rows:
@@ -87,7 +103,11 @@ def main() -> None:
             rates.append(rate)
             print(f"pair {pair + 1}: shipped group alone {base_s:.1f} s; with {GROUP} {with_s:.1f} s "
                   f"({rows:,} rows over {summary['records_online'][GROUP]:,} entities): "
-                  f"{with_s - base_s:.1f} s more, {rate:,.0f} rows/s", flush=True)
+                  f"{with_s - base_s:.1f} s more, {rate:,.0f} rows/s (load average {load:.1f} before)", flush=True)
+            extra = {role: with_cpu[role] - base_cpu[role] for role in base_cpu}
+            print(f"        CPU-seconds added: {sum(extra.values()):.1f} ("
+                  + ", ".join(f"{role} {seconds:.1f}" for role, seconds in extra.items())
+                  + f"): {rows / max(sum(extra.values()), 1e-9):,.0f} rows per CPU-second", flush=True)
     finally:
         if args.keep is None:
             shutil.rmtree(work, ignore_errors=True)

@@ -267,7 +267,12 @@ class FeatureStoreClient:
     def put_records(self, group: str, rows: Iterable[Mapping[str, Any]]) -> int:
         """Write rows in BatchWriteRecord batches, several in flight; re-sends unprocessed or retryable entries.
         Returns count. Batches may land in any order: online keeps the newest event time whatever the order."""
-        entries = [{"FeatureGroupName": group, "Record": to_api_record(row)} for row in rows]
+        return self.write_records(group, [to_api_record(row) for row in rows])
+
+    def write_records(self, group: str, records: Sequence[list[dict[str, Any]]]) -> int:
+        """put_records of rows already in the API's form (each a ``Record``: FeatureName and ValueAsString or
+        ValueAsStringList per feature, as to_api_record makes them)."""
+        entries = [{"FeatureGroupName": group, "Record": record} for record in records]
         size = self.config.batch_size
         batches = [entries[start:start + size] for start in range(0, len(entries), size)]
         return sum(self._in_parallel(lambda batch: self._write_batch(group, batch), batches))
@@ -279,12 +284,17 @@ class FeatureStoreClient:
 
         Online keeps one record per identifier (the newest event time): a re-emitted row that is older than
         the record online (an entity-keyed group that wrote a newer window since) is written again."""
-        definition = self.describe(group)
-        identifier = definition.record_identifier
-        identifiers = list(dict.fromkeys(str(row[identifier]) for row in rows))  # an entity may have several rows
-        held = {_as_strings(record)[identifier]: _as_strings(record) for record in self.get_records(group, identifiers)}
-        new = [row for row in rows if held.get(_as_strings(row)[identifier]) != _as_strings(row)]
-        return self.put_records(group, new) if new else 0
+        return self.write_new_records(group, [to_api_record(row) for row in rows])
+
+    def write_new_records(self, group: str, records: Sequence[list[dict[str, Any]]]) -> int:
+        """put_new_records of rows already in the API's form (write_records)."""
+        identifier = self.describe(group).record_identifier
+        wanted = [_record_strings(record) for record in records]
+        ids = list(dict.fromkeys(str(strings[identifier]) for strings in wanted))  # an entity may have several rows
+        held = {_as_strings(row)[identifier]: _as_strings(row) for row in self.get_records(group, ids)}
+        new = [record for record, strings in zip(records, wanted, strict=True)
+               if held.get(strings[identifier]) != strings]
+        return self.write_records(group, new) if new else 0
 
     def _write_batch(self, group: str, entries: list[dict[str, Any]]) -> int:
         remaining = entries
@@ -426,5 +436,8 @@ def _code(error: BaseException | None) -> str:
 def _as_strings(values: Mapping[str, Any]) -> dict[str, str | list[str]]:
     """A record as the API holds it (every value as its string, a collection's as strings), to compare a row with
     what is online."""
-    return {entry["FeatureName"]: entry.get("ValueAsString", entry.get("ValueAsStringList"))
-            for entry in to_api_record(values)}
+    return _record_strings(to_api_record(values))
+
+
+def _record_strings(record: list[Mapping[str, Any]]) -> dict[str, str | list[str]]:
+    return {entry["FeatureName"]: entry.get("ValueAsString", entry.get("ValueAsStringList")) for entry in record}

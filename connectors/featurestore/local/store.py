@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -118,8 +118,7 @@ def offline_schema(definition: FeatureGroupDefinition) -> pa.Schema:
 PutEntry = tuple[str, list[Mapping[str, Any]], "Iterable[str] | None", "Mapping[str, Any] | None"]
 
 
-@dataclass(frozen=True)
-class _Write:
+class _Write(NamedTuple):
     """A checked PutRecord, ready to commit."""
 
     group: str
