@@ -9,6 +9,7 @@ only one (botocore's modes cannot bound the total wait nor re-send a batch's unp
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import threading
 import time
@@ -17,8 +18,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import boto3
+from botocore import UNSIGNED
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
@@ -77,18 +80,30 @@ class FeatureStoreConfig:
     group_wait_timeout_s: float = 900.0  # creating a group or adding features takes minutes on the service
     extra_client_kwargs: Mapping[str, Any] = field(default_factory=dict)
     shown_as: str | None = None  # how messages name the store (default: its endpoint, or SageMaker and the region)
+    # Sign requests (SigV4)? None: yes, unless the endpoint is on this machine (a loopback address: the local store,
+    # which checks no signature; no AWS endpoint answers there).
+    sign_requests: bool | None = None
+
+    @property
+    def signs_requests(self) -> bool:
+        if self.sign_requests is not None:
+            return self.sign_requests
+        return not (self.endpoint_url and _is_loopback(urlsplit(self.endpoint_url).hostname))
 
     def boto3_clients(self) -> tuple[Any, Any]:
         """(runtime client, control-plane client), with botocore's retries off. The runtime client skips
         botocore's parameter validation: this client builds every runtime request itself from typed values, the
         store validates each one anyway, and botocore's walk of a 25-record batch cost more CPU than the rest of
-        the call (bench/writes.py)."""
+        the call (bench/writes.py). Requests to a store on this machine are not signed (sign_requests): it checks no
+        signature, and signing is CPU the writer spends on every call (bench/HISTORY.md)."""
         config = Config(
             retries={"total_max_attempts": 1, "mode": "standard"},
             connect_timeout=self.connect_timeout_s,
             read_timeout=self.read_timeout_s,
             max_pool_connections=32,
         )
+        if not self.signs_requests:
+            config = config.merge(Config(signature_version=UNSIGNED))
         kwargs: dict[str, Any] = {"region_name": self.region, **self.extra_client_kwargs}
         if self.endpoint_url:
             kwargs["endpoint_url"] = self.endpoint_url
@@ -401,6 +416,15 @@ class FeatureStoreClient:
         if not records:
             return None
         return max(records, key=lambda row: (row[definition.event_time_feature], str(row[definition.record_identifier])))
+
+
+def _is_loopback(host: str | None) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host or "").is_loopback
+    except ValueError:
+        return False
 
 
 def minute_key(moment: datetime) -> str:
