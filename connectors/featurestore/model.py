@@ -334,7 +334,6 @@ class FeatureGroupDefinition:
         event_time = self.parse_event_time(_raw(record, self.event_time_feature))
         return values, identifier, event_time
 
-
     @cached_property
     def _scalar_types(self) -> dict[str, FeatureType]:
         return {name: kind for name, kind in self.features.items() if name not in self.collections}
@@ -353,16 +352,18 @@ class FeatureGroupDefinition:
             if type(entry) is not dict or len(entry) != 2:
                 return None
             name, text = entry.get("FeatureName"), entry.get("ValueAsString")
+            if type(name) is not str or type(text) is not str or not text.isascii():
+                return None  # the long way measures a value's UTF-8 bytes
             kind = types.get(name)
-            if kind is None or type(text) is not str or name in values:
+            if kind is None or name in values:
                 return None
-            size += len(name) + (len(text) if text.isascii() else len(text.encode()))
+            size += len(name) + len(text)
             if kind is FeatureType.STRING:
                 values[name] = text
             elif kind is FeatureType.INTEGRAL:
                 if len(text) > _INT64_DIGITS or not _INTEGRAL.match(text):
                     return None
-                values[name] = int(text)  # at most 19 characters: within 64 bits unless 19 digits, checked next
+                values[name] = int(text)
                 if not _INT64_MIN <= values[name] <= _INT64_MAX:
                     return None
             else:
@@ -381,8 +382,8 @@ class FeatureGroupDefinition:
         if identifier is None or identifier == "":
             return None
         identifier = str(identifier)
-        if len(identifier) > MAX_RECORD_IDENTIFIER_BYTES or not identifier.isascii():
-            return None  # the long way measures its bytes
+        if len(identifier) > MAX_RECORD_IDENTIFIER_BYTES:  # ASCII (an integer's digits, or a checked value)
+            return None
         if types[self.event_time_feature] is FeatureType.FRACTIONAL:
             event_time = values[self.event_time_feature]
             if event_time < 0:

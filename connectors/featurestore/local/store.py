@@ -791,7 +791,7 @@ class LocalFeatureStore:
                 definition = FeatureGroupDefinition(group, "_", "_", {"_": FeatureType.STRING})
             try:
                 table = _offline_table(definition, write_time, group_rows)
-            except (pa.ArrowInvalid, ValueError):  # what Arrow's JSON reader refuses (a lone surrogate...) row by row
+            except (pa.ArrowException, ValueError):  # what Arrow's JSON reader refuses (a lone surrogate...): by row
                 table = _offline_table_by_row(definition, write_time, group_rows)
             directory = self.offline_root / group / partition
             directory.mkdir(parents=True, exist_ok=True)
