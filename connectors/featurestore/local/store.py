@@ -831,6 +831,7 @@ def _offline_table(definition: FeatureGroupDefinition, write_time: float, rows: 
         fields = record[1:-1] if record != "{}" else '"_": null'  # a JSON object's members, as json.dumps wrote them
         lines.append(f'{{{fields}{written}{moments[invoked_at]}, "is_deleted": {"true" if deleted else "false"}}}')
     table = pa_json.read_json(pa.py_buffer("\n".join(lines).encode()),
+                              read_options=pa_json.ReadOptions(use_threads=False),  # a flush's few MB: one thread
                               parse_options=pa_json.ParseOptions(explicit_schema=read_as,
                                                                  unexpected_field_behavior="ignore"))
     return pa.Table.from_arrays([table.column(f.name).cast(f.type) for f in schema], schema=schema)
