@@ -55,6 +55,7 @@ class Measured:
     rss: list[tuple[float, dict[str, int]]] = field(default_factory=list)  # (seconds since start, rss_by_name)
     # CPU seconds per process of the tree as last sampled (a process's last half second before it exits is missed)
     cpu: dict[int, tuple[str, float]] = field(default_factory=dict)
+    pid: int = 0  # the command's own process (the root of the tree)
 
     def cpu_line(self) -> str:
         by_name: dict[str, float] = {}
@@ -95,4 +96,4 @@ def run_measured(command: list[str], cwd: Path, env: dict[str, str], every_s: fl
     elapsed = time.perf_counter() - started
     done.set()
     sampler.join()
-    return Measured(elapsed, process.returncode, stdout, stderr, samples, cpu)
+    return Measured(elapsed, process.returncode, stdout, stderr, samples, cpu, process.pid)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -29,9 +30,33 @@ from pyflink.table import DataTypes
 from pyflink.table.udf import FunctionContext, ScalarFunction, udf
 
 from connectors.featurestore.client import FeatureStoreClient, FeatureStoreConfig
+from connectors.featurestore.model import to_api_value
 from udfs import metric_names
 from udfs.coverage import Coverage, WindowShape
 from udfs.metrics import cloudwatch_metric_group
+
+
+def value_texts(column: pd.Series) -> list[str | list[str | None] | None]:
+    """A column's values as the API writes them: what to_api_value makes of plain(value) (a string; for an ARRAY
+    column a list of them), None for a missing value. A column of numbers is converted in one pass."""
+    numpy_kind = column.dtype.kind if isinstance(column.dtype, np.dtype) else None  # not pandas' nullable types
+    if numpy_kind == "i":
+        return list(map(str, column.tolist()))
+    if numpy_kind == "f":
+        return [None if value != value else repr(value) for value in column.tolist()]  # NaN is missing
+    texts: list[str | list[str | None] | None] = []
+    for value in map(plain, column):
+        entry = None if value is None else to_api_value("", value)
+        texts.append(None if entry is None else entry.get("ValueAsString", entry.get("ValueAsStringList")))
+    return texts
+
+
+def api_records(names: Sequence[str], columns: Sequence[pd.Series]) -> list[list[dict[str, Any]]]:
+    """The rows of ``columns`` as Feature Store Records: to_api_record of each row of plain values, column by column."""
+    texts = [value_texts(column) for column in columns]
+    return [[{"FeatureName": name, "ValueAsStringList" if type(text) is list else "ValueAsString": text}
+             for name, text in zip(names, row) if text is not None]
+            for row in zip(*texts)]
 
 
 def plain(value: Any) -> Any:
@@ -91,17 +116,18 @@ class FeatureStoreWriter(ScalarFunction):
             complete &= self.coverage.complete(self.window, columns[self.columns.index(self.event_time_column)])
             self.skipped.inc(int((~complete).sum()))
             columns = tuple(column[complete] for column in columns)
-        rows = [dict(zip(self.columns, map(plain, values))) for values in zip(*columns)]
+        records = api_records(self.columns, columns)
         started = time.perf_counter()
         if self.read_first:  # a window re-emitted after a restore: not twice
-            written = self.client.put_new_records(self.group, rows)
+            written = self.client.write_new_records(self.group, records)
         else:
-            written = self.client.put_records(self.group, rows)
+            written = self.client.write_records(self.group, records)
         self.last_put_ms = round((time.perf_counter() - started) * 1000)
         self.written.inc(written)
-        newest = max((row[self.event_time_column] for row in rows), default=None)
-        if newest is not None:
-            self.newest_event_time = max(float(newest), self.newest_event_time or float(newest))
+        event_times = columns[self.columns.index(self.event_time_column)]
+        if len(event_times):
+            newest = float(max(map(plain, event_times), key=float))
+            self.newest_event_time = max(newest, self.newest_event_time or newest)
         return complete.astype("int64")
 
     def is_deterministic(self) -> bool:

@@ -9,6 +9,7 @@ only one (botocore's modes cannot bound the total wait nor re-send a batch's unp
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import threading
 import time
@@ -17,8 +18,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import boto3
+from botocore import UNSIGNED
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
@@ -77,18 +80,30 @@ class FeatureStoreConfig:
     group_wait_timeout_s: float = 900.0  # creating a group or adding features takes minutes on the service
     extra_client_kwargs: Mapping[str, Any] = field(default_factory=dict)
     shown_as: str | None = None  # how messages name the store (default: its endpoint, or SageMaker and the region)
+    # Sign requests (SigV4)? None: yes, unless the endpoint is on this machine (a loopback address: the local store,
+    # which checks no signature; no AWS endpoint answers there).
+    sign_requests: bool | None = None
+
+    @property
+    def signs_requests(self) -> bool:
+        if self.sign_requests is not None:
+            return self.sign_requests
+        return not (self.endpoint_url and _is_loopback(urlsplit(self.endpoint_url).hostname))
 
     def boto3_clients(self) -> tuple[Any, Any]:
         """(runtime client, control-plane client), with botocore's retries off. The runtime client skips
         botocore's parameter validation: this client builds every runtime request itself from typed values, the
         store validates each one anyway, and botocore's walk of a 25-record batch cost more CPU than the rest of
-        the call (bench/writes.py)."""
+        the call (bench/writes.py). Requests to a store on this machine are not signed (sign_requests): it checks no
+        signature, and signing is CPU the writer spends on every call (bench/HISTORY.md)."""
         config = Config(
             retries={"total_max_attempts": 1, "mode": "standard"},
             connect_timeout=self.connect_timeout_s,
             read_timeout=self.read_timeout_s,
             max_pool_connections=32,
         )
+        if not self.signs_requests:
+            config = config.merge(Config(signature_version=UNSIGNED))
         kwargs: dict[str, Any] = {"region_name": self.region, **self.extra_client_kwargs}
         if self.endpoint_url:
             kwargs["endpoint_url"] = self.endpoint_url
@@ -267,7 +282,12 @@ class FeatureStoreClient:
     def put_records(self, group: str, rows: Iterable[Mapping[str, Any]]) -> int:
         """Write rows in BatchWriteRecord batches, several in flight; re-sends unprocessed or retryable entries.
         Returns count. Batches may land in any order: online keeps the newest event time whatever the order."""
-        entries = [{"FeatureGroupName": group, "Record": to_api_record(row)} for row in rows]
+        return self.write_records(group, [to_api_record(row) for row in rows])
+
+    def write_records(self, group: str, records: Sequence[list[dict[str, Any]]]) -> int:
+        """put_records of rows already in the API's form (each a ``Record``: FeatureName and ValueAsString or
+        ValueAsStringList per feature, as to_api_record makes them)."""
+        entries = [{"FeatureGroupName": group, "Record": record} for record in records]
         size = self.config.batch_size
         batches = [entries[start:start + size] for start in range(0, len(entries), size)]
         return sum(self._in_parallel(lambda batch: self._write_batch(group, batch), batches))
@@ -279,12 +299,17 @@ class FeatureStoreClient:
 
         Online keeps one record per identifier (the newest event time): a re-emitted row that is older than
         the record online (an entity-keyed group that wrote a newer window since) is written again."""
-        definition = self.describe(group)
-        identifier = definition.record_identifier
-        identifiers = list(dict.fromkeys(str(row[identifier]) for row in rows))  # an entity may have several rows
-        held = {_as_strings(record)[identifier]: _as_strings(record) for record in self.get_records(group, identifiers)}
-        new = [row for row in rows if held.get(_as_strings(row)[identifier]) != _as_strings(row)]
-        return self.put_records(group, new) if new else 0
+        return self.write_new_records(group, [to_api_record(row) for row in rows])
+
+    def write_new_records(self, group: str, records: Sequence[list[dict[str, Any]]]) -> int:
+        """put_new_records of rows already in the API's form (write_records)."""
+        identifier = self.describe(group).record_identifier
+        wanted = [_record_strings(record) for record in records]
+        ids = list(dict.fromkeys(str(strings[identifier]) for strings in wanted))  # an entity may have several rows
+        held = {_as_strings(row)[identifier]: _as_strings(row) for row in self.get_records(group, ids)}
+        new = [record for record, strings in zip(records, wanted, strict=True)
+               if held.get(strings[identifier]) != strings]
+        return self.write_records(group, new) if new else 0
 
     def _write_batch(self, group: str, entries: list[dict[str, Any]]) -> int:
         remaining = entries
@@ -393,6 +418,15 @@ class FeatureStoreClient:
         return max(records, key=lambda row: (row[definition.event_time_feature], str(row[definition.record_identifier])))
 
 
+def _is_loopback(host: str | None) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host or "").is_loopback
+    except ValueError:
+        return False
+
+
 def minute_key(moment: datetime) -> str:
     """The record identifier of the shipped per-minute group for the window starting at ``moment`` (the notebook
     reads the last hour's windows by these keys)."""
@@ -426,5 +460,8 @@ def _code(error: BaseException | None) -> str:
 def _as_strings(values: Mapping[str, Any]) -> dict[str, str | list[str]]:
     """A record as the API holds it (every value as its string, a collection's as strings), to compare a row with
     what is online."""
-    return {entry["FeatureName"]: entry.get("ValueAsString", entry.get("ValueAsStringList"))
-            for entry in to_api_record(values)}
+    return _record_strings(to_api_record(values))
+
+
+def _record_strings(record: list[Mapping[str, Any]]) -> dict[str, str | list[str]]:
+    return {entry["FeatureName"]: entry.get("ValueAsString", entry.get("ValueAsStringList")) for entry in record}

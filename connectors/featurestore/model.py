@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from enum import Enum
+from functools import cached_property
 from typing import Any
 
 FEATURE_GROUP_NAME = re.compile(r"^[a-zA-Z0-9]([-_]*[a-zA-Z0-9]){0,63}$")
@@ -303,6 +304,10 @@ class FeatureGroupDefinition:
         Returns the typed values, the record identifier as a string, and the event time in epoch seconds.
         ``partial``: UpdateRecord's features, which need neither the identifier nor the event time (then None).
         """
+        if not partial:
+            parsed = self._parse_plain_record(record)
+            if parsed is not None:
+                return parsed
         too_big = record_size_error(record)
         if too_big:
             raise FeatureValueError(too_big)
@@ -328,6 +333,66 @@ class FeatureGroupDefinition:
             raise FeatureValueError(f"Event time feature '{self.event_time_feature}' is missing from the record")
         event_time = self.parse_event_time(_raw(record, self.event_time_feature))
         return values, identifier, event_time
+
+    @cached_property
+    def _scalar_types(self) -> dict[str, FeatureType]:
+        return {name: kind for name, kind in self.features.items() if name not in self.collections}
+
+    def _parse_plain_record(self, record: Any) -> tuple[dict[str, Any], str, float] | None:
+        """parse_record's answer for a record of scalar features given the usual way (each entry exactly a
+        FeatureName and a ValueAsString), every value valid: the same checks in one pass. None for anything else,
+        valid or not, which parse_record then checks the long way (and words the error of)."""
+        if type(record) is not list:
+            return None
+        types = self._scalar_types
+        values: dict[str, Any] = {}
+        size = 0
+        event_time_text = None
+        for entry in record:
+            if type(entry) is not dict or len(entry) != 2:
+                return None
+            name, text = entry.get("FeatureName"), entry.get("ValueAsString")
+            if type(name) is not str or type(text) is not str or not text.isascii():
+                return None  # the long way measures a value's UTF-8 bytes
+            kind = types.get(name)
+            if kind is None or name in values:
+                return None
+            size += len(name) + len(text)
+            if kind is FeatureType.STRING:
+                values[name] = text
+            elif kind is FeatureType.INTEGRAL:
+                if len(text) > _INT64_DIGITS or not _INTEGRAL.match(text):
+                    return None
+                values[name] = int(text)
+                if not _INT64_MIN <= values[name] <= _INT64_MAX:
+                    return None
+            else:
+                try:
+                    value = float(text)
+                except ValueError:
+                    return None
+                if not math.isfinite(value):
+                    return None
+                values[name] = value
+            if name == self.event_time_feature:
+                event_time_text = text
+        if size > MAX_RECORD_BYTES or event_time_text is None:
+            return None
+        identifier = values.get(self.record_identifier)
+        if identifier is None or identifier == "":
+            return None
+        identifier = str(identifier)
+        if len(identifier) > MAX_RECORD_IDENTIFIER_BYTES:  # ASCII (an integer's digits, or a checked value)
+            return None
+        if types[self.event_time_feature] is FeatureType.FRACTIONAL:
+            event_time = values[self.event_time_feature]
+            if event_time < 0:
+                return None
+            return values, identifier, float(event_time)
+        try:
+            return values, identifier, self.parse_event_time(event_time_text)
+        except FeatureValueError:
+            return None
 
 
 def check_record_identifier(feature: str, identifier: str) -> None:

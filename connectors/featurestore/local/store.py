@@ -24,11 +24,12 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pyarrow as pa
+import pyarrow.json as pa_json
 import pyarrow.parquet as pq
 
 from connectors import DEFAULT_REGION
@@ -118,8 +119,7 @@ def offline_schema(definition: FeatureGroupDefinition) -> pa.Schema:
 PutEntry = tuple[str, list[Mapping[str, Any]], "Iterable[str] | None", "Mapping[str, Any] | None"]
 
 
-@dataclass(frozen=True)
-class _Write:
+class _Write(NamedTuple):
     """A checked PutRecord, ready to commit."""
 
     group: str
@@ -781,28 +781,18 @@ class LocalFeatureStore:
         """The Parquet files of one flush batch, one per group and partition, each written atomically."""
         by_file: dict[tuple[str, str], list[tuple]] = defaultdict(list)
         partitions: dict[float, str] = {}  # a batch's rows share few event times and invocation times: each once
-        moments: dict[float, datetime] = {}
         for row in rows:
             if row[1] not in partitions:
                 partitions[row[1]] = partition_path(row[1])
             by_file[(row[0], partitions[row[1]])].append(row)
-        written_at = datetime.fromtimestamp(write_time, tz=timezone.utc).replace(tzinfo=None)
         for (group, partition), group_rows in by_file.items():
             definition = definitions.get(group)
             if definition is None:  # the group was deleted with rows still pending: keep them as JSON
                 definition = FeatureGroupDefinition(group, "_", "_", {"_": FeatureType.STRING})
-            schema = offline_schema(definition)
-            columns: dict[str, list] = {name: [] for name in schema.names}
-            for _group, _event_time, invoked_at, deleted, record in group_rows:
-                values = json.loads(record)
-                for name in definition.features:
-                    columns[name].append(values.get(name))
-                columns["write_time"].append(written_at)
-                if invoked_at not in moments:
-                    moments[invoked_at] = datetime.fromtimestamp(invoked_at, tz=timezone.utc).replace(tzinfo=None)
-                columns["api_invocation_time"].append(moments[invoked_at])
-                columns["is_deleted"].append(bool(deleted))
-            table = pa.table(columns, schema=schema)
+            try:
+                table = _offline_table(definition, write_time, group_rows)
+            except (pa.ArrowException, ValueError):  # what Arrow's JSON reader refuses (a lone surrogate...): by row
+                table = _offline_table_by_row(definition, write_time, group_rows)
             directory = self.offline_root / group / partition
             directory.mkdir(parents=True, exist_ok=True)
             target = directory / f"part-{first_seq:012d}-{last_seq:012d}.parquet"
@@ -814,6 +804,52 @@ class LocalFeatureStore:
         with self._flush_lock, self._lock:
             self._flush_pending()
             self._db.close()
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def _epoch_ms(epoch_seconds: float) -> int:
+    """A time in epoch seconds as a ``timestamp("ms")`` value: as the datetime Python makes of it (to the microsecond),
+    whole milliseconds (what Arrow keeps of a datetime)."""
+    return (datetime.fromtimestamp(epoch_seconds, tz=timezone.utc) - _EPOCH) // _MICROSECOND // 1000
+
+
+def _offline_table(definition: FeatureGroupDefinition, write_time: float, rows: list[tuple]) -> pa.Table:
+    """Pending offline rows (group, event time, invocation time, is_deleted, the record as JSON) as a table of
+    offline_schema: the records parsed by Arrow's JSON reader, the offline store's own columns written into each."""
+    schema = offline_schema(definition)
+    times = {"write_time": pa.int64(), "api_invocation_time": pa.int64()}
+    read_as = pa.schema([pa.field(f.name, times.get(f.name, f.type)) for f in schema])
+    moments: dict[float, int] = {}
+    lines = []
+    written = f', "write_time": {_epoch_ms(write_time)}, "api_invocation_time": '
+    for _group, _event_time, invoked_at, deleted, record in rows:
+        if invoked_at not in moments:
+            moments[invoked_at] = _epoch_ms(invoked_at)
+        fields = record[1:-1] if record != "{}" else '"_": null'  # a JSON object's members, as json.dumps wrote them
+        lines.append(f'{{{fields}{written}{moments[invoked_at]}, "is_deleted": {"true" if deleted else "false"}}}')
+    table = pa_json.read_json(pa.py_buffer("\n".join(lines).encode()),
+                              read_options=pa_json.ReadOptions(use_threads=False),  # a flush's few MB: one thread
+                              parse_options=pa_json.ParseOptions(explicit_schema=read_as,
+                                                                 unexpected_field_behavior="ignore"))
+    return pa.Table.from_arrays([table.column(f.name).cast(f.type) for f in schema], schema=schema)
+
+
+def _offline_table_by_row(definition: FeatureGroupDefinition, write_time: float, rows: list[tuple]) -> pa.Table:
+    """_offline_table, each record parsed by Python (for what Arrow's JSON reader refuses)."""
+    schema = offline_schema(definition)
+    columns: dict[str, list] = {name: [] for name in schema.names}
+    written_at = datetime.fromtimestamp(write_time, tz=timezone.utc).replace(tzinfo=None)
+    for _group, _event_time, invoked_at, deleted, record in rows:
+        values = json.loads(record)
+        for name in definition.features:
+            columns[name].append(values.get(name))
+        columns["write_time"].append(written_at)
+        columns["api_invocation_time"].append(datetime.fromtimestamp(invoked_at, tz=timezone.utc).replace(tzinfo=None))
+        columns["is_deleted"].append(bool(deleted))
+    return pa.table(columns, schema=schema)
 
 
 def _target_stores(target_stores: Iterable[str] | None) -> set[str]:

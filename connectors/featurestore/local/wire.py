@@ -174,12 +174,14 @@ def parse_body(body: bytes) -> dict[str, Any]:
 
 
 def _depth(value: Any) -> int:
-    """How deep ``value`` nests, without recursion (the parser's own limit is Python's recursion limit)."""
-    deepest, pending = 0, [(value, 1)]
-    while pending:
-        node, depth = pending.pop()
-        deepest = max(deepest, depth)
-        if depth <= MAX_JSON_DEPTH:
-            children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
-            pending.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
-    return deepest
+    """How deep ``value`` nests (at most MAX_JSON_DEPTH + 1: deeper is not looked at), level by level without
+    recursion (the parser's own limit is Python's recursion limit). json.loads makes plain dicts and lists only."""
+    level, depth = [value], 0
+    while level:
+        depth += 1
+        if depth > MAX_JSON_DEPTH:
+            break
+        level = [child for node in level if type(node) is dict or type(node) is list
+                 for child in (node.values() if type(node) is dict else node)
+                 if type(child) is dict or type(child) is list]
+    return depth

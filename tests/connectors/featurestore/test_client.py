@@ -203,3 +203,26 @@ def test_newest_record_is_the_newest_event_time_whatever_the_key(client, server)
 
 def test_newest_record_of_an_empty_group(client) -> None:
     assert client.newest_record(GROUP) is None
+
+
+def test_requests_are_signed_unless_the_store_is_on_this_machine(server) -> None:
+    """The local store (a loopback address) checks no signature: the client does not sign for it. Any other endpoint,
+    or sign_requests=True, gets SigV4-signed requests, as AWS requires."""
+    def authorizations(config: FeatureStoreConfig) -> list[str | None]:
+        client = FeatureStoreClient(config)
+        seen: list[str | None] = []
+        for api in (client.runtime, client.control):
+            api.meta.events.register("before-send", lambda request, **_: seen.append(request.headers.get("Authorization")))
+        client.ensure_feature_group(DEFINITION)
+        assert client.put_records(GROUP, feature_rows(30)) == 30
+        assert len(client.get_records(GROUP, [row["tx_minute"] for row in feature_rows(30)])) == 30
+        return seen
+
+    unsigned = authorizations(FeatureStoreConfig(endpoint_url=server.url))
+    assert unsigned and all(header is None for header in unsigned)
+    signed = authorizations(FeatureStoreConfig(endpoint_url=server.url, sign_requests=True))
+    assert signed and all(header and header.startswith(b"AWS4-HMAC-SHA256") for header in signed)
+    assert FeatureStoreConfig(endpoint_url="http://localhost:8766").signs_requests is False
+    assert FeatureStoreConfig(endpoint_url="http://[::1]:8766").signs_requests is False
+    assert FeatureStoreConfig().signs_requests is True  # Amazon SageMaker
+    assert FeatureStoreConfig(endpoint_url="https://featurestore-runtime.sagemaker.eu-west-1.amazonaws.com").signs_requests

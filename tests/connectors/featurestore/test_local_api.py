@@ -322,3 +322,82 @@ def test_feature_metadata_describe_and_update(control, clock) -> None:
     control.add_tags(ResourceArn=arn, Tags=[{"Key": "env", "Value": "local"}])
     control.delete_tags(ResourceArn=arn, TagKeys=["team"])
     assert control.list_tags(ResourceArn=arn)["Tags"] == [{"Key": "env", "Value": "local"}]
+
+
+def _outcome(definition, given):
+    try:
+        return definition.parse_record(given)
+    except Exception as error:  # noqa: BLE001 - what the store makes of any error is the point
+        return type(error), str(error)
+
+
+def test_a_record_is_checked_in_one_pass_with_the_long_ways_answers_and_errors() -> None:
+    """The store checks a record of scalar values in one pass (model.FeatureGroupDefinition._parse_plain_record) and
+    anything else the long way: for every record, valid or not, the answer or the error is the long way's."""
+    from connectors.featurestore.model import Collection, CollectionType, FeatureGroupDefinition, FeatureType
+
+    class LongWay(FeatureGroupDefinition):
+        def _parse_plain_record(self, record):
+            return None
+
+    fractional = FeatureGroupDefinition("g", "id", "t", {"id": FeatureType.STRING, "t": FeatureType.FRACTIONAL,
+                                                         "n": FeatureType.INTEGRAL, "f": FeatureType.FRACTIONAL,
+                                                         "l": FeatureType.STRING},
+                                        collections={"l": Collection(CollectionType.LIST)})
+    iso = FeatureGroupDefinition("h", "n", "t", {"n": FeatureType.INTEGRAL, "t": FeatureType.STRING})
+
+    def entry(name, text):
+        return {"FeatureName": name, "ValueAsString": text}
+
+    def plain(**texts):
+        return [entry(name, text) for name, text in texts.items()]
+
+    records = [
+        plain(id="a", t="1714521600.5", n="42", f="0.1"), plain(id="a", t="0", n="+7", f="1e16"),
+        plain(id="a", t="1", n="-9223372036854775808", f="5e-324"), plain(id="a", t="1", n="9223372036854775808"),
+        plain(id="a", t="1", n="0000000000000000000000001"), plain(id="a", t="1", n=" 5"), plain(id="a", t="1", n="5\n"),
+        plain(id="a", t="1", n="1.0"), plain(id="a", t="1", f="nan"), plain(id="a", t="1", f="-inf"),
+        plain(id="a", t="1", f="1e400"), plain(id="a", t="1", f=" 2.5 "), plain(id="a", t="1", f="1_000.5"),
+        plain(id="a", t="-1"), plain(id="a", t="x"), plain(id="", t="1"), plain(t="1"), plain(id="a"),
+        plain(id="é", t="1"), plain(id="a", t="1", f="٣"), plain(id="\ud800", t="1"), plain(id="x" * 2049, t="1"),
+        plain(id="a", t="1", n="1" * 30), [*plain(id="a", t="1"), entry("id", "b")],
+        [*plain(id="a", t="1"), entry("other", "1")],
+        [*plain(id="a", t="1"), entry("l", "x")], [*plain(id="a", t="1"), {"FeatureName": "l", "ValueAsStringList": ["x"]}],
+        [*plain(id="a"), {"FeatureName": "t", "ValueAsStringList": ["1"]}], [*plain(t="1"), {"FeatureName": "id"}],
+        [*plain(t="1"), {"FeatureName": "id", "ValueAsString": "a", "Extra": 1}], [*plain(t="1"), entry("id", 5)],
+        [*plain(t="1"), entry("id", None)], [*plain(t="1"), entry(["id"], "a")], [*plain(t="1"), "id"],
+        plain(id="a", t="1", l="y" * (350 * 1024)), {"id": "a"}, [],
+    ]
+    long_way = LongWay("g", "id", "t", fractional.features, collections=fractional.collections)
+    assert fractional._parse_plain_record(records[0]) is not None  # the one pass answers the usual record
+    for given in records:
+        assert _outcome(fractional, given) == _outcome(long_way, given), given
+    for given in [plain(n="1", t="2024-05-01T00:00:00Z"), plain(n="1", t="2024-05-01T00:00:00.123Z"),
+                  plain(n="1", t="2024-13-01T00:00:00Z"), plain(n="1", t="2024-05-01 00:00:00"), plain(n="01", t="x")]:
+        assert _outcome(iso, given) == _outcome(LongWay("h", "n", "t", dict(iso.features)), given), given
+
+
+def test_the_offline_flush_reads_records_as_python_would() -> None:
+    """The flush parses pending records with Arrow's JSON reader (store._offline_table); row by row with Python only
+    what Arrow refuses. Both make the same table of every kind of value, and the second takes what the first refuses."""
+    import json
+
+    from connectors.featurestore.local.store import _offline_table, _offline_table_by_row
+    from connectors.featurestore.model import Collection, CollectionType, FeatureGroupDefinition, FeatureType
+
+    definition = FeatureGroupDefinition(
+        "g", "id", "t", {"id": FeatureType.STRING, "t": FeatureType.FRACTIONAL, "n": FeatureType.INTEGRAL,
+                         "f": FeatureType.FRACTIONAL, "l": FeatureType.STRING, "v": FeatureType.FRACTIONAL},
+        collections={"l": Collection(CollectionType.LIST), "v": Collection(CollectionType.VECTOR, 2)})
+    records = [{"id": 'a\u00e9\U0001F600"\\', "t": 1714521600.123, "n": -(2**63), "f": 1e16, "l": ["x", "y\n"],
+                "v": [0.1, 1e-300]},
+               {"id": "b", "t": 0.0, "n": 2**63 - 1, "f": 5e-324}, {"id": "c", "t": 1.5},
+               {"id": "d", "t": 2.0, "f": 0.30000000000000004, "l": []}]
+    rows = [("g", r["t"], 1714521600.1234567 + i * 0.0005, i % 2, json.dumps(r)) for i, r in enumerate(records)]
+    rows.append(("g", 3.0, -1.0000005, 1, "{}"))
+    assert _offline_table(definition, 1765124056.987654, rows).equals(
+        _offline_table_by_row(definition, 1765124056.987654, rows))
+    assert _offline_table(definition, 1.0, rows).to_pylist()[0]["api_invocation_time"].microsecond == 123000
+    lone_surrogate = [("g", 1.0, 1.0, 0, json.dumps({"id": "\ud800", "t": 1.0}))]
+    with pytest.raises(ValueError):
+        _offline_table(definition, 1.0, lone_surrogate)
