@@ -9,9 +9,9 @@ import pandas as pd
 from pyflink.table.udf import FunctionContext
 
 from connectors.featurestore.client import FeatureStoreClient, FeatureStoreConfig
-from connectors.featurestore.model import FeatureGroupDefinition, FeatureType
+from connectors.featurestore.model import FeatureGroupDefinition, FeatureType, to_api_record
 from tests.support.store_records import offline_rows
-from udfs.feature_store_writer import FeatureStoreWriter
+from udfs.feature_store_writer import FeatureStoreWriter, api_records, plain
 
 GROUP = "address_minute"
 DEFINITION = FeatureGroupDefinition(GROUP, "address", "event_time", {
@@ -84,3 +84,18 @@ def test_an_array_column_is_written_as_a_list_and_not_twice(server, data_dir) ->
     server.flush_offline()
     assert sorted((row["minute"], row["addresses"]) for row in offline_rows(data_dir, "input_addresses")) == [
         ("m1", ["a", "b"]), ("m2", ["c"])]
+
+
+def test_columns_become_the_records_each_row_would() -> None:
+    """api_records converts the writer's columns column by column (bench/HISTORY.md): the Records must be those
+    to_api_record makes of each row's plain values, for every kind of column Flink hands the writer (numbers, floats
+    with a missing value, big integers, strings with a missing value, nullable integers, an ARRAY column)."""
+    columns = {
+        "count": pd.Series([0, -3, 2**62]),
+        "ratio": pd.Series([0.1, float("nan"), 1e16]),
+        "name": pd.Series(["a", None, "ü"]),
+        "maybe": pd.Series([1, None, 3], dtype="Int64"),
+        "addresses": pd.Series([["x", "y"], [], ["z"]]),
+    }
+    expected = [to_api_record({name: plain(values[row]) for name, values in columns.items()}) for row in range(3)]
+    assert api_records(list(columns), list(columns.values())) == expected
