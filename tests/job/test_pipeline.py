@@ -154,7 +154,7 @@ def test_at_parallelism_two_with_one_reading_subtask_the_results_are_the_referen
     plan = json.loads(pipeline.statement_set.explain(ExplainDetail.JSON_EXECUTION_PLAN).split(
         "== Physical Execution Plan ==")[-1].strip())
     parallel = {node["contents"].split("(")[0].split("]:")[-1] for node in plan["nodes"] if node["parallelism"] == 2}
-    assert {"WindowDeduplicate", "LocalWindowAggregate", "GlobalWindowAggregate", "PythonCalc"} <= parallel, parallel
+    assert {SIGHTINGS_OPERATOR, "LocalWindowAggregate", "GlobalWindowAggregate", "PythonCalc"} <= parallel, parallel
     address_writer = [node for node in plan["nodes"] if "chainfeat_write_address_minute" in node["contents"]]
     assert [node["parallelism"] for node in address_writer] == [2]
     client = FeatureStoreClient(FeatureStoreConfig(endpoint_url=server.url))
@@ -276,11 +276,12 @@ def test_per_address_features_over_the_outputs_match_the_reference(server, contr
 def _dedup_inputs(plan: str) -> list[list[str]]:
     """The columns each deduplication of an explained job takes in: the select list of the first Calc below its
     exchange (the columns that cross the exchange and sit in its state). The transactions' dedup numbers the sightings
-    (a window Top-N, sql/dedup.sql); the lists' keeps the first (a window deduplication, sql/inputs_outputs.sql)."""
+    (a window Top-N, sql/dedup.sql); the lists' keeps the first (a window Top-N of one, sql/inputs_outputs.sql: ordered
+    by ts and polled_at, which Flink plans as a Top-N, not as a window deduplication)."""
     lines = plan.split("== Optimized Execution Plan ==")[-1].splitlines()
     columns = []
     for number, line in enumerate(lines):
-        if f"{SIGHTINGS_OPERATOR}(" in line or "WindowDeduplicate(" in line:
+        if f"{SIGHTINGS_OPERATOR}(" in line:
             below = next(text for text in lines[number + 2:] if "Calc(select=[" in text)
             columns.append(below.split("Calc(select=[", 1)[1].split("]", 1)[0].split(", "))
     return columns
