@@ -306,7 +306,7 @@ class FeatureStoreClient:
         identifier = self.describe(group).record_identifier
         wanted = [_record_strings(record) for record in records]
         ids = list(dict.fromkeys(str(strings[identifier]) for strings in wanted))  # an entity may have several rows
-        held = {_as_strings(row)[identifier]: _as_strings(row) for row in self.get_records(group, ids)}
+        held = {strings[identifier]: strings for strings in map(_as_strings, self.get_records(group, ids))}
         new = [record for record, strings in zip(records, wanted, strict=True)
                if held.get(strings[identifier]) != strings]
         return self.write_records(group, new) if new else 0
