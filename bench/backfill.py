@@ -139,6 +139,7 @@ def main() -> None:
     print("\n".join(stage_lines(chainfeat)))
     print("\n".join(chainfeat["measured"].memory_lines()))
     print(chainfeat["measured"].cpu_line())
+    print("\n".join(chainfeat["measured"].thread_lines()))
     summary = chainfeat["summary"]
     print(f"chainfeat read {summary['lines_read']:,} lines: {summary['transactions']:,} sightings, "
           f"{summary['duplicates']:,} duplicates, {summary['dead_letter']} dead-letter lines; covered "

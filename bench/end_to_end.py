@@ -212,6 +212,7 @@ def main() -> None:
     print("\n".join(stage_lines(chainfeat)))
     print("\n" + "\n".join(chainfeat["measured"].memory_lines()))
     print(chainfeat["measured"].cpu_line())
+    print("\n".join(chainfeat["measured"].thread_lines()))
     summary = chainfeat["summary"]
     print(f"chainfeat counted {summary['transactions']:,} sightings, {summary['duplicates']:,} duplicates, "
           f"{summary['late']} late, {summary['dead_letter']} dead-letter lines")

@@ -46,6 +46,48 @@ def cpu_by_process(pid: int) -> dict[int, tuple[str, float]]:
     return found
 
 
+def _process_label(process: int, name: str) -> str:
+    """java, or a Python process by what it runs (``-m module`` or its script's name): the run, the feature store,
+    a Python worker."""
+    if name != "python":
+        return name
+    try:
+        argv = Path(f"/proc/{process}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return name
+    if "-m" in argv[:-1]:
+        return f"python -m {argv[argv.index('-m') + 1]}"
+    scripts = [Path(arg).name for arg in argv[1:] if arg.endswith(".py")]
+    return f"python {scripts[0]}" if scripts else name
+
+
+def cpu_by_thread(pid: int) -> dict[tuple[int, int], tuple[str, str, float]]:
+    """Per thread of a process tree, keyed by (process, thread id): its process's label (_process_label), its own
+    name as Linux keeps it (15 characters: 'C2 CompilerThre', 'Source Data Fet', a Flink task's operator chain) and
+    the CPU seconds it has used so far (user + system)."""
+    found = {}
+    for process in [pid, *descendants(pid)]:
+        try:
+            label = _process_label(process, Path(f"/proc/{process}/comm").read_text().strip())
+            threads = list(Path(f"/proc/{process}/task").iterdir())
+        except OSError:
+            continue
+        for thread in threads:
+            try:
+                text = (thread / "stat").read_text()
+            except OSError:
+                continue
+            name, rest = text.split(" (", 1)[1].rsplit(") ", 1)
+            fields = rest.split()
+            found[(process, int(thread.name))] = (label, name, (int(fields[11]) + int(fields[12])) * _TICK_S)
+    return found
+
+
+# Threads by role, from their names: the JVM's JIT compilers and its collector (with safepoint work). Java 17.
+_JIT_THREADS = ("C1 CompilerThre", "C2 CompilerThre")
+_GC_THREADS = ("VM Thread", "GC Thread", "VM Periodic Tas")
+
+
 @dataclass
 class Measured:
     seconds: float
@@ -56,6 +98,8 @@ class Measured:
     # CPU seconds per process of the tree as last sampled (a process's last half second before it exits is missed)
     cpu: dict[int, tuple[str, float]] = field(default_factory=dict)
     pid: int = 0  # the command's own process (the root of the tree)
+    # CPU seconds per thread as last sampled (cpu_by_thread; a thread's last half second before it ends is missed)
+    threads: dict[tuple[int, int], tuple[str, str, float]] = field(default_factory=dict)
 
     def cpu_line(self) -> str:
         by_name: dict[str, float] = {}
@@ -63,6 +107,30 @@ class Measured:
             by_name[name] = by_name.get(name, 0.0) + seconds
         parts = ", ".join(f"{name} {seconds:.1f}" for name, seconds in sorted(by_name.items(), key=lambda item: -item[1]))
         return f"CPU time of the process tree: {sum(by_name.values()):.1f} s ({parts})"
+
+    def thread_lines(self, top: int = 10) -> list[str]:
+        """Where the CPU went, by thread: the JVM's JIT compilers and collector, then the busiest threads (a Python
+        process's threads as one: Python names none of them)."""
+        by_thread: dict[tuple[str, str], float] = {}
+        for label, name, seconds in self.threads.values():
+            key = (label, label if label.startswith("python") else name)
+            by_thread[key] = by_thread.get(key, 0.0) + seconds
+        total = sum(by_thread.values())
+        if not total:
+            return []
+        jit = sum(seconds for (label, name), seconds in by_thread.items() if label == "java" and name in _JIT_THREADS)
+        gc = sum(seconds for (label, name), seconds in by_thread.items() if label == "java" and name in _GC_THREADS)
+        lines = [f"CPU by thread ({total:.1f} s sampled): the JVM's JIT compilers {jit:.1f} s ({jit / total:.0%}), "
+                 f"its collector and safepoints {gc:.1f} s ({gc / total:.0%}); the busiest (a Flink task's thread is "
+                 "named after its operator chain, cut to 15 characters):"]
+        busiest = sorted(by_thread.items(), key=lambda item: -item[1])
+        for (label, name), seconds in busiest[:top]:
+            shown = label if name == label else f"{label}: {name}"
+            lines.append(f"    {shown:<52} {seconds:5.1f} s {seconds / total:6.1%}")
+        rest = sum(seconds for _key, seconds in busiest[top:])
+        if rest:
+            lines.append(f"    {f'the other {len(busiest) - top} threads':<52} {rest:5.1f} s {rest / total:6.1%}")
+        return lines
 
     def memory_lines(self) -> list[str]:
         java = [sample["java"] for _t, sample in self.rss if "java" in sample]
@@ -78,9 +146,11 @@ class Measured:
 
 
 def run_measured(command: list[str], cwd: Path, env: dict[str, str], every_s: float = 0.5) -> Measured:
-    """Run ``command`` to its end, timing it and sampling its process tree's memory every ``every_s``."""
+    """Run ``command`` to its end, timing it and sampling its process tree's memory and CPU (per process and per
+    thread) every ``every_s``."""
     samples: list[tuple[float, dict[str, int]]] = []
     cpu: dict[int, tuple[str, float]] = {}
+    threads: dict[tuple[int, int], tuple[str, str, float]] = {}
     started = time.perf_counter()
     process = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     done = threading.Event()
@@ -89,6 +159,7 @@ def run_measured(command: list[str], cwd: Path, env: dict[str, str], every_s: fl
         while not done.wait(every_s):
             samples.append((time.perf_counter() - started, rss_by_name(process.pid)))
             cpu.update(cpu_by_process(process.pid))
+            threads.update(cpu_by_thread(process.pid))
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
@@ -96,4 +167,4 @@ def run_measured(command: list[str], cwd: Path, env: dict[str, str], every_s: fl
     elapsed = time.perf_counter() - started
     done.set()
     sampler.join()
-    return Measured(elapsed, process.returncode, stdout, stderr, samples, cpu, process.pid)
+    return Measured(elapsed, process.returncode, stdout, stderr, samples, cpu, process.pid, threads)
