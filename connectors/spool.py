@@ -24,7 +24,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -91,19 +91,31 @@ class SpoolWriter:
 
 
 def spool_files(spool_dir: Path, after: str = "") -> list[str]:
-    """Spool files as relative paths, sorted (so by poll time); with ``after``, only those sorting after
-    it, and partitions (hours) before its own are not even listed."""
+    """Spool files as relative paths, sorted (so by poll time); with ``after``, only those sorting after it."""
+    return list(_spool_files_after(spool_dir, after))
+
+
+def has_spool_files(spool_dir: Path, after: str = "") -> bool:
+    """Whether any spool file sorts after ``after``: the partitions are looked at in order only until one is found
+    (the feed publisher and the run ask several times a second, and a long replay's backlog spans hundreds of hours)."""
+    return next(_spool_files_after(spool_dir, after), None) is not None
+
+
+def _spool_files_after(spool_dir: Path, after: str) -> Iterator[str]:
+    """Spool files sorting after ``after`` (all with ""), in order, partition by partition; partitions (days, hours)
+    before ``after``'s own are not listed."""
     if not spool_dir.exists():
-        return []
+        return
     after_hour = str(Path(after).parent) if after else ""
-    names: list[str] = []
+    after_day = after_hour.split("/")[0]
     for day in sorted(spool_dir.glob("date=*")):
+        if day.name < after_day:
+            continue
         for hour in sorted(day.glob("hour=*")):
             partition = f"{day.name}/{hour.name}"
             if partition < after_hour:
                 continue
-            names += [f"{partition}/{path.name}" for path in hour.glob("poll-*.jsonl")]
-    return sorted(name for name in names if name > after)
+            yield from sorted(name for path in hour.glob("poll-*.jsonl") if (name := f"{partition}/{path.name}") > after)
 
 
 def last_poll_time(spool_file: Path) -> float:
@@ -195,8 +207,9 @@ class FeedPublisher:
         through = self._state()["through"]
         return last_poll_time(self.spool_dir / through) if through else None
 
-    def backlog(self) -> list[str]:
-        return spool_files(self.spool_dir, after=self._state()["through"])
+    def has_backlog(self) -> bool:
+        """Whether the spool holds a file not yet published."""
+        return has_spool_files(self.spool_dir, after=self._state()["through"])
 
     def read_by_job(self) -> bool:
         """Whether the job has read and checkpointed every publication."""
@@ -211,12 +224,12 @@ class FeedPublisher:
         if pending is None:
             # Asked before the listing: if the input had ended then, the listing holds all of it.
             ending = self.closing_after_s is not None and self.input_ended is not None and self.input_ended()
+            if not self.read_by_job():  # nothing can be published yet: the backlog is not listed, only looked for
+                if self.request_checkpoint is not None and has_spool_files(self.spool_dir, after=state["through"]):
+                    self.request_checkpoint()
+                return None
             names = spool_files(self.spool_dir, after=state["through"])
             if not names:
-                return None
-            if not self.read_by_job():
-                if self.request_checkpoint is not None:
-                    self.request_checkpoint()
                 return None
             pending = {"from": state["through"], "through": names[-1], "number": state["next"],
                        "closing_after_s": self.closing_after_s if ending else 0}

@@ -416,7 +416,7 @@ class LocalRun:
         if drained is None or drained != self.restored_from:
             return
         source = self.poller.source
-        if isinstance(source, ReplaySource) and source.done and not self.publisher.backlog():
+        if isinstance(source, ReplaySource) and source.done and not self.publisher.has_backlog():
             assert self.client is not None
             names = [path.stem for path in feature_files(self.config.features_dir)]
             self.feature_groups = [name for name in names if self.client.exists(name)]
@@ -513,7 +513,7 @@ class LocalRun:
         (asking for checkpoints meanwhile), then stop it with a draining savepoint."""
         deadline = time.monotonic() + timeout_s
         interrupted = interrupted or threading.Event()
-        while not self.poller.stats.finished or self.publisher.backlog():
+        while not self.poller.stats.finished or self.publisher.has_backlog():
             self._tick(deadline, interrupted, "the replay to be published")
         self._wait_for_the_job_to_read(deadline, interrupted)
         self.timeline.mark("all_read")

@@ -6,7 +6,7 @@ import json
 import random
 
 from connectors.blockchain.source import Poll
-from connectors.spool import FeedPublisher, ProgressLog, SpoolWriter, last_poll_time, spool_files
+from connectors.spool import FeedPublisher, ProgressLog, SpoolWriter, has_spool_files, last_poll_time, spool_files
 
 T0 = 1714521600.0
 
@@ -33,6 +33,22 @@ def test_spool_files_are_partitioned_complete_and_sort_by_poll_time(tmp_path) ->
     lines = [json.loads(line) for line in (tmp_path / "spool" / names[0]).read_text().splitlines()]
     assert lines == [{"hash": "h0", "time": int(T0), "fee": 1, "polled_at": T0 + 0.25},
                      {"heartbeat": True, "time": int(T0), "polled_at": T0 + 0.25}]
+
+
+def test_spool_files_after_a_name_span_later_days_and_hours_only(tmp_path) -> None:
+    writer = SpoolWriter(tmp_path / "spool", durable=False)
+    hours = [0, 1, 23, 24, 25, 47, 48, 71]  # polls in four days, several hours each
+    for hour in hours:
+        writer.write(poll(hour * 240))  # 240 polls of 15 s = 1 h
+    names = spool_files(tmp_path / "spool")
+    assert [name.split("/poll-")[0] for name in names] == [
+        "date=2024-05-01/hour=00", "date=2024-05-01/hour=01", "date=2024-05-01/hour=23", "date=2024-05-02/hour=00",
+        "date=2024-05-02/hour=01", "date=2024-05-02/hour=23", "date=2024-05-03/hour=00", "date=2024-05-03/hour=23"]
+    for index, name in enumerate(names):
+        assert spool_files(tmp_path / "spool", after=name) == names[index + 1:]
+        assert has_spool_files(tmp_path / "spool", after=name) == (index < len(names) - 1)
+    assert spool_files(tmp_path / "spool", after="date=2024-05-02/hour=00/poll-0") == names[3:]  # before the hour's first
+    assert has_spool_files(tmp_path / "spool") and not has_spool_files(tmp_path / "elsewhere")
 
 
 def test_a_replayed_poll_written_again_rewrites_its_own_file(tmp_path) -> None:
