@@ -46,32 +46,40 @@ def cpu_by_process(pid: int) -> dict[int, tuple[str, float]]:
     return found
 
 
-def _process_label(process: int, name: str) -> str:
+def _process_label(process: int, name: str) -> str | None:
     """java, or a Python process by what it runs (``-m module`` or its script's name): the run, the feature store,
-    a Python worker."""
+    a Python worker. None while its command line cannot be read (an exiting process has none)."""
     if name != "python":
         return name
     try:
         argv = Path(f"/proc/{process}/cmdline").read_bytes().decode(errors="replace").split("\0")
     except OSError:
-        return name
+        return None
+    if not argv[0]:
+        return None
     if "-m" in argv[:-1]:
         return f"python -m {argv[argv.index('-m') + 1]}"
     scripts = [Path(arg).name for arg in argv[1:] if arg.endswith(".py")]
     return f"python {scripts[0]}" if scripts else name
 
 
-def cpu_by_thread(pid: int) -> dict[tuple[int, int], tuple[str, str, float]]:
-    """Per thread of a process tree, keyed by (process, thread id): its process's label (_process_label), its own
-    name as Linux keeps it (15 characters: 'C2 CompilerThre', 'Source Data Fet', a Flink task's operator chain) and
-    the CPU seconds it has used so far (user + system)."""
+def cpu_by_thread(pid: int, labels: dict[int, str]) -> dict[tuple[int, int], tuple[str, str, float]]:
+    """Per thread of a process tree, keyed by (process, thread id): its process's label (_process_label, kept in
+    ``labels`` from the first time it could be read), its own name as Linux keeps it (15 characters: 'C2
+    CompilerThre', 'Source Data Fet', a Flink task's operator chain) and the CPU seconds it has used so far (user +
+    system)."""
     found = {}
     for process in [pid, *descendants(pid)]:
         try:
-            label = _process_label(process, Path(f"/proc/{process}/comm").read_text().strip())
+            if process not in labels:
+                label = _process_label(process, Path(f"/proc/{process}/comm").read_text().strip())
+                if label is None:
+                    continue
+                labels[process] = label
             threads = list(Path(f"/proc/{process}/task").iterdir())
         except OSError:
             continue
+        label = labels[process]
         for thread in threads:
             try:
                 text = (thread / "stat").read_text()
@@ -151,6 +159,7 @@ def run_measured(command: list[str], cwd: Path, env: dict[str, str], every_s: fl
     samples: list[tuple[float, dict[str, int]]] = []
     cpu: dict[int, tuple[str, float]] = {}
     threads: dict[tuple[int, int], tuple[str, str, float]] = {}
+    labels: dict[int, str] = {}
     started = time.perf_counter()
     process = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     done = threading.Event()
@@ -159,7 +168,7 @@ def run_measured(command: list[str], cwd: Path, env: dict[str, str], every_s: fl
         while not done.wait(every_s):
             samples.append((time.perf_counter() - started, rss_by_name(process.pid)))
             cpu.update(cpu_by_process(process.pid))
-            threads.update(cpu_by_thread(process.pid))
+            threads.update(cpu_by_thread(process.pid, labels))
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()

@@ -41,4 +41,4 @@ def test_a_named_threads_cpu_is_reported_under_its_name(tmp_path) -> None:
     assert "JIT compilers 0.0 s" in lines[0]  # no JVM in this tree
     # Python's threads count as their process: the busiest row is the process, with the worker's CPU in it.
     process_row = lines[1].split()
-    assert process_row[:2] == ["python", "busy_child.py"] and float(process_row[2]) >= busy[0]
+    assert process_row[:2] == ["python", "busy_child.py"] and float(process_row[2]) >= busy[0] - 0.05  # shown to 0.1 s
