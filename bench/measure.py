@@ -49,7 +49,7 @@ def cpu_by_process(pid: int) -> dict[int, tuple[str, float]]:
 def _process_label(process: int, name: str) -> str | None:
     """java, or a Python process by what it runs (``-m module`` or its script's name): the run, the feature store,
     a Python worker. None while its command line cannot be read (an exiting process has none)."""
-    if name != "python":
+    if not name.startswith("python"):  # python, python3, python3.11
         return name
     try:
         argv = Path(f"/proc/{process}/cmdline").read_bytes().decode(errors="replace").split("\0")
