@@ -31,18 +31,23 @@ def rss_by_name(pid: int) -> dict[str, int]:
 _TICK_S = 1 / os.sysconf("SC_CLK_TCK")
 
 
+def _name_and_cpu(stat: Path) -> tuple[str, float]:
+    """A process's or thread's name and the CPU seconds it has used so far (user + system), from its /proc stat."""
+    name, rest = stat.read_text().split(" (", 1)[1].rsplit(") ", 1)
+    fields = rest.split()
+    return name, (int(fields[11]) + int(fields[12])) * _TICK_S
+
+
 def cpu_by_process(pid: int) -> dict[int, tuple[str, float]]:
     """Per process of a tree: its name (java, python...) and the CPU seconds it has used so far (user + system)."""
     found = {}
     for process in [pid, *descendants(pid)]:
         try:
-            text = Path(f"/proc/{process}/stat").read_text()
+            name, seconds = _name_and_cpu(Path(f"/proc/{process}/stat"))
         except OSError:
             continue
-        name, rest = text.split(" (", 1)[1].rsplit(") ", 1)
-        fields = rest.split()
         name = "java" if name == "java" else "python" if name.startswith("python") else name
-        found[process] = (name, (int(fields[11]) + int(fields[12])) * _TICK_S)
+        found[process] = (name, seconds)
     return found
 
 
@@ -82,12 +87,10 @@ def cpu_by_thread(pid: int, labels: dict[int, str]) -> dict[tuple[int, int], tup
         label = labels[process]
         for thread in threads:
             try:
-                text = (thread / "stat").read_text()
+                name, seconds = _name_and_cpu(thread / "stat")
             except OSError:
                 continue
-            name, rest = text.split(" (", 1)[1].rsplit(") ", 1)
-            fields = rest.split()
-            found[(process, int(thread.name))] = (label, name, (int(fields[11]) + int(fields[12])) * _TICK_S)
+            found[(process, int(thread.name))] = (label, name, seconds)
     return found
 
 
