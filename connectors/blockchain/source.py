@@ -191,10 +191,11 @@ class RecordingError(RuntimeError):
     """A recording that cannot be read on (a corrupt or truncated gzip file, an unreadable file)."""
 
 
-def read_recording(path: Path) -> Iterator[Poll]:
+def read_recording(path: Path, skip: int = 0) -> Iterator[Poll]:
     """Polls from a recording (.jsonl or .jsonl.gz), one per line, as raw pages. A line that is not a poll
     comes as a Poll with a ``problem`` (it goes to the dead letter), stamped with the previous poll's time;
-    a truncated last line (a crash while recording) is skipped with a warning."""
+    a truncated last line (a crash while recording) is skipped with a warning. ``skip``: how many polls to pass
+    over first (a resumed replay's), only their times read: splitting them would cost as much as replaying them."""
     previous = 0.0
     number = 0
     try:
@@ -202,6 +203,11 @@ def read_recording(path: Path) -> Iterator[Poll]:
         with gzip.open(path, "rb") if str(path).endswith(".gz") else open(path, "rb", buffering=READ_BUFFER) as lines:
             for number, line in enumerate(lines, start=1):
                 if not line.strip():
+                    continue
+                if skip > 0:
+                    skip -= 1
+                    stamp = _poll_time(line.rstrip(b"\r\n"))
+                    previous = previous if stamp is None else stamp
                     continue
                 poll, previous = _recorded_poll(line, previous, path, number)
                 if poll.problem and not line.endswith(b"\n"):  # only the last line can lack its newline
@@ -239,12 +245,7 @@ def last_polled_at(path: Path) -> float | None:
 
 def _last_stamp(lines: list[bytes]) -> float | None:
     """The newest poll time among a recording's last lines: a line that is not a poll is stamped with the one before."""
-    for line in reversed(lines):
-        try:
-            return float(_STAMP.decode(line).polled_at)
-        except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
-            continue
-    return None
+    return next((stamp for line in reversed(lines) if (stamp := _poll_time(line)) is not None), None)
 
 
 def _recorded_poll(line: bytes, previous: float, path: Path, number: int) -> tuple[Poll, float]:
@@ -254,12 +255,19 @@ def _recorded_poll(line: bytes, previous: float, path: Path, number: int) -> tup
         poll = Poll(lines.polled_at, page=page)
         poll._lines = lines
         return poll, lines.polled_at
-    try:
-        polled_at = _STAMP.decode(page).polled_at
-    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+    polled_at = _poll_time(page)
+    if polled_at is None:
         return Poll(previous, page=page, problem=f"{path.name}:{number} is not a recorded poll "
                                                   "(a JSON object with polled_at and txs)"), previous
     return Poll(polled_at, page=page), polled_at
+
+
+def _poll_time(page: bytes) -> float | None:
+    """A recording line's polled_at, read without decoding its transactions; None if it is not a recorded poll."""
+    try:
+        return float(_STAMP.decode(page).polled_at)
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+        return None
 
 
 class ReplaySource:
@@ -285,10 +293,7 @@ class ReplaySource:
         if first is None:
             raise ValueError(f"{self.path} holds no polls")
         self.first_polled_at = first.polled_at
-        self._polls = read_recording(self.path)
-        for _ in range(start_index):
-            if next(self._polls, None) is None:
-                break
+        self._polls = read_recording(self.path, skip=start_index)
         self._next = next(self._polls, None)
 
     @property

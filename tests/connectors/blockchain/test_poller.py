@@ -149,6 +149,23 @@ def test_read_recording_skips_a_truncated_last_line(tmp_path) -> None:
     assert [p.polled_at for p in read_recording(path)] == [T0]
 
 
+def test_a_resumed_replay_reads_on_as_the_whole_replay_does(tmp_path) -> None:
+    """Polls passed over by a resumed replay are not split, yet what follows is the same: a line that is not a poll
+    right after them is still stamped with the last one's time, blank lines are not counted as polls."""
+    path = tmp_path / "rec.jsonl"
+    path.write_text("\n".join([Poll(T0, [{"hash": "a"}]).to_json(), "", Poll(T0 + 15, [{"hash": "b"}]).to_json(),
+                               "not a poll", Poll(T0 + 30, [{"hash": "c"}]).to_json()]) + "\n")
+    whole = list(read_recording(path))
+    assert [(p.polled_at, p.problem is not None) for p in whole] == [(T0, False), (T0 + 15, False), (T0 + 15, True),
+                                                                     (T0 + 30, False)]
+    for skip in range(len(whole) + 2):
+        resumed = list(read_recording(path, skip=skip))
+        assert [(p.polled_at, p.page, p.problem, p.lines.text) for p in resumed] == [
+            (p.polled_at, p.page, p.problem, p.lines.text) for p in whole[skip:]]
+    assert ReplaySource(path, speed=0, start_index=2).fetch().problem is not None
+    assert ReplaySource(path, speed=0, start_index=3).fetch().txs == [{"hash": "c"}]
+
+
 def test_synthetic_pages_look_like_the_api() -> None:
     generated = list(polls(SyntheticProfile(duration_s=300)))
     assert len(generated) == 21
