@@ -89,7 +89,7 @@ def _flink_home() -> Path:
 
 def _install_identity(*extra: str) -> str:
     flink_home = _flink_home()
-    java = shutil.which("java") or ""
+    java = shutil.which(launcher.find_java_executable()) or ""  # the java PyFlink launches: JAVA_HOME's, else PATH's
     identity = [str(Path(java).resolve()) if java else ""]
     for jar in sorted([*flink_home.glob("lib/*.jar"), *flink_home.glob("opt/*.jar")]):
         stat = jar.stat()
