@@ -111,7 +111,7 @@ class RunView(LiveView):
 
     def render(self) -> Group:
         counters, newest = self.snapshot()
-        table = Table(title=f"chainfeat run — Flink dashboard http://127.0.0.1:{self.local.options.dashboard_port}",
+        table = Table(title=f"chainfeat run — Flink dashboard http://127.0.0.1:{self.local.dashboard_port}",
                       show_header=False)
         table.add_column("counter", style="bold")
         table.add_column("value", justify="right")

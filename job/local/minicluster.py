@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
+import random
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,11 +37,30 @@ def planning_from_this_thread() -> Iterator[None]:
             gc.enable()
 
 
+# Outgoing connections (py4j's, the Python workers', the feature store clients') take their local port from the
+# kernel's ephemeral range, so a port found free there can be taken by one of them before the server that was to bind
+# it does ("Could not start rest endpoint on any port", seen once a ~2 minute start-up). free_port picks below it.
+EPHEMERAL_PORTS = Path("/proc/sys/net/ipv4/ip_local_port_range")
+LOWEST_FREE_PORT = 20000  # clear of the well-known ports and of most services' defaults
+_FREE_PORT_TRIES = 50
+
+
 def free_port() -> int:
-    """A free TCP port on the loopback interface (the dashboard's, when none is asked for)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    """A free TCP port on the loopback interface (the dashboard's, when none is asked for) for a server this process
+    or a child starts soon: below the ephemeral range where the system states one, else any the kernel gives."""
+    try:
+        ephemeral_from = int(EPHEMERAL_PORTS.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        ephemeral_from = LOWEST_FREE_PORT
+    below = range(LOWEST_FREE_PORT, ephemeral_from)
+    for port in [*random.sample(below, min(_FREE_PORT_TRIES, len(below))), 0]:
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return int(probe.getsockname()[1])
+    raise OSError("no free TCP port on 127.0.0.1")
 
 
 def use_log_dir(logs: Path) -> None:
