@@ -39,7 +39,7 @@ def planning_from_this_thread() -> Iterator[None]:
 
 # Outgoing connections (py4j's, the Python workers', the feature store clients') take their local port from the
 # kernel's ephemeral range, so a port found free there can be taken by one of them before the server that was to bind
-# it does ("Could not start rest endpoint on any port", seen once a ~2 minute start-up). free_port picks below it.
+# it does ("Could not start rest endpoint on any port", seen in a 10 M benchmark run). free_port picks below it.
 EPHEMERAL_PORTS = Path("/proc/sys/net/ipv4/ip_local_port_range")
 LOWEST_FREE_PORT = 20000  # clear of the well-known ports and of most services' defaults
 _FREE_PORT_TRIES = 50
