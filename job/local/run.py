@@ -12,16 +12,12 @@ flushed.
 
 from __future__ import annotations
 
-import contextlib
 import enum
 import json
 import logging
-import os
-import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -232,26 +228,6 @@ SPOOL_BATCH_BYTES = 8 * 1024 * 1024  # a replay at speed 0 writes spool files of
 FEED_PUBLISH_INTERVAL_S = 0.2
 
 
-# A replay as fast as possible only fills the spool ahead of the job. Where the CPU is short it yields it: to the
-# job's JVM, which otherwise is left a backlog to read alone at the end, and to the rest of this process.
-# (bench/HISTORY.md, 2026-12-07 "A replay that yields the CPU".)
-REPLAY_NICENESS = 10
-
-
-def yielding_the_cpu(target: Callable[..., Any]) -> Callable[..., None]:
-    """``target`` for a thread that first lowers its own scheduling priority by REPLAY_NICENESS (on Linux, where
-    niceness is per thread; elsewhere it runs as it is)."""
-
-    def run(*args: Any) -> None:
-        if sys.platform == "linux":
-            with contextlib.suppress(OSError):
-                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(),
-                               os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) + REPLAY_NICENESS)
-        target(*args)
-
-    return run
-
-
 def durable_spool(source: str) -> bool:
     """Whether the spool (and the feed made of it) is fsynced: live polls cannot be fetched again, a replay's can."""
     return source == "live"
@@ -366,9 +342,7 @@ class LocalRun:
             # Adds new columns, refuses removed or retyped ones; a group created now is one a feature file added.
             self.added_groups = ensure_feature_groups(self.client, pipeline.feature_groups)
 
-            as_fast_as_possible = self.options.source == "replay" and self.options.speed == 0
-            poll = yielding_the_cpu(self.poller.run) if as_fast_as_possible else self.poller.run
-            self._spawn(poll, self.stop_event, name="poller")  # a replay fills the spool while the job starts
+            self._spawn(self.poller.run, self.stop_event, name="poller")  # a replay fills the spool while the job starts
             self._submit(pipeline)
         self.plan_loaded = pipeline.plan_loaded
         self.timeline.mark("job_submitted")

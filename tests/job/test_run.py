@@ -4,11 +4,9 @@ kill, an outage that fails the job, replay speed — each checked against the in
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import subprocess
-import threading
 import time
 import urllib.request
 from datetime import datetime, timezone
@@ -22,7 +20,7 @@ from connectors.featurestore.client import FeatureStoreClient, FeatureStoreConfi
 from connectors.featurestore.local.offline import OfflineQueryError, feature_groups, run_query
 from job.flow.sql_files import FEATURES_DIR
 from job.local.data_dir import DataDir
-from job.local.run import BUNDLED_RECORDING, REPLAY_NICENESS, yielding_the_cpu
+from job.local.run import BUNDLED_RECORDING
 from tests.conftest import CHAINFEAT
 from tests.reference import expected_results, minute_key, tumbling
 from tests.support import (
@@ -504,18 +502,3 @@ def _windows_offline(data_dir: Path) -> int:
         return len(offline_features(data_dir))
     except OfflineQueryError:  # the run has not created the group yet
         return 0
-
-
-@pytest.mark.skipif(not hasattr(os, "setpriority"), reason="no per-thread niceness here")
-def test_a_replay_thread_that_yields_the_cpu_lowers_its_own_priority_and_no_other_s() -> None:
-    """A replay as fast as possible runs REPLAY_NICENESS below the rest of the run (on Linux niceness is per thread)."""
-    def niceness() -> int:
-        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-
-    before = niceness()
-    seen: list[tuple[str, int]] = []
-    thread = threading.Thread(target=yielding_the_cpu(lambda tag: seen.append((tag, niceness()))), args=("replay",))
-    thread.start()
-    thread.join()
-    assert seen == [("replay", min(before + REPLAY_NICENESS, 19))]
-    assert niceness() == before
