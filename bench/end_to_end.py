@@ -177,6 +177,9 @@ def stage_lines(result: dict) -> list[str]:
     lines = [f"    {labels.get(step, step):<52} {seconds:6.1f} s  {100 * seconds / total:5.1f} %" for step, seconds in steps]
     if "replay_finished" in timeline:
         lines.append(f"    (replay + spool, in parallel with the above, done at {timeline['replay_finished']:.1f} s)")
+    if result["summary"].get("job_plan") != "cached":
+        lines.append("    (the job was planned in this run, its plan not yet cached: the first run after a change to the "
+                     "job's code or SQL; the next run loads it, a few seconds sooner)")
     return lines
 
 
