@@ -206,7 +206,7 @@ def read_recording(path: Path, skip: int = 0) -> Iterator[Poll]:
                     continue
                 if skip > 0:
                     skip -= 1
-                    stamp = _poll_time(line.rstrip(b"\r\n"))
+                    stamp = _poll_time(line)
                     previous = previous if stamp is None else stamp
                     continue
                 poll, previous = _recorded_poll(line, previous, path, number)

@@ -99,7 +99,6 @@ def test_a_flink_home_or_lib_dir_the_user_chose_is_kept(monkeypatch) -> None:
     assert os.environ["FLINK_HOME"] == "/opt/flink" and "FLINK_LIB_DIR" not in os.environ
 
 
-
 def test_the_archive_belongs_to_the_java_pyflink_launches_java_home_s_before_path_s(tmp_path, monkeypatch) -> None:
     """An archive built by one Java is refused by another (silently, -Xshare:auto): it is named after the java PyFlink
     starts, which is JAVA_HOME's when that is set, whatever java PATH finds first."""
@@ -114,6 +113,7 @@ def test_the_archive_belongs_to_the_java_pyflink_launches_java_home_s_before_pat
     assert from_java_home != from_path
     os.utime(other_java, ns=(time.time_ns(), time.time_ns() + 10**9))  # that Java updated in place: a new archive
     assert jvm.archive_path() not in {from_path, from_java_home}
+
 
 def python_with_its_own_jvm(program: str, jvm_args: str | None = None,
                             temp_dir: Path | None = None) -> subprocess.CompletedProcess:

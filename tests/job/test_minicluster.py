@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 from types import SimpleNamespace
 
+import pytest
 from rich.console import Console
 
 from job.cli.live_view import RunView
@@ -13,6 +14,8 @@ from job.local import minicluster
 
 def test_a_free_port_lies_below_the_ephemeral_range_where_outgoing_connections_take_theirs() -> None:
     ephemeral_from = int(minicluster.EPHEMERAL_PORTS.read_text().split()[0])
+    if ephemeral_from <= minicluster.LOWEST_FREE_PORT:
+        pytest.skip(f"this system's ephemeral ports start at {ephemeral_from}: no room below them")
     ports = {minicluster.free_port() for _ in range(20)}
     assert all(minicluster.LOWEST_FREE_PORT <= port < ephemeral_from for port in ports), ports
     for port in ports:
