@@ -69,13 +69,13 @@ def measure(rows: int, bundle: int, concurrency: int) -> dict:
             client = FeatureStoreClient(FeatureStoreConfig(endpoint_url=store.url, concurrency=concurrency))
             client.ensure_feature_group(definition)
             client.put_records(GROUP, [{"hash_prefix": "warm", "event_time": 1.0, "nb_trx_5min": 0, "total_fee_5min": 0}])
-            before_client, before_store = cpu_seconds(os.getpid()), cpu_seconds(store._child.pid)
+            before_client, before_store = cpu_seconds(os.getpid()), cpu_seconds(store.pid)
             started = time.perf_counter()
             for start in range(0, rows, bundle):
                 write(client, start)
             seconds = time.perf_counter() - started
             store.flush_offline()  # the store's CPU includes moving every row to Parquet
-            after_client, after_store = cpu_seconds(os.getpid()), cpu_seconds(store._child.pid)
+            after_client, after_store = cpu_seconds(os.getpid()), cpu_seconds(store.pid)
             online = store.online_count(GROUP)
         finally:
             store.stop()

@@ -53,6 +53,11 @@ class StoreProcess:
             raise RuntimeError(problem)
         self.url = ready[0].strip()
 
+    @property
+    def pid(self) -> int:
+        """The serving process's id (what bench/write_path.py measures the store's CPU by)."""
+        return self._child.pid
+
     def _admin(self, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         request = urllib.request.Request(f"{self.url}/_chainfeat/{path}", data=json.dumps(body or {}).encode(),
                                          method="POST", headers={"Content-Type": "application/json"})

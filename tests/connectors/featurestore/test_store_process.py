@@ -36,9 +36,11 @@ def test_it_serves_answers_a_run_and_stops_with_every_record_on_disk(data_dir) -
         runtime.batch_write_record(Entries=[{"FeatureGroupName": GROUP, "Record": record(name, time_)}
                                             for name, time_ in (("a", "1"), ("b", "3"), ("c", "2"))])
         assert (store.online_count(GROUP), store.newest_record_id(GROUP)) == (3, "b")
+        assert store.pid != os.getpid() and _alive(store.pid)  # served by a process of its own
     finally:
         store.stop()
     store.stop()  # idempotent
+    assert not _alive(store.pid)
     assert sorted(row["tx_minute"] for row in offline_rows(data_dir)) == ["a", "b", "c"]
     LocalFeatureStoreServer(root, port=0).start().stop()  # the store is free again
 
@@ -48,7 +50,7 @@ def test_it_ends_when_its_parent_is_killed(data_dir) -> None:
     parent = subprocess.Popen(
         [sys.executable, "-c", "import sys, time\nfrom pathlib import Path\n"
          "from connectors.featurestore.local.process import StoreProcess\n"
-         "store = StoreProcess(Path(sys.argv[1]))\nprint(store._child.pid, flush=True)\ntime.sleep(300)", str(root)],
+         "store = StoreProcess(Path(sys.argv[1]))\nprint(store.pid, flush=True)\ntime.sleep(300)", str(root)],
         stdout=subprocess.PIPE, text=True)
     try:
         child = int(parent.stdout.readline())
