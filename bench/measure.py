@@ -13,10 +13,15 @@ from pathlib import Path
 from tests.support import descendants
 
 
-def rss_by_name(pid: int) -> dict[str, int]:
-    """Resident bytes of a process tree, summed per command name (java, python...)."""
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and the processes below it (one scan of /proc: a sample reads the tree once for all it measures)."""
+    return [pid, *descendants(pid)]
+
+
+def rss_by_name(tree: list[int]) -> dict[str, int]:
+    """Resident bytes of a process tree (process_tree), summed per command name (java, python...)."""
     totals: dict[str, int] = {}
-    for process in [pid, *descendants(pid)]:
+    for process in tree:
         try:
             text = Path(f"/proc/{process}/status").read_text()
         except OSError:
@@ -38,10 +43,11 @@ def _name_and_cpu(stat: Path) -> tuple[str, float]:
     return name, (int(fields[11]) + int(fields[12])) * _TICK_S
 
 
-def cpu_by_process(pid: int) -> dict[int, tuple[str, float]]:
-    """Per process of a tree: its name (java, python...) and the CPU seconds it has used so far (user + system)."""
+def cpu_by_process(tree: list[int]) -> dict[int, tuple[str, float]]:
+    """Per process of a tree (process_tree): its name (java, python...) and the CPU seconds it has used so far (user +
+    system)."""
     found = {}
-    for process in [pid, *descendants(pid)]:
+    for process in tree:
         try:
             name, seconds = _name_and_cpu(Path(f"/proc/{process}/stat"))
         except OSError:
@@ -68,13 +74,13 @@ def _process_label(process: int, name: str) -> str | None:
     return f"python {scripts[0]}" if scripts else name
 
 
-def cpu_by_thread(pid: int, labels: dict[int, str]) -> dict[tuple[int, int], tuple[str, str, float]]:
-    """Per thread of a process tree, keyed by (process, thread id): its process's label (_process_label, kept in
-    ``labels`` from the first time it could be read), its own name as Linux keeps it (15 characters: 'C2
-    CompilerThre', 'Source Data Fet', a Flink task's operator chain) and the CPU seconds it has used so far (user +
-    system)."""
+def cpu_by_thread(tree: list[int], labels: dict[int, str]) -> dict[tuple[int, int], tuple[str, str, float]]:
+    """Per thread of a process tree (process_tree), keyed by (process, thread id): its process's label
+    (_process_label, kept in ``labels`` from the first time it could be read), its own name as Linux keeps it (15
+    characters: 'C2 CompilerThre', 'Source Data Fet', a Flink task's operator chain) and the CPU seconds it has used
+    so far (user + system)."""
     found = {}
-    for process in [pid, *descendants(pid)]:
+    for process in tree:
         try:
             if process not in labels:
                 label = _process_label(process, Path(f"/proc/{process}/comm").read_text().strip())
@@ -169,9 +175,10 @@ def run_measured(command: list[str], cwd: Path, env: dict[str, str], every_s: fl
 
     def sample() -> None:
         while not done.wait(every_s):
-            samples.append((time.perf_counter() - started, rss_by_name(process.pid)))
-            cpu.update(cpu_by_process(process.pid))
-            threads.update(cpu_by_thread(process.pid, labels))
+            tree = process_tree(process.pid)
+            samples.append((time.perf_counter() - started, rss_by_name(tree)))
+            cpu.update(cpu_by_process(tree))
+            threads.update(cpu_by_thread(tree, labels))
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
