@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tomllib
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -43,20 +44,26 @@ def wheel(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def installed(wheel, tmp_path_factory) -> Path:
+def installed(wheel, tmp_path_factory) -> Iterator[Path]:
     """The bin/ of a venv holding the wheel and its pinned dependencies. The dependencies come from a venv cached by
-    their pins (they are the slow part); the wheel is installed into it afresh, and pip checks every requirement."""
+    their pins (they are the slow part); the wheel is installed into it afresh, and pip checks every requirement.
+
+    The venv is shared, and a reinstall removes the package for a moment: another test session's, or another
+    xdist worker's (pytest 9.2 ignores xdist_group: pytest-xdist 3.8 renames a test's node id where pytest no longer
+    reads it), would pull it from under a test using it. So an install takes the lock alone, and the tests using the
+    venv hold it shared until this module is done with it."""
     dependencies = tuple(tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["dependencies"])
     python = cached_venv("wheel-dependencies", dependencies)
     with open(python.parent.parent / ".wheel-install.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # another test session installing its wheel waits its turn
+        fcntl.flock(lock, fcntl.LOCK_EX)
         install = subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
                                   "--force-reinstall", "--no-deps", str(wheel)], capture_output=True, text=True,
                                  timeout=600)
-    assert install.returncode == 0, install.stderr[-3000:]
-    check = subprocess.run([str(python), "-m", "pip", "check"], capture_output=True, text=True, timeout=120)
-    assert check.returncode == 0, check.stdout + check.stderr
-    return python.parent
+        assert install.returncode == 0, install.stderr[-3000:]
+        check = subprocess.run([str(python), "-m", "pip", "check"], capture_output=True, text=True, timeout=120)
+        assert check.returncode == 0, check.stdout + check.stderr
+        fcntl.flock(lock, fcntl.LOCK_SH)
+        yield python.parent
 
 
 def user_environment(home: Path) -> dict[str, str]:
